@@ -1,0 +1,92 @@
+"""create_app: middlewares, routes and state set-up, in an explicit order. No logic."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from gateway import catalog, health, middleware
+from gateway.backends import SecretMissing
+from gateway.config import GatewayConfig
+from gateway.credentials import Credentials
+from gateway.keys import CONFIG, CREDENTIALS, LIFECYCLE, METRICS, RUNTIME, SESSION, Lifecycle
+from gateway.metrics import Metrics
+from gateway.proxy import model_handler
+from gateway.routes import (
+    MODEL_INFO,
+    MODEL_LISTS,
+    MODEL_ROUTES,
+    UNSUPPORTED,
+    UNSUPPORTED_PREFIXES,
+)
+from gateway.runtime import Runtime
+from policies import Policy
+
+log = logging.getLogger("gateway")
+
+
+class StartupError(Exception):
+    """The gateway cannot start with this config (a missing secret, say)."""
+
+
+async def _credentials(app: web.Application) -> AsyncIterator[None]:
+    app[CREDENTIALS] = credentials = Credentials()
+    yield
+    await credentials.close()
+
+
+async def _session(app: web.Application) -> AsyncIterator[None]:
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    # auto_decompress off: bodies pass through as the upstream sent them, and
+    # Accept-Encoding is never forwarded, so they arrive uncompressed.
+    app[SESSION] = session = aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
+    )
+    yield
+    await session.close()
+
+
+def _runtime_ctx(policies: Sequence[Policy]):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        try:
+            app[RUNTIME] = Runtime(app[CONFIG], app[CREDENTIALS], policies)
+        except SecretMissing as exc:
+            raise StartupError(str(exc)) from None
+        metrics = app[METRICS]
+        for deployment in app[RUNTIME].deployments.values():
+            for backend in deployment.backends:
+                metrics.backend_available.labels(deployment.name, backend.name).set(1)
+        app[LIFECYCLE].ready = True
+        yield
+        app[LIFECYCLE].ready = False
+
+    return ctx
+
+
+def create_app(config: GatewayConfig, policies: Sequence[Policy] = ()) -> web.Application:
+    app = web.Application(middlewares=[middleware.exchange])
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    app[LIFECYCLE] = Lifecycle()
+    app.cleanup_ctx.extend([_credentials, _session, _runtime_ctx(policies)])
+    app.on_response_prepare.append(middleware.request_id_headers)
+
+    router = app.router
+    for route in MODEL_ROUTES:
+        router.add_post(route.path, model_handler(route))
+    for path in MODEL_LISTS:
+        router.add_get(path, catalog.list_models)
+        router.add_get(path + "/{model}", catalog.get_model)
+    router.add_get(MODEL_INFO, catalog.model_info)
+    surfaces = "|".join(UNSUPPORTED)
+    for prefix in UNSUPPORTED_PREFIXES:
+        router.add_route("*", prefix + "/{surface:(" + surfaces + ")}{rest:(/.*)?}", catalog.unsupported)
+    router.add_get("/healthz", health.healthz)
+    router.add_get("/readyz", health.readyz)
+    router.add_get("/metrics", app[METRICS].handle)
+    return app

@@ -1,0 +1,100 @@
+"""Upstream backends: the URL, body model and auth header each upstream `api` expects."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gateway.config import DEFAULT_API_VERSION, ApiKeyAuth, BackendConfig, EntraAuth
+from gateway.credentials import Credentials, TokenProvider
+
+OPERATIONS = {
+    "azure-openai": ("chat/completions", "completions", "embeddings"),
+    "azure-ai-inference": ("chat/completions", "embeddings", "images/embeddings"),
+    "openai": ("chat/completions", "completions", "embeddings"),
+}
+
+
+class SecretMissing(Exception):
+    """A backend's key names an environment variable or file that is not there."""
+
+
+def _read_key(auth: ApiKeyAuth, where: str) -> str:
+    if auth.key_env is not None:
+        value = os.environ.get(auth.key_env, "").strip()
+        if not value:
+            raise SecretMissing(f"{where}: environment variable {auth.key_env} is not set")
+        return value
+    assert auth.key_file is not None
+    try:
+        value = auth.key_file.read_text().strip()
+    except OSError as exc:
+        raise SecretMissing(f"{where}: cannot read key file {auth.key_file}: {exc.strerror}") from exc
+    if not value:
+        raise SecretMissing(f"{where}: key file {auth.key_file} is empty")
+    return value
+
+
+def default_name(config: BackendConfig) -> str:
+    host = urlsplit(config.url).netloc
+    return f"{host}/{config.deployment}" if config.deployment else host
+
+
+@dataclass(slots=True, eq=False)
+class Backend:
+    name: str
+    api: str
+    priority: int
+    weight: int
+    model: str
+    urls: dict[str, str]  # operation -> full upstream URL
+    headers: dict[str, str]  # static auth headers (api keys)
+    token: TokenProvider | None
+    timeout: aiohttp.ClientTimeout
+    response_timeout: float
+
+    async def auth_headers(self) -> dict[str, str]:
+        if self.token is None:
+            return self.headers
+        return {"Authorization": "Bearer " + await self.token.token()}
+
+
+def build_backend(
+    config: BackendConfig, model: str, credentials: Credentials, where: str
+) -> Backend:
+    base = config.url.rstrip("/")
+    version = config.api_version or DEFAULT_API_VERSION.get(config.api, "")
+    urls: dict[str, str] = {}
+    for op in OPERATIONS[config.api]:
+        if config.api == "azure-openai":
+            urls[op] = f"{base}/openai/deployments/{config.deployment}/{op}?api-version={version}"
+        elif config.api == "azure-ai-inference":
+            urls[op] = f"{base}/models/{op}?api-version={version}"
+        else:
+            urls[op] = f"{base}/{op}"
+    headers: dict[str, str] = {}
+    token = None
+    if isinstance(config.auth, ApiKeyAuth):
+        key = _read_key(config.auth, where)
+        if config.api == "openai":
+            headers["Authorization"] = f"Bearer {key}"
+        else:
+            headers["api-key"] = key
+    elif isinstance(config.auth, EntraAuth):
+        token = credentials.provider(config.auth)
+    t = config.timeouts
+    return Backend(
+        name=config.name or default_name(config),
+        api=config.api,
+        priority=config.priority,
+        weight=config.weight,
+        model=config.model or model,
+        urls=urls,
+        headers=headers,
+        token=token,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.idle),
+        response_timeout=t.response,
+    )

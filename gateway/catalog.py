@@ -1,0 +1,61 @@
+"""What the caller may use: /v1/models, /openai/v1/models and /models/info."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import UnsupportedOperation
+from gateway.inbound import model_name
+from gateway.keys import EXCHANGE, RUNTIME
+from gateway.routes import UNSUPPORTED
+
+
+def _json(data: object) -> web.Response:
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+def _model(alias: str) -> dict[str, object]:
+    return {"id": alias, "object": "model", "created": 0, "owned_by": "model-gateway"}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    caller = runtime.authenticator.authenticate(request.headers)
+    request[EXCHANGE].consumer = caller.consumer
+    return _json({"object": "list", "data": [_model(a) for a in runtime.allowed(caller)]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    caller = runtime.authenticator.authenticate(request.headers)
+    request[EXCHANGE].consumer = caller.consumer
+    deployment = runtime.resolve(request.match_info["model"], caller)
+    return _json(_model(deployment.name))
+
+
+async def model_info(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    caller = runtime.authenticator.authenticate(request.headers)
+    ex = request[EXCHANGE]
+    ex.consumer = caller.consumer
+    alias = request.query.get("model") or model_name({}, request.headers, None, True)
+    deployment = runtime.resolve(alias, caller)
+    ex.deployment = deployment.name
+    config = deployment.config
+    return _json(
+        {
+            "model_name": config.model,
+            "model_type": config.model_type,
+            "model_provider_name": config.provider,
+        }
+    )
+
+
+async def unsupported(request: web.Request) -> web.Response:
+    what = UNSUPPORTED[request.match_info["surface"]]
+    raise UnsupportedOperation(
+        f"Model Gateway does not support {what} ({request.path}). It serves chat completions, "
+        "completions and embeddings; call the service directly for anything else."
+    )
+

@@ -1,0 +1,155 @@
+"""`model-gateway` and its verbs: serve, demo, simulate, check, hash-key."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import accesslog
+from gateway.config import ConfigError, GatewayConfig, load
+from gateway.settings import ProcessSettings
+
+
+def _config(path: Path | None) -> GatewayConfig:
+    path = path or ProcessSettings().config
+    if path is None:
+        raise ConfigError("no config: pass --config FILE or set MODEL_GATEWAY_CONFIG")
+    return load(path)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.app import StartupError
+    from gateway.server import serve
+
+    config = _config(args.config)
+    if args.workers > 1 and config.server.port == 0:
+        raise ConfigError("--workers needs a fixed server.port (not 0)")
+    accesslog.setup()
+    try:
+        return serve(config, args.workers)
+    except StartupError as exc:
+        print(f"model-gateway: cannot start: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway import demo
+
+    accesslog.setup()
+    demo.run(args.port)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from gateway.simulator import Fault, SimulatorSettings, create_simulator
+
+    faults = []
+    for spec in args.fault:
+        kind, _, rate = spec.partition(":")
+        faults.append(Fault(kind=kind, rate=float(rate) if rate else 1.0))  # type: ignore[arg-type]
+    settings = SimulatorSettings(
+        accept=tuple(args.accept), ttft_ms=args.ttft_ms, token_ms=args.token_ms,
+        completion_tokens=args.tokens, faults=faults,
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    web.run_app(create_simulator(settings), host=args.host, port=args.port,
+                handler_cancellation=True, access_log=None, print=lambda s: print(s, flush=True))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.backends import SecretMissing, _read_key, default_name
+    from gateway.config import ApiKeyAuth
+
+    config = _config(args.config)
+    print(f"config OK: {len(config.deployments)} deployments, {len(config.consumers)} consumers")
+    print(f"server: {config.server.host}:{config.server.port}  redis: "
+          f"{config.redis.url or 'none (in-process state)'}  "
+          f"anonymous: {'allowed' if config.auth.allow_anonymous else 'no'}")
+    problems = 0
+    for d in config.deployments:
+        print(f"deployment {d.name}: model {d.model}" + (f" ({d.version})" if d.version else ""))
+        for i, b in enumerate(d.backends):
+            auth = b.auth.type
+            if isinstance(b.auth, ApiKeyAuth):
+                auth += f" from {'$' + b.auth.key_env if b.auth.key_env else b.auth.key_file}"
+                try:
+                    _read_key(b.auth, f"deployments.{d.name}.backends[{i}]")
+                except SecretMissing as exc:
+                    print(f"  ! {exc}")
+                    problems += 1
+            print(f"  backend {b.name or default_name(b)}: {b.api} {b.url} "
+                  f"priority {b.priority} weight {b.weight} auth {auth}")
+    for c in config.consumers:
+        print(f"consumer {c.name}: {len(c.api_keys)} key(s), deployments {', '.join(c.deployments)}")
+    return 1 if problems else 0
+
+
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    from policies.auth import hash_key
+
+    key = args.key
+    if key is None:
+        key = getpass.getpass("key: ") if sys.stdin.isatty() else sys.stdin.readline()
+    key = key.strip()
+    if not key:
+        print("model-gateway hash-key: empty key", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="model-gateway", description=__doc__)
+    verbs = p.add_subparsers(dest="verb", required=True)
+
+    s = verbs.add_parser("serve", help="run the gateway")
+    s.add_argument("--config", type=Path, help="YAML config (default: $MODEL_GATEWAY_CONFIG)")
+    s.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    s.set_defaults(func=cmd_serve)
+
+    d = verbs.add_parser("demo", help="gateway + simulator in one process, ready to call")
+    d.add_argument("--port", type=int, default=8080)
+    d.set_defaults(func=cmd_demo)
+
+    m = verbs.add_parser("simulate", help="run only the upstream simulator")
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=8090)
+    m.add_argument("--ttft-ms", type=float, default=0.0)
+    m.add_argument("--token-ms", type=float, default=0.0)
+    m.add_argument("--tokens", type=int, default=16, help="completion tokens per reply")
+    m.add_argument("--accept", action="append", default=[], help="a credential to accept")
+    m.add_argument("--fault", action="append", default=[],
+                   help="KIND[:RATE], KIND one of 429 500 503 hang reset stall")
+    m.set_defaults(func=cmd_simulate)
+
+    c = verbs.add_parser("check", help="validate a config and print what it defines")
+    c.add_argument("--config", type=Path)
+    c.set_defaults(func=cmd_check)
+
+    h = verbs.add_parser("hash-key", help="print the digest a config stores for a key")
+    h.add_argument("key", nargs="?", help="the key (read from stdin when omitted)")
+    h.set_defaults(func=cmd_hash_key)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=ProcessSettings().log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"model-gateway: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,264 @@
+"""The gateway's YAML config: pydantic models (unknown keys rejected) and `load`.
+
+A loaded `GatewayConfig` is an immutable snapshot; environment variables with
+the `MODEL_GATEWAY_` prefix (and `__` for nesting) override the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from policies.auth import ConsumerConfig
+
+DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
+DEFAULT_API_VERSION = {"azure-openai": "2024-10-21", "azure-ai-inference": "2024-05-01-preview"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    drain_seconds: float = Field(30.0, ge=0)
+
+
+class RedisConfig(Strict):
+    url: str | None = None
+    on_error: Literal["open", "closed"] = "open"
+
+
+class AuthConfig(Strict):
+    # Accept callers without a credential: only for a sidecar listening on loopback.
+    allow_anonymous: bool = False
+
+
+class ApiKeyAuth(Strict):
+    type: Literal["api-key"]
+    key_env: str | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ApiKeyAuth:
+        if (self.key_env is None) == (self.key_file is None):
+            raise ValueError("name exactly one of key_env (an environment variable) or key_file")
+        return self
+
+
+class EntraAuth(Strict):
+    type: Literal["entra"]
+    credential: Literal["default", "managed-identity", "workload-identity"] = "default"
+    client_id: str | None = None
+    tenant_id: str | None = None
+    scope: str = DEFAULT_SCOPE
+
+
+class NoAuth(Strict):
+    type: Literal["none"]
+
+
+BackendAuth = Annotated[ApiKeyAuth | EntraAuth | NoAuth, Field(discriminator="type")]
+
+
+class Timeouts(Strict):
+    connect: float = Field(10.0, gt=0)
+    # Until the upstream's response headers arrive.
+    response: float = Field(120.0, gt=0)
+    # Longest silence between two reads of the response body (a stalled stream).
+    idle: float = Field(120.0, gt=0)
+
+
+class BackendConfig(Strict):
+    url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
+    api: Literal["azure-openai", "azure-ai-inference", "openai"]
+    # The upstream deployment name (azure-openai only).
+    deployment: str | None = None
+    # The model name sent upstream in the body; defaults to the deployment's `model`.
+    model: str | None = None
+    api_version: str | None = None
+    auth: BackendAuth = NoAuth(type="none")
+    priority: int = Field(0, ge=0)
+    weight: int = Field(1, ge=1)
+    # Label in metrics and logs; defaults to host[/deployment].
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._:/-]+$")
+    timeouts: Timeouts = Timeouts()
+
+    @model_validator(mode="after")
+    def _needs_deployment(self) -> BackendConfig:
+        if self.api == "azure-openai" and not self.deployment:
+            raise ValueError("an azure-openai backend needs `deployment` (the Azure deployment name)")
+        return self
+
+
+class DeploymentConfig(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:-]+$")
+    model: str
+    version: str | None = None
+    capacity: Literal["provisioned", "standard", "global-standard", "data-zone"] | None = None
+    # What /models/info reports.
+    model_type: Literal["chat-completion", "completion", "embeddings", "image-embeddings"] = (
+        "chat-completion"
+    )
+    provider: str = "AzureOpenAI"
+    default_max_tokens: int | None = Field(None, gt=0)
+    backends: tuple[BackendConfig, ...] = Field(min_length=1)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class GatewayConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MODEL_GATEWAY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerConfig = ServerConfig()
+    redis: RedisConfig = RedisConfig()
+    auth: AuthConfig = AuthConfig()
+    consumers: tuple[ConsumerConfig, ...] = ()
+    deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (the file arrives as init values).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewayConfig:
+        names = [d.name for d in self.deployments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"deployment names must be unique; repeated: {', '.join(dupes)}")
+        consumers = [c.name for c in self.consumers]
+        dupes = sorted({n for n in consumers if consumers.count(n) > 1})
+        if dupes:
+            raise ValueError(f"consumer names must be unique; repeated: {', '.join(dupes)}")
+        known = set(names)
+        for consumer in self.consumers:
+            unknown = [d for d in consumer.deployments if d != "*" and d not in known]
+            if unknown:
+                raise ValueError(
+                    f"consumer {consumer.name!r} names unknown deployments: {', '.join(unknown)}"
+                )
+        owners: dict[str, str] = {}
+        for consumer in self.consumers:
+            for digest in consumer.api_keys:
+                if digest in owners and owners[digest] != consumer.name:
+                    raise ValueError(
+                        f"one API key digest is given to both {owners[digest]!r} "
+                        f"and {consumer.name!r}"
+                    )
+                owners[digest] = consumer.name
+        if not self.consumers and not self.auth.allow_anonymous:
+            raise ValueError(
+                "no consumers are configured, so no caller could be authenticated: add "
+                "`consumers`, or set `auth: {allow_anonymous: true}` for a sidecar on 127.0.0.1"
+            )
+        if self.auth.allow_anonymous and not _is_loopback(self.server.host):
+            raise ValueError(
+                f"auth.allow_anonymous is only allowed when server.host is a loopback address "
+                f"(a sidecar), not {self.server.host!r}"
+            )
+        return self
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names file, line and key."""
+
+
+def _loc_text(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at `loc`, or of its nearest ancestor."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _discriminated(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # pydantic puts the union tag ("api-key", "entra") into the path; it is not a key.
+    return tuple(p for p in loc if p not in ("api-key", "entra", "none", "function-after"))
+
+
+def parse(text: str, source: str = "<config>") -> GatewayConfig:
+    try:
+        data = yaml.safe_load(text)
+        tree = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (server, deployments, ...)")
+    try:
+        return GatewayConfig(**data)
+    except ValidationError as exc:
+        lines = []
+        errors = exc.errors()
+        for err in errors:
+            loc = _discriminated(tuple(err["loc"]))
+            if err["type"] == "too_short" and any(
+                tuple(e["loc"])[: len(err["loc"])] == tuple(err["loc"]) and e is not err
+                for e in errors
+            ):
+                continue  # pydantic's echo of an item that failed: not a second problem
+            line = _line_of(tree, loc)
+            where = f"{source}:{line}" if line else source
+            key = _loc_text(loc) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (not part of the config format)"
+            lines.append(f"{where}: {key}: {msg}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
+
+
+def load(path: str | Path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    return parse(text, str(path))
+
+
+def dump_public(config: GatewayConfig) -> dict[str, Any]:
+    """The config as plain data, safe to print (it holds digests and secret *names* only)."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,114 @@
+"""Upstream Entra ID credentials: one azure.identity.aio credential per distinct
+setting, tokens cached and refreshed ahead of expiry, at most one fetch in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import (
+    DefaultAzureCredential,
+    ManagedIdentityCredential,
+    WorkloadIdentityCredential,
+)
+
+from gateway.config import EntraAuth
+from gateway.errors import UpstreamAuthFailed
+
+log = logging.getLogger("gateway.credentials")
+
+# Refresh this long before expiry, in the background, while the old token still works.
+REFRESH_MARGIN_S = 300.0
+# A token this close to expiry is not handed out at all.
+MIN_VALIDITY_S = 10.0
+
+
+class TokenProvider:
+    def __init__(self, credential: AsyncTokenCredential, scope: str) -> None:
+        self._credential = credential
+        self._scope = scope
+        self._token: AccessToken | None = None
+        self._fetching: asyncio.Task[AccessToken] | None = None
+        self.fetches = 0
+
+    async def token(self) -> str:
+        token = self._token
+        if token is not None:
+            left = token.expires_on - time.time()
+            if left > REFRESH_MARGIN_S:
+                return token.token
+            if left > MIN_VALIDITY_S:
+                self._start_fetch()  # refresh ahead; this request keeps the current token
+                return token.token
+        task = self._start_fetch()
+        try:
+            # shield: one caller giving up must not cancel the fetch the others await.
+            return (await asyncio.shield(task)).token
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise UpstreamAuthFailed(
+                f"Could not obtain an Entra ID token for {self._scope}: {type(exc).__name__}. "
+                "The upstream call was not made."
+            ) from exc
+
+    def invalidate(self) -> None:
+        """Forget the cached token (the upstream rejected it)."""
+        self._token = None
+
+    def _start_fetch(self) -> asyncio.Task[AccessToken]:
+        if self._fetching is None:
+            self._fetching = asyncio.get_running_loop().create_task(self._fetch())
+        return self._fetching
+
+    async def _fetch(self) -> AccessToken:
+        try:
+            self.fetches += 1
+            token = await self._credential.get_token(self._scope)
+            self._token = token
+            return token
+        except Exception as exc:
+            log.warning("token fetch for %s failed: %s", self._scope, type(exc).__name__)
+            raise
+        finally:
+            self._fetching = None
+
+
+def _make_credential(auth: EntraAuth) -> AsyncTokenCredential:
+    if auth.credential == "managed-identity":
+        return ManagedIdentityCredential(client_id=auth.client_id)
+    if auth.credential == "workload-identity":
+        return WorkloadIdentityCredential(client_id=auth.client_id, tenant_id=auth.tenant_id)
+    return DefaultAzureCredential(
+        managed_identity_client_id=auth.client_id,
+        workload_identity_client_id=auth.client_id,
+        workload_identity_tenant_id=auth.tenant_id,
+    )
+
+
+class Credentials:
+    """All upstream credentials of one app; outlives config reloads so tokens stay cached."""
+
+    def __init__(self) -> None:
+        self._credentials: dict[tuple[str, str | None, str | None], AsyncTokenCredential] = {}
+        self._providers: dict[tuple[str, str | None, str | None, str], TokenProvider] = {}
+
+    def provider(self, auth: EntraAuth) -> TokenProvider:
+        ident = (auth.credential, auth.client_id, auth.tenant_id)
+        key = (*ident, auth.scope)
+        provider = self._providers.get(key)
+        if provider is None:
+            credential = self._credentials.get(ident)
+            if credential is None:
+                credential = self._credentials[ident] = _make_credential(auth)
+            provider = self._providers[key] = TokenProvider(credential, auth.scope)
+        return provider
+
+    async def close(self) -> None:
+        for credential in self._credentials.values():
+            await credential.close()
+        self._credentials.clear()
+        self._providers.clear()

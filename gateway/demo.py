@@ -1,0 +1,78 @@
+"""`model-gateway demo`: the simulator and the gateway in one process, ready to call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import textwrap
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from gateway.server import run_loop, start
+from gateway.simulator import SimulatorSettings, create_simulator
+from policies.auth import hash_key
+
+DEMO_KEY = "demo-key-not-secret"
+
+
+def demo_config(simulator_url: str, port: int) -> GatewayConfig:
+    return GatewayConfig(
+        server={"host": "127.0.0.1", "port": port},
+        consumers=[{"name": "demo", "api_keys": [hash_key(DEMO_KEY)], "deployments": ["*"]}],
+        deployments=[
+            {
+                "name": "gpt-4o-mini",
+                "model": "gpt-4o-mini",
+                "backends": [{"url": simulator_url, "api": "azure-openai",
+                              "deployment": "gpt-4o-mini"}],
+            },
+            {
+                "name": "mistral-large",
+                "model": "mistral-large-2411",
+                "provider": "Mistral",
+                "backends": [{"url": simulator_url, "api": "azure-ai-inference"}],
+            },
+            {
+                "name": "text-embedding-3-small",
+                "model": "text-embedding-3-small",
+                "model_type": "embeddings",
+                "backends": [{"url": simulator_url + "/v1", "api": "openai"}],
+            },
+        ],
+    )
+
+
+def banner(url: str) -> str:
+    return textwrap.dedent(f"""\
+        Model Gateway demo: gateway {url} -> built-in upstream simulator
+        aliases: gpt-4o-mini (chat), mistral-large (chat), text-embedding-3-small (embeddings)
+        demo key: {DEMO_KEY}
+
+        curl {url}/v1/chat/completions -H "api-key: {DEMO_KEY}" -H "Content-Type: application/json" \\
+          -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+        python -c 'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}"); \\
+        print(c.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello"}}]).choices[0].message.content)'
+
+        Ctrl-C stops it.""")
+
+
+async def _main(port: int, ttft_ms: float, token_ms: float) -> None:
+    simulator = create_simulator(SimulatorSettings(ttft_ms=ttft_ms, token_ms=token_ms))
+    sim_runner, sim_port = await start(simulator, "127.0.0.1", 0)
+    app = create_app(demo_config(f"http://127.0.0.1:{sim_port}", port))
+    runner, bound = await start(app, "127.0.0.1", port, shutdown_timeout=2)
+    print(banner(f"http://127.0.0.1:{bound}"), flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await sim_runner.cleanup()
+
+
+def run(port: int, ttft_ms: float = 50.0, token_ms: float = 20.0) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        run_loop(lambda: _main(port, ttft_ms, token_ms))
+    except KeyboardInterrupt:
+        pass

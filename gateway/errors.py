@@ -1,0 +1,133 @@
+"""The gateway's own errors and the one JSON rendering every error gets.
+
+    Exception
+     ├── policies.errors.PolicyError     a policy said no (401, 403, 429, 400, 503)
+     └── GatewayError                    the gateway itself answers with an error
+          ├── InvalidRequest             400 invalid_request: malformed JSON, wrong types
+          ├── NoModelName                400 no_model_name
+          ├── ExtraParametersNotAllowed  400 extra_parameters_not_allowed
+          ├── UnsupportedOperation       400 unsupported_operation: batch, files, realtime ...
+          ├── UnknownModel               404 unknown_model / DeploymentNotFound
+          ├── RouteNotFound              404 not_found / 405 method_not_allowed
+          ├── RequestTooLarge            413 request_too_large
+          ├── UpstreamError              502 upstream_error: no usable answer from upstream
+          ├── UpstreamAuthFailed         503 upstream_auth_failed: no token for the upstream
+          ├── NoHealthyBackend           503 no_healthy_backend
+          └── UpstreamTimeout            504 upstream_timeout
+
+Body, always: {"error": {"code", "message", "type", "param", ...details}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+from aiohttp import web
+
+from gateway.flavours import Flavour
+from policies.errors import PolicyError, Unauthenticated
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.extra_headers = headers or {}
+
+
+class InvalidRequest(GatewayError):
+    status, code = 400, "invalid_request"
+
+
+class NoModelName(GatewayError):
+    status, code = 400, "no_model_name"
+
+
+class ExtraParametersNotAllowed(GatewayError):
+    status, code = 400, "extra_parameters_not_allowed"
+
+
+class UnsupportedOperation(GatewayError):
+    status, code = 400, "unsupported_operation"
+
+
+class UnknownModel(GatewayError):
+    status, code = 404, "unknown_model"
+
+
+class RouteNotFound(GatewayError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, code = 405, "method_not_allowed"
+
+
+class RequestTooLarge(GatewayError):
+    status, code = 413, "request_too_large"
+
+
+class UpstreamError(GatewayError):
+    status, code = 502, "upstream_error"
+
+
+class UpstreamAuthFailed(GatewayError):
+    status, code = 503, "upstream_auth_failed"
+
+
+class NoHealthyBackend(GatewayError):
+    status, code = 503, "no_healthy_backend"
+
+
+class UpstreamTimeout(GatewayError):
+    status, code = 504, "upstream_timeout"
+
+
+class InternalError(GatewayError):
+    status, code = 500, "internal_error"
+
+
+def _type_for(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
+def error_code(exc: GatewayError | PolicyError, flavour: Flavour) -> str:
+    """The code a client of this flavour expects for the error."""
+    if isinstance(exc, UnknownModel) and flavour is Flavour.AZURE_OPENAI:
+        return "DeploymentNotFound"
+    if isinstance(exc, Unauthenticated) and flavour is not Flavour.OPENAI and exc.code == "invalid_api_key":
+        return "401"  # what Azure's key gateway answers
+    return exc.code
+
+
+def error_body(exc: GatewayError | PolicyError, flavour: Flavour) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "code": error_code(exc, flavour),
+        "message": exc.message,
+        "type": _type_for(exc.status),
+        "param": exc.param if isinstance(exc, GatewayError) else None,
+    }
+    if isinstance(exc, PolicyError):
+        error.update(exc.details())
+    return {"error": error}
+
+
+def error_response(exc: GatewayError | PolicyError, flavour: Flavour) -> web.Response:
+    headers = exc.extra_headers if isinstance(exc, GatewayError) else exc.headers()
+    return web.Response(
+        status=exc.status,
+        body=orjson.dumps(error_body(exc, flavour)),
+        content_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,24 @@
+"""What the gateway learns about one request while serving it: the facts the
+access log and the metrics are made of. Filled by the handler, read once at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Exchange:
+    request_id: str
+    route: str  # the route template, never the raw path
+    started: float  # perf_counter
+    consumer: str = ""
+    identity: str = ""  # oid/appid of an Entra caller; never a token
+    deployment: str = ""
+    backend: str = ""
+    status: int = 0
+    stream: bool = False
+    error_code: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft: float | None = None  # seconds to the first streamed event
+    upstream_seconds: float = 0.0  # time spent waiting on the upstream

@@ -1,0 +1,20 @@
+"""/healthz (the process answers) and /readyz (it has a config and is not draining)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import LIFECYCLE
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[LIFECYCLE]
+    if state.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    if not state.ready:
+        return web.json_response({"status": "starting"}, status=503)
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,29 @@
+"""Every AppKey and RequestKey of the gateway, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.credentials import Credentials
+from gateway.exchange import Exchange
+from gateway.metrics import Metrics
+from gateway.runtime import Runtime
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    ready: bool = False
+    draining: bool = False
+
+
+CONFIG = web.AppKey("config", GatewayConfig)  # what the app was created with
+RUNTIME = web.AppKey("runtime", Runtime)  # the live snapshot; replaced whole on reload
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+CREDENTIALS = web.AppKey("credentials", Credentials)
+METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+EXCHANGE = web.RequestKey("exchange", Exchange)

@@ -1,0 +1,87 @@
+"""The request-wide frame: request id, the Exchange record, errors in the contract's
+JSON shape (never a traceback), then metrics and the access-log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from aiohttp import web
+
+from gateway import accesslog
+from gateway.errors import (
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    RouteNotFound,
+    error_code,
+    error_response,
+)
+from gateway.exchange import Exchange
+from gateway.keys import EXCHANGE, METRICS
+from gateway.proxy import Handler
+from gateway.routes import flavour_of_path
+from policies import PolicyError
+
+log = logging.getLogger("gateway")
+
+# Status recorded when the client went away before the response was complete.
+CLIENT_CLOSED = 499
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = uuid.uuid4().hex
+    ex = Exchange(request_id, _route(request), time.perf_counter())
+    request[EXCHANGE] = ex
+    try:
+        response = await _answer(request, handler, ex)
+    except (asyncio.CancelledError, ConnectionResetError):
+        ex.status = CLIENT_CLOSED
+        raise
+    else:
+        ex.status = response.status
+        return response
+    finally:
+        elapsed = time.perf_counter() - ex.started
+        request.app[METRICS].observe(ex, elapsed)
+        accesslog.emit(ex, elapsed)
+
+
+async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (GatewayError, PolicyError) as exc:
+        error: GatewayError | PolicyError = exc
+    except web.HTTPMethodNotAllowed:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.path}.")
+    except web.HTTPNotFound:
+        error = RouteNotFound(f"No route {request.method} {request.path} on this gateway.")
+    except web.HTTPException as exc:
+        error = InvalidRequest(exc.reason)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error serving request %s", ex.request_id)
+        error = InternalError(f"The gateway failed to serve this request (id {ex.request_id}).")
+    flavour = flavour_of_path(request.path)
+    ex.error_code = error_code(error, flavour)
+    return error_response(error, flavour)
+
+
+async def request_id_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, error or stream, names its request."""
+    ex = request.get(EXCHANGE)
+    if ex is not None:
+        response.headers["x-request-id"] = ex.request_id
+    client_id = request.headers.get("x-ms-client-request-id")
+    if client_id:
+        response.headers["x-ms-client-request-id"] = client_id

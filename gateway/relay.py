@@ -1,0 +1,153 @@
+"""Passing the upstream's answer to the client: whole JSON bodies, and streams
+event by event as they arrive, with the usage read on the way."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from gateway import sse
+from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.exchange import Exchange
+from gateway.upstream import response_headers
+from policies import PolicyChain, PolicyError, RequestContext, Usage
+
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+def record_usage(usage: Any, ctx: RequestContext, ex: Exchange) -> None:
+    if not isinstance(usage, dict):
+        return
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens", 0)
+    if isinstance(prompt, int) and isinstance(completion, int):
+        ctx.usage = Usage(prompt, completion)
+        ex.prompt_tokens, ex.completion_tokens = prompt, completion
+
+
+def _error_body(status: int, data: bytes) -> bytes:
+    """An upstream error body as it is when it has the contract's shape, else wrapped in it."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        return data
+    text = data[:200].decode(errors="replace").strip()
+    return orjson.dumps(
+        {
+            "error": {
+                "code": "upstream_error",
+                "message": f"The upstream answered HTTP {status}: {text}",
+                "type": "server_error" if status >= 500 else "invalid_request_error",
+                "param": None,
+            }
+        }
+    )
+
+
+async def relay_json(
+    upstream: aiohttp.ClientResponse, ctx: RequestContext, ex: Exchange
+) -> web.Response:
+    started = time.perf_counter()
+    try:
+        data = await upstream.read()
+    except TimeoutError:
+        raise UpstreamTimeout("The upstream stopped sending its response.") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"The upstream response broke off: {type(exc).__name__}.") from None
+    ex.upstream_seconds += time.perf_counter() - started
+    headers = response_headers(upstream.headers)
+    if upstream.status >= 400:
+        body = _error_body(upstream.status, data)
+        if body is not data:
+            ex.error_code = "upstream_error"
+        return web.Response(
+            body=body, status=upstream.status, headers=headers, content_type="application/json"
+        )
+    headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
+    if b'"usage"' in data:
+        try:
+            record_usage(orjson.loads(data).get("usage"), ctx, ex)
+        except (orjson.JSONDecodeError, AttributeError):
+            pass
+    return web.Response(body=data, status=upstream.status, headers=headers)
+
+
+class StreamRelay:
+    """One streamed response: upstream events in, strict `data: ...` events out."""
+
+    def __init__(
+        self, ctx: RequestContext, ex: Exchange, chain: PolicyChain, strip_usage: bool
+    ) -> None:
+        self.ctx, self.ex, self.chain = ctx, ex, chain
+        self.strip_usage = strip_usage
+        self.done = False
+
+    async def events(self, datas: list[bytes]) -> bytes:
+        out: list[bytes] = []
+        for data in datas:
+            if data == sse.DONE:
+                self.done = True
+                break
+            obj: dict[str, Any] | None = None
+            if sse.has_usage(data):
+                obj = orjson.loads(data)
+                record_usage(obj.get("usage"), self.ctx, self.ex)
+                if self.strip_usage and not obj.get("choices"):
+                    continue  # the usage-only chunk the client did not ask for
+            if self.chain.looks_at_chunks:
+                if obj is None:
+                    obj = orjson.loads(data)
+                await self.chain.on_response_chunk(self.ctx, obj)
+                data = orjson.dumps(obj)
+            out.append(sse.encode(data))
+        if out and self.ex.ttft is None:
+            self.ex.ttft = time.perf_counter() - self.ex.started
+        return b"".join(out)
+
+    async def run(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=200, headers={**STREAM_HEADERS, **response_headers(upstream.headers)}
+        )
+        await response.prepare(request)
+        decoder = sse.Decoder()
+        ex = self.ex
+        try:
+            while not self.done:
+                started = time.perf_counter()
+                chunk = await upstream.content.readany()
+                ex.upstream_seconds += time.perf_counter() - started
+                out = await self.events(decoder.feed(chunk) if chunk else decoder.close())
+                if out:
+                    await response.write(out)
+                if not chunk:
+                    break
+            await response.write(sse.DONE_EVENT)
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
+            # The client already has a 200 and some events: the only honest end is
+            # an error event in the stream's own format.
+            code = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_error"
+            ex.error_code = code
+            await response.write(_stream_error(code, f"The upstream stream failed: {type(exc).__name__}."))
+        except PolicyError as exc:
+            ex.error_code = exc.code
+            await response.write(_stream_error(exc.code, exc.message))
+        except orjson.JSONDecodeError:
+            ex.error_code = "upstream_error"
+            await response.write(_stream_error("upstream_error", "The upstream sent an event that is not JSON."))
+        await response.write_eof()
+        return response
+
+
+def _stream_error(code: str, message: str) -> bytes:
+    body = {"error": {"code": code, "message": message, "type": "server_error", "param": None}}
+    return sse.encode(orjson.dumps(body))

@@ -1,0 +1,100 @@
+"""Running apps on sockets: one process, or N worker processes sharing a port
+(SO_REUSEPORT), with a graceful drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from gateway.keys import LIFECYCLE
+
+log = logging.getLogger("gateway")
+
+# After SIGTERM, /readyz answers 503 for this long before the listener closes, so
+# that a load balancer stops sending new requests first.
+READY_GRACE_S = 2.0
+
+
+async def start(
+    app: web.Application, host: str, port: int, *, reuse_port: bool = False,
+    shutdown_timeout: float = 30.0,
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0 = any free port); returns the runner and the port."""
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
+    await site.start()
+    server = site._server  # the asyncio server: the only way to learn port 0's choice
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, bound
+
+
+def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_once(config: GatewayConfig, *, reuse_port: bool = False) -> None:
+    app = create_app(config)
+    server = config.server
+    runner, port = await start(
+        app, server.host, server.port, reuse_port=reuse_port,
+        shutdown_timeout=server.drain_seconds,
+    )
+    log.info("model-gateway pid %d listening on http://%s:%d", os.getpid(), server.host, port)
+    await _wait_for_stop()
+    app[LIFECYCLE].draining = True
+    log.info("draining: /readyz is 503; in-flight requests get up to %gs", server.drain_seconds)
+    await asyncio.sleep(min(READY_GRACE_S, server.drain_seconds))
+    await runner.cleanup()
+
+
+def _worker(config: GatewayConfig) -> None:
+    run_loop(lambda: serve_once(config, reuse_port=True))
+
+
+def serve(config: GatewayConfig, workers: int = 1) -> int:
+    if workers <= 1:
+        run_loop(lambda: serve_once(config))
+        return 0
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_worker, args=(config,)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+
+    def forward(sig: int, _: object) -> None:
+        for process in processes:
+            if process.pid is not None:
+                os.kill(process.pid, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+    return max((p.exitcode or 0) for p in processes)

@@ -1,0 +1,35 @@
+"""How the simulator behaves: credentials it accepts, latency, and faults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FaultKind = Literal["429", "500", "503", "hang", "reset", "stall"]
+
+
+class Fault(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FaultKind
+    # Probability that a request gets this fault ...
+    rate: float = Field(1.0, ge=0, le=1)
+    # ... or: every Nth request gets it (overrides rate).
+    every: int | None = Field(None, ge=1)
+
+
+class SimulatorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Credentials accepted as `api-key` or `Authorization: Bearer`; empty accepts anything.
+    accept: tuple[str, ...] = ()
+    ttft_ms: float = Field(0.0, ge=0)  # before the first token (and before a JSON answer)
+    token_ms: float = Field(0.0, ge=0)  # between two streamed tokens
+    completion_tokens: int = Field(16, ge=1)  # reply length when max_tokens does not cut it
+    embedding_dims: int = Field(8, ge=1)
+    retry_after_ms: int = Field(2000, ge=1)  # what a simulated 429 asks for
+    faults: list[Fault] = []
+    seed: int = 0
+    # Keep the last N request records for tests and /_sim/requests.
+    keep_records: int = Field(10_000, ge=0)

@@ -1,0 +1,28 @@
+"""Enforcement: authentication, and the policy chain that rate limits and content
+filters plug into. This package never imports `gateway`."""
+
+from policies.base import ANONYMOUS, Caller, Policy, RequestContext, Usage
+from policies.chain import PolicyChain
+from policies.errors import (
+    ContentBlocked,
+    PermissionDenied,
+    PolicyError,
+    PolicyUnavailable,
+    RateLimited,
+    Unauthenticated,
+)
+
+__all__ = [
+    "ANONYMOUS",
+    "Caller",
+    "ContentBlocked",
+    "PermissionDenied",
+    "Policy",
+    "PolicyChain",
+    "PolicyError",
+    "PolicyUnavailable",
+    "RateLimited",
+    "RequestContext",
+    "Unauthenticated",
+    "Usage",
+]

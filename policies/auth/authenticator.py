@@ -1,0 +1,59 @@
+"""Turns the request's credential headers into a `Caller`, or raises `Unauthenticated`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from policies.auth.api_keys import KeyRing
+from policies.auth.consumers import ConsumerConfig
+from policies.base import ANONYMOUS, Caller
+from policies.errors import Unauthenticated
+
+MISSING = (
+    "Access denied due to a missing credential. Send your key in the 'api-key' header "
+    "or as 'Authorization: Bearer <key>'."
+)
+INVALID = "Access denied due to an invalid API key. Check the key this gateway issued to you."
+
+
+def presented_credentials(headers: Mapping[str, str]) -> list[str]:
+    """The distinct credential values a request carries, `api-key` first.
+
+    azure-ai-inference sends the same key in both headers; other clients send one.
+    """
+    found: list[str] = []
+    key = headers.get("api-key")
+    if key:
+        found.append(key.strip())
+    auth = headers.get("Authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        bearer = auth[7:].strip()
+        if bearer and bearer not in found:
+            found.append(bearer)
+    return found
+
+
+class Authenticator:
+    def __init__(self, consumers: Sequence[ConsumerConfig], *, allow_anonymous: bool) -> None:
+        self.allow_anonymous = allow_anonymous
+        self._callers: dict[str, Caller] = {}
+        digests: dict[str, str] = {}
+        for consumer in consumers:
+            allowed = None if consumer.all_deployments else frozenset(consumer.deployments)
+            self._callers[consumer.name] = Caller(consumer.name, allowed)
+            for digest in consumer.api_keys:
+                digests[digest] = consumer.name
+        self._keys = KeyRing(digests)
+        self._anonymous = Caller(ANONYMOUS, None)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+        credentials = presented_credentials(headers)
+        for credential in credentials:
+            owner = self._keys.lookup(credential)
+            if owner is not None:
+                return self._callers[owner]
+        if self.allow_anonymous:
+            # A sidecar's application still has to hand its SDK some key; whatever
+            # it sends is not a credential here.
+            return self._anonymous
+        raise Unauthenticated(INVALID if credentials else MISSING)

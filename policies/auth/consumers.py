@@ -1,0 +1,31 @@
+"""Consumers: who may call, with which keys, and which deployments they may use."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from policies.auth.api_keys import DIGEST_RE
+
+
+class ConsumerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    api_keys: tuple[str, ...] = ()
+    # Aliases this consumer may use; "*" means all. Required: access is never implied.
+    deployments: tuple[str, ...]
+
+    @field_validator("api_keys")
+    @classmethod
+    def _digests_only(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for key in keys:
+            if not DIGEST_RE.match(key):
+                raise ValueError(
+                    "api_keys holds SHA-256 digests ('sha256:<64 hex>'), never keys: "
+                    "make one with `model-gateway hash-key`"
+                )
+        return keys
+
+    @property
+    def all_deployments(self) -> bool:
+        return "*" in self.deployments

@@ -1,0 +1,68 @@
+"""What a policy sees, and the hooks it may implement.
+
+The gateway builds a `RequestContext` per request and calls the chain; a policy
+reads it, may change the body or a streamed event in place, and rejects by
+raising a `policies.errors.PolicyError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(slots=True, frozen=True)
+class Caller:
+    """Who is calling, as resolved by authentication."""
+
+    consumer: str
+    # None means every deployment; otherwise the aliases this caller may use.
+    deployments: frozenset[str] | None
+    # Identity claims that are safe to log (Entra `oid`, `appid`); never secrets.
+    identity: tuple[tuple[str, str], ...] = ()
+
+    def may_use(self, alias: str) -> bool:
+        return self.deployments is None or alias in self.deployments
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    operation: str  # "chat/completions", "completions", "embeddings", "images/embeddings"
+    deployment: str  # the alias, i.e. the config name
+    caller: Caller
+    body: dict[str, Any]
+    stream: bool
+    usage: Usage | None = None
+    # Set when the client went away before the response was complete.
+    disconnected: bool = False
+    # Scratch space for policies, keyed by policy name.
+    state: dict[str, Any] = field(default_factory=dict)
+    # Seconds spent in each policy, for the access log.
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Policy:
+    """A step of enforcement. Override only the hooks you need: the chain skips
+    the ones left as they are, so an unused hook costs nothing per request."""
+
+    name: ClassVar[str] = "policy"
+    # A policy that fails unexpectedly rejects the request (503) unless this is set.
+    fail_open: bool = False
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        """Before the upstream call; may edit `ctx.body` or raise to reject."""
+
+    async def on_response_chunk(self, ctx: RequestContext, event: dict[str, Any]) -> None:
+        """For each whole streamed event (parsed JSON); may edit it in place."""
+
+    async def on_response(self, ctx: RequestContext) -> None:
+        """Once the response is over (complete, failed or abandoned)."""

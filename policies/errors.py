@@ -1,0 +1,93 @@
+"""The errors a policy raises to reject a request.
+
+    PolicyError                 a policy said no; carries status, code, message
+     ├── Unauthenticated        401: no credential, or one that matches nothing
+     ├── PermissionDenied       403: a known caller asked for something it may not use
+     ├── RateLimited            429: a limit is exhausted; says when to come back
+     ├── ContentBlocked         400: a content filter refused the text
+     └── PolicyUnavailable      503: a policy failed and is configured to fail closed
+
+Policies never speak HTTP; `status` and `code` are the contract's numbers and
+names, and the gateway decides how each client flavour renders them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class PolicyError(Exception):
+    status: ClassVar[int] = 400
+    code: str = "policy_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def details(self) -> dict[str, Any]:
+        """Extra fields placed beside `code` and `message` in the error body."""
+        return {}
+
+
+class Unauthenticated(PolicyError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class PermissionDenied(PolicyError):
+    status = 403
+    code = "permission_denied"
+
+
+class RateLimited(PolicyError):
+    status = 429
+    code = "429"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float,
+        remaining_requests: int = 0,
+        remaining_tokens: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.remaining_requests = remaining_requests
+        self.remaining_tokens = remaining_tokens
+
+    def headers(self) -> dict[str, str]:
+        ms = max(1, int(self.retry_after_s * 1000 + 0.999))
+        return {
+            "Retry-After": str(max(1, -(-ms // 1000))),
+            "retry-after-ms": str(ms),
+            "x-ratelimit-remaining-requests": str(self.remaining_requests),
+            "x-ratelimit-remaining-tokens": str(self.remaining_tokens),
+        }
+
+
+class ContentBlocked(PolicyError):
+    status = 400
+    code = "content_filter"
+
+    def __init__(self, message: str, *, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "innererror": {
+                "code": "ResponsibleAIPolicyViolation",
+                "content_filter_result": self.result,
+            }
+        }
+
+
+class PolicyUnavailable(PolicyError):
+    status = 503
+    code = "policy_unavailable"
