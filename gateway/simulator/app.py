@@ -239,6 +239,10 @@ async def model_info(request: web.Request) -> web.Response:
                   "model_provider_name": "Simulator"})
 
 
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
 async def records(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     return _json({"count": sim.count, "records": [asdict(r) for r in sim.records]})
@@ -248,7 +252,7 @@ def create_simulator(settings: SimulatorSettings | None = None) -> web.Applicati
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SIMULATOR] = Simulator(settings or SimulatorSettings())
     app.router.add_get("/_sim/requests", records)
-    app.router.add_get("/healthz", lambda _: _json({"status": "ok"}))
+    app.router.add_get("/healthz", healthz)
     app.router.add_get("/models/info", model_info)
     app.router.add_post("/{path:.*}", handle)
     return app

@@ -1,0 +1,130 @@
+"""Shared fixtures: the real gateway and the project's simulator on loopback ports,
+served from a background thread so that sync and async SDK clients can call them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from gateway.keys import METRICS, RUNTIME
+from gateway.server import start
+from gateway.simulator import SIMULATOR, Simulator, SimulatorSettings, create_simulator
+from policies.auth import hash_key
+
+KEY_A = "key-team-a"  # may use chat, embed
+KEY_B = "key-team-b"  # may use everything
+UPSTREAM_KEY = "upstream-secret"
+OPENAI_KEY = "openai-upstream-secret"
+
+
+def default_config(sim: str) -> dict[str, Any]:
+    return {
+        "consumers": [
+            {"name": "team-a", "api_keys": [hash_key(KEY_A)], "deployments": ["chat", "embed"]},
+            {"name": "team-b", "api_keys": [hash_key(KEY_B)], "deployments": ["*"]},
+        ],
+        "deployments": [
+            {"name": "chat", "model": "gpt-4o-mini", "backends": [
+                {"url": sim, "api": "azure-openai", "deployment": "gpt4o-mini-east",
+                 "api_version": "2024-10-21", "auth": {"type": "api-key", "key_env": "TEST_UPSTREAM_KEY"}}]},
+            {"name": "mistral", "model": "mistral-large-2411", "provider": "Mistral", "backends": [
+                {"url": sim, "api": "azure-ai-inference",
+                 "auth": {"type": "api-key", "key_env": "TEST_UPSTREAM_KEY"}}]},
+            {"name": "oss", "model": "llama-3.1-8b", "backends": [
+                {"url": sim + "/v1", "api": "openai",
+                 "auth": {"type": "api-key", "key_env": "TEST_OPENAI_KEY"}}]},
+            {"name": "embed", "model": "text-embedding-3-small", "model_type": "embeddings",
+             "backends": [{"url": sim, "api": "azure-openai", "deployment": "emb",
+                           "auth": {"type": "api-key", "key_env": "TEST_UPSTREAM_KEY"}}]},
+            {"name": "cohere-embed", "model": "embed-english-v3.0", "model_type": "embeddings",
+             "provider": "Cohere", "backends": [
+                 {"url": sim, "api": "azure-ai-inference",
+                  "auth": {"type": "api-key", "key_env": "TEST_UPSTREAM_KEY"}}]},
+        ],
+    }
+
+
+class Stack:
+    """A simulator and a gateway in one background event loop."""
+
+    def __init__(self, config: Callable[[str], dict[str, Any]], sim: SimulatorSettings) -> None:
+        self._config, self._sim_settings = config, sim
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._runners: list[web.AppRunner] = []
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> Stack:
+        self._thread.start()
+        self.run(self._start())
+        return self
+
+    async def _start(self) -> None:
+        self.sim_app = create_simulator(self._sim_settings)
+        runner, sim_port = await start(self.sim_app, "127.0.0.1", 0)
+        self._runners.append(runner)
+        self.sim_url = f"http://127.0.0.1:{sim_port}"
+        self.config = GatewayConfig(**self._config(self.sim_url))
+        self.app = create_app(self.config)
+        runner, port = await start(self.app, "127.0.0.1", 0, shutdown_timeout=1)
+        self._runners.append(runner)
+        self.url = f"http://127.0.0.1:{port}"
+
+    @property
+    def sim(self) -> Simulator:
+        return self.sim_app[SIMULATOR]
+
+    @property
+    def runtime(self) -> Any:
+        return self.app[RUNTIME]
+
+    @property
+    def metrics(self) -> Any:
+        return self.app[METRICS]
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            for runner in reversed(self._runners):
+                await runner.cleanup()
+
+        self.run(_stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def upstream_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_UPSTREAM_KEY", UPSTREAM_KEY)
+    monkeypatch.setenv("TEST_OPENAI_KEY", OPENAI_KEY)
+
+
+@pytest.fixture
+def make_stack(upstream_keys: None) -> Iterator[Callable[..., Stack]]:
+    stacks: list[Stack] = []
+
+    def make(
+        config: Callable[[str], dict[str, Any]] = default_config,
+        sim: SimulatorSettings | None = None,
+    ) -> Stack:
+        settings = sim or SimulatorSettings(accept=(UPSTREAM_KEY, OPENAI_KEY))
+        stack = Stack(config, settings).start()
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack]) -> Stack:
+    return make_stack()
