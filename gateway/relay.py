@@ -66,6 +66,13 @@ async def relay_json(
         raise UpstreamError(f"The upstream response broke off: {type(exc).__name__}.") from None
     ex.upstream_seconds += time.perf_counter() - started
     headers = response_headers(upstream.headers)
+    if upstream.status in (401, 403):
+        # The upstream refused the gateway's own credential: not the caller's fault,
+        # and passing a 401 on would tell the caller its key is wrong.
+        raise UpstreamError(
+            f"The upstream rejected the gateway's credential (HTTP {upstream.status}); "
+            "the operator must fix the backend's auth settings."
+        )
     if upstream.status >= 400:
         body = _error_body(upstream.status, data)
         if body is not data:

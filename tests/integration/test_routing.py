@@ -1,0 +1,93 @@
+"""Aliases to backends: URL, path, query, body model and credentials rewritten per
+upstream `api`; priority groups and weights; what crosses and what does not."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import KEY_A, KEY_B, OPENAI_KEY, UPSTREAM_KEY, Stack, default_config
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+async def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> aiohttp.ClientResponse:
+    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as r:
+        await r.read()
+        return r
+
+
+async def test_each_api_gets_its_own_url_body_and_auth(stack: Stack) -> None:
+    for alias in ("chat", "mistral", "oss"):
+        response = await post(stack.url + "/v1/chat/completions",
+                              {"model": alias, "messages": MESSAGES}, {"api-key": KEY_B})
+        assert response.status == 200
+    azure, inference, oss = list(stack.sim.records)[-3:]
+    assert azure.path == "/openai/deployments/gpt4o-mini-east/chat/completions?api-version=2024-10-21"
+    assert (azure.api_key, azure.authorization) == (UPSTREAM_KEY, None)
+    assert inference.path == "/models/chat/completions?api-version=2024-05-01-preview"
+    assert inference.body["model"] == "mistral-large-2411" and inference.api_key == UPSTREAM_KEY
+    assert oss.path == "/v1/chat/completions" and oss.body["model"] == "llama-3.1-8b"
+    assert (oss.api_key, oss.authorization) == (None, f"Bearer {OPENAI_KEY}")
+
+
+async def test_inbound_credentials_cookies_and_hop_by_hop_never_cross(stack: Stack) -> None:
+    headers = {
+        "api-key": KEY_A, "Authorization": f"Bearer {KEY_A}", "Cookie": "session=abc",
+        "Proxy-Authorization": "Basic eA==", "Keep-Alive": "timeout=5", "TE": "trailers",
+        "Upgrade": "h2c", "x-ms-client-request-id": "client-id-1", "User-Agent": "my-app/1.0",
+    }
+    response = await post(stack.url + "/v1/chat/completions",
+                          {"model": "chat", "messages": MESSAGES}, headers)
+    assert response.status == 200
+    record = stack.sim.records[-1]
+    sent = {k.lower(): v for k, v in record.headers.items()}
+    for name in ("cookie", "proxy-authorization", "keep-alive", "te", "upgrade"):
+        assert name not in sent
+    assert record.api_key == UPSTREAM_KEY and record.authorization is None
+    assert KEY_A not in repr(record)
+    assert sent["user-agent"] == "my-app/1.0"
+    # The client's request id reaches the upstream and comes back to the client.
+    assert sent["x-ms-client-request-id"] == "client-id-1"
+    assert response.headers["x-ms-client-request-id"] == "client-id-1"
+    assert len(response.headers["x-request-id"]) == 32
+
+
+def _two_groups(sim: str) -> dict[str, Any]:
+    config = default_config(sim)
+    auth = {"type": "api-key", "key_env": "TEST_UPSTREAM_KEY"}
+    config["deployments"][0]["backends"] = [
+        {"url": sim, "api": "azure-openai", "deployment": "ptu", "weight": 3, "auth": auth},
+        {"url": sim, "api": "azure-openai", "deployment": "paygo-a", "weight": 1, "auth": auth},
+        {"url": sim, "api": "azure-openai", "deployment": "spill", "priority": 1, "auth": auth},
+    ]
+    return config
+
+
+async def test_lowest_priority_group_with_weights(make_stack: Any) -> None:
+    stack = make_stack(_two_groups)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(400):
+            async with session.post(stack.url + "/v1/chat/completions",
+                                    json={"model": "chat", "messages": MESSAGES},
+                                    headers={"api-key": KEY_A}) as r:
+                assert r.status == 200
+    used = Counter(r.path.split("/")[3] for r in stack.sim.records)
+    assert "spill" not in used
+    assert used["ptu"] + used["paygo-a"] == 400
+    # weight 3:1 -> about 300:100; the bounds are ~6 standard deviations wide.
+    assert 240 < used["ptu"] < 360
+
+
+async def test_unknown_alias_lists_callers_aliases(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+        stack.url + "/openai/deployments/mistral/chat/completions?api-version=x",
+        json={"messages": MESSAGES}, headers={"api-key": KEY_A},
+    ) as r:
+        body = await r.json()
+    assert r.status == 404
+    assert body["error"]["code"] == "DeploymentNotFound"
+    assert body["error"]["message"].endswith("chat, embed.")
+    assert "mistral" not in body["error"]["message"].split(":", 2)[-1]

@@ -1,0 +1,88 @@
+"""Streams: strict SSE, events as they come, usage handling, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tests.conftest import KEY_A, Stack, default_config
+
+EVENT = re.compile(rb"data: (\{.*?\}|\[DONE\])\n\n", re.S)
+BODY = {"model": "chat", "messages": [{"role": "user", "content": "count"}], "stream": True}
+
+
+async def test_wire_format_is_strict(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+        stack.url + "/models/chat/completions", json=BODY, headers={"api-key": KEY_A}
+    ) as r:
+        raw = await r.read()
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    assert b"\r" not in raw and b"event:" not in raw and not raw.startswith(b":")
+    events = EVENT.findall(raw)
+    assert b"".join(b"data: " + e + b"\n\n" for e in events) == raw
+    assert events[-1] == b"[DONE]"
+    assert all(b'"usage":{' not in e for e in events)
+
+
+async def test_events_arrive_as_the_upstream_sends_them(stack: Stack) -> None:
+    # 16 tokens, 50 ms apart: the first content must arrive long before the last.
+    headers = {"api-key": KEY_A, "x-sim-token-ms": "50"}
+    arrivals: list[float] = []
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session, session.post(
+        stack.url + "/v1/chat/completions", json=BODY, headers=headers
+    ) as r:
+        async for _ in r.content.iter_any():
+            arrivals.append(time.perf_counter() - started)
+    assert arrivals[-1] > 0.7
+    assert arrivals[0] < 0.3
+    assert len(arrivals) > 5
+
+
+async def test_client_disconnect_cancels_the_upstream_request(stack: Stack) -> None:
+    headers = {"api-key": KEY_A, "x-sim-token-ms": "200"}
+    async with aiohttp.ClientSession() as session:
+        r = await session.post(stack.url + "/v1/chat/completions", json=BODY, headers=headers)
+        await r.content.readuntil(b'"content":" ')  # some tokens have arrived
+        r.close()  # the client goes away mid-stream
+    record = stack.sim.records[-1]
+    for _ in range(50):
+        if record.outcome != "open":
+            break
+        await asyncio.sleep(0.05)
+    assert record.outcome == "cancelled"
+    # The simulator saw the end long before its 16 tokens x 200 ms were out.
+    assert record.ended is not None and record.ended - record.started < 2.0
+
+
+async def test_usage_counted_from_the_stream(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(stack.url + "/v1/chat/completions", json=BODY,
+                                headers={"api-key": KEY_A}) as r:
+            await r.read()
+        async with session.get(stack.url + "/metrics") as m:
+            text = await m.text()
+    assert 'gateway_tokens_total{consumer="team-a",deployment="chat",type="completion"} 16.0' in text
+
+
+async def test_stall_mid_stream_ends_with_an_error_event(make_stack: Any) -> None:
+    def idle(sim: str) -> dict[str, Any]:
+        config = default_config(sim)
+        config["deployments"][0]["backends"][0]["timeouts"] = {"idle": 0.3}
+        return config
+
+    stack = make_stack(idle)
+    async with aiohttp.ClientSession() as session, session.post(
+        stack.url + "/v1/chat/completions", json=BODY,
+        headers={"api-key": KEY_A, "x-sim-fault": "stall"},
+    ) as r:
+        raw = await r.read()
+    events = EVENT.findall(raw)
+    last = orjson.loads(events[-1])
+    assert last["error"]["code"] == "upstream_timeout"
+    assert b"[DONE]" not in raw
