@@ -52,7 +52,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     faults = []
     for spec in args.fault:
         kind, _, rate = spec.partition(":")
-        faults.append(Fault(kind=kind, rate=float(rate) if rate else 1.0))  # type: ignore[arg-type]
+        faults.append(Fault(kind=kind, rate=float(rate) if rate else 1.0))
     settings = SimulatorSettings(
         accept=tuple(args.accept), ttft_ms=args.ttft_ms, token_ms=args.token_ms,
         completion_tokens=args.tokens, faults=faults,
@@ -81,7 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for d in config.deployments:
         print(f"deployment {d.name}: model {d.model}" + (f" ({d.version})" if d.version else ""))
         for i, b in enumerate(d.backends):
-            auth = b.auth.type
+            auth: str = b.auth.type
             if isinstance(b.auth, ApiKeyAuth):
                 auth += f" from {'$' + b.auth.key_env if b.auth.key_env else b.auth.key_file}"
                 try:

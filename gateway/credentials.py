@@ -20,10 +20,11 @@ from gateway.errors import UpstreamAuthFailed
 
 log = logging.getLogger("gateway.credentials")
 
-# Refresh this long before expiry, in the background, while the old token still works.
+# Refresh this long before expiry (at most half the token's life), in the
+# background, while the old token still works.
 REFRESH_MARGIN_S = 300.0
 # A token this close to expiry is not handed out at all.
-MIN_VALIDITY_S = 10.0
+MIN_VALIDITY_S = 5.0
 
 
 class TokenProvider:
@@ -31,16 +32,17 @@ class TokenProvider:
         self._credential = credential
         self._scope = scope
         self._token: AccessToken | None = None
+        self._refresh_at = 0.0
         self._fetching: asyncio.Task[AccessToken] | None = None
         self.fetches = 0
 
     async def token(self) -> str:
         token = self._token
         if token is not None:
-            left = token.expires_on - time.time()
-            if left > REFRESH_MARGIN_S:
+            now = time.time()
+            if now < self._refresh_at:
                 return token.token
-            if left > MIN_VALIDITY_S:
+            if token.expires_on - now > MIN_VALIDITY_S:
                 self._start_fetch()  # refresh ahead; this request keeps the current token
                 return token.token
         task = self._start_fetch()
@@ -68,6 +70,9 @@ class TokenProvider:
         try:
             self.fetches += 1
             token = await self._credential.get_token(self._scope)
+            now = time.time()
+            life = token.expires_on - now
+            self._refresh_at = now + life - min(REFRESH_MARGIN_S, life / 2)
             self._token = token
             return token
         except Exception as exc:

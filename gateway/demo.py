@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import textwrap
 
@@ -51,8 +52,13 @@ def banner(url: str) -> str:
         curl {url}/v1/chat/completions -H "api-key: {DEMO_KEY}" -H "Content-Type: application/json" \\
           -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
-        python -c 'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}"); \\
-        print(c.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello"}}]).choices[0].message.content)'
+        python - <<'EOF'
+        from openai import OpenAI
+        client = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}")
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello"}}])
+        print(reply.choices[0].message.content)
+        EOF
 
         Ctrl-C stops it.""")
 
@@ -72,7 +78,5 @@ async def _main(port: int, ttft_ms: float, token_ms: float) -> None:
 
 def run(port: int, ttft_ms: float = 50.0, token_ms: float = 20.0) -> None:
     logging.basicConfig(level=logging.WARNING)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_loop(lambda: _main(port, ttft_ms, token_ms))
-    except KeyboardInterrupt:
-        pass

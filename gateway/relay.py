@@ -3,6 +3,7 @@ event by event as they arrive, with the usage read on the way."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -82,10 +83,8 @@ async def relay_json(
         )
     headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
     if b'"usage"' in data:
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
             record_usage(orjson.loads(data).get("usage"), ctx, ex)
-        except (orjson.JSONDecodeError, AttributeError):
-            pass
     return web.Response(body=data, status=upstream.status, headers=headers)
 
 
@@ -150,7 +149,8 @@ class StreamRelay:
             await response.write(_stream_error(exc.code, exc.message))
         except orjson.JSONDecodeError:
             ex.error_code = "upstream_error"
-            await response.write(_stream_error("upstream_error", "The upstream sent an event that is not JSON."))
+            message = "The upstream sent an event that is not JSON."
+            await response.write(_stream_error("upstream_error", message))
         await response.write_eof()
         return response
 

@@ -1,0 +1,186 @@
+"""The command line as an operator uses it: real processes, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies.auth import hash_key
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GATEWAY, *args], capture_output=True, text=True, timeout=30,
+                          input=stdin, env={**os.environ, **(env or {})})
+
+
+def get(url: str, headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={
+        "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
+    for _ in range(150):
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early: {proc.communicate()}")
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("did not come up")
+
+
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def start(background: list[subprocess.Popen[str]], *args: str,
+          env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([*GATEWAY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})})
+    background.append(proc)
+    return proc
+
+
+def test_hash_key() -> None:
+    assert run("hash-key", "s3cret").stdout.strip() == hash_key("s3cret")
+    assert run("hash-key", stdin="s3cret\n").stdout.strip() == hash_key("s3cret")
+
+
+GOOD = """\
+server: {host: 127.0.0.1, port: PORT}
+consumers:
+  - name: team-search
+    api_keys: ["DIGEST"]
+    deployments: ["gpt-4o-mini"]
+deployments:
+  - name: gpt-4o-mini
+    model: gpt-4o-mini
+    backends:
+      - {url: "SIM", api: azure-openai, deployment: gpt4o-mini,
+         auth: {type: api-key, key_env: WEST_KEY}}
+"""
+
+
+def write(tmp_path: Path, text: str, **subs: object) -> Path:
+    for name, value in subs.items():
+        text = text.replace(name, str(value))
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_check_prints_deployments_and_never_secrets(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD, PORT=8080, DIGEST=hash_key("team-key"), SIM="https://east.example")
+    result = run("check", "--config", str(path), env={"WEST_KEY": "very-secret-upstream"})
+    assert result.returncode == 0, result.stderr
+    assert "deployment gpt-4o-mini" in result.stdout
+    assert "backend east.example/gpt4o-mini: azure-openai" in result.stdout
+    assert "consumer team-search: 1 key(s)" in result.stdout
+    assert "very-secret-upstream" not in result.stdout + result.stderr
+    missing = run("check", "--config", str(path), env={"WEST_KEY": ""})
+    assert missing.returncode == 1 and "WEST_KEY is not set" in missing.stdout
+
+
+def test_check_names_line_and_key_of_each_problem(tmp_path: Path) -> None:
+    bad = GOOD.replace("api: azure-openai", "api: azure-openia").replace(
+        "    model: gpt-4o-mini\n", "    model: gpt-4o-mini\n    colour: blue\n")
+    path = write(tmp_path, bad, PORT=8080, DIGEST=hash_key("k"), SIM="https://east.example")
+    result = run("check", "--config", str(path))
+    assert result.returncode == 2
+    assert f"{path}:9: deployments[0].colour: unknown key" in result.stderr
+    assert f"{path}:11: deployments[0].backends[0].api: Input should be" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("check", "--config", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2 and "cannot read config" in result.stderr
+
+
+def test_serve_refuses_a_config_without_callers(tmp_path: Path) -> None:
+    text = "deployments:\n  - {name: a, model: m, backends: [{url: 'http://x/v1', api: openai}]}\n"
+    result = run("serve", "--config", str(write(tmp_path, text)))
+    assert result.returncode == 2
+    assert "allow_anonymous" in result.stderr
+    public = "auth: {allow_anonymous: true}\n" + text
+    result = run("serve", "--config", str(write(tmp_path, public)))
+    assert result.returncode == 2 and "loopback" in result.stderr
+
+
+def test_serve_with_env_override_and_workers(
+    tmp_path: Path, background: list[subprocess.Popen[str]]
+) -> None:
+    sim_port, port = free_port(), free_port()
+    sim = start(background, "simulate", "--port", str(sim_port), "--accept", "upstream-k")
+    wait_up(f"http://127.0.0.1:{sim_port}", sim)
+    path = write(tmp_path, GOOD, PORT=1, DIGEST=hash_key("team-key"),
+                 SIM=f"http://127.0.0.1:{sim_port}")
+    gw = start(background, "serve", "--workers", "2",
+               env={"MODEL_GATEWAY_CONFIG": str(path), "MODEL_GATEWAY_SERVER__PORT": str(port),
+                    "WEST_KEY": "upstream-k"})
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, gw)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    statuses = [get(url + "/v1/chat/completions", {"api-key": "team-key"}, body)[0]
+                for _ in range(20)]
+    assert statuses == [200] * 20
+    gw.send_signal(signal.SIGTERM)
+    assert gw.wait(15) == 0
+    out = gw.stdout.read() if gw.stdout else ""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    lines = [line for line in lines if line["route"] == "/v1/chat/completions"]
+    assert len(lines) == 20 and {line["consumer"] for line in lines} == {"team-search"}
+    # Both worker processes logged that they listen on the same port.
+    err = gw.stderr.read() if gw.stderr else ""
+    assert err.count(f"listening on http://127.0.0.1:{port}") == 2
+    assert "team-key" not in out + err and "upstream-k" not in out + err
+
+
+def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    demo = start(background, "demo", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, demo)
+    assert demo.stdout is not None
+    banner = "".join(demo.stdout.readline() for _ in range(3))
+    key = banner.split("demo key: ")[1].split()[0]
+    status, models = get(url + "/v1/models", {"api-key": key})
+    assert status == 200 and len(models["data"]) == 3
+    status, reply = get(url + "/v1/chat/completions", {"api-key": key},
+                        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert status == 200 and reply["choices"][0]["message"]["content"]
