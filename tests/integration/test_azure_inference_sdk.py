@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from azure.ai.inference import ChatCompletionsClient, EmbeddingsClient
+from azure.ai.inference import ChatCompletionsClient, EmbeddingsClient, ImageEmbeddingsClient
 from azure.ai.inference.aio import ChatCompletionsClient as AsyncChatClient
 from azure.ai.inference.aio import EmbeddingsClient as AsyncEmbeddingsClient
-from azure.ai.inference.models import UserMessage
+from azure.ai.inference.models import ImageEmbeddingInput, UserMessage
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
@@ -88,3 +88,24 @@ async def test_aio_clients(stack: Stack) -> None:
                                      credential=AzureKeyCredential(KEY_A), model="embed") as emb:
         result = await emb.embed(input=["x"])
         assert len(result.data[0].embedding) == 8
+
+
+def test_image_embeddings(stack: Stack) -> None:
+    client = ImageEmbeddingsClient(endpoint=stack.url + "/models",
+                                   credential=AzureKeyCredential(KEY_B), model="cohere-embed",
+                                   retry_total=0)
+    image = ImageEmbeddingInput(image="data:image/png;base64,iVBORw0KGgo=", text="a logo")
+    result = client.embed(input=[image])
+    assert len(result.data) == 1 and len(result.data[0].embedding) == 8
+    record = stack.sim.records[-1]
+    assert record.path == "/models/images/embeddings?api-version=2024-05-01-preview"
+    assert record.body["input"][0]["text"] == "a logo"
+
+
+def test_image_embeddings_on_a_backend_without_them(stack: Stack) -> None:
+    client = ImageEmbeddingsClient(endpoint=stack.url + "/models",
+                                   credential=AzureKeyCredential(KEY_B), model="embed",
+                                   retry_total=0)
+    with pytest.raises(HttpResponseError) as err:
+        client.embed(input=[ImageEmbeddingInput(image="data:image/png;base64,AA==")])
+    assert err.value.status_code == 400 and err.value.error.code == "unsupported_operation"

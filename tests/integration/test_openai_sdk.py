@@ -124,3 +124,11 @@ async def test_async_client(base: str) -> None:
     assert len(emb.data[0].embedding) == 8
     await client.close()
 
+
+
+def test_streamed_completions(stack: Stack) -> None:
+    client = OpenAI(base_url=stack.url + "/v1", api_key=KEY_B, max_retries=0)
+    chunks = list(client.completions.create(model="oss", prompt="Once", max_tokens=4, stream=True))
+    assert len("".join(c.choices[0].text for c in chunks if c.choices).split()) == 4
+    assert all(c.usage is None for c in chunks)
+    assert stack.sim.records[-1].body["stream_options"] == {"include_usage": True}
