@@ -1,0 +1,281 @@
+"""The gateway benchmark. One command, one run, honest ratios:
+
+    python -m tests.benchmarks.bench [--seconds 10] [--peer URL] [--smoke]
+
+It starts the project's simulator and the gateway as real processes, pins the
+gateway alone on core 0 and the simulator and the load generators on core 1
+(when there are two cores), and measures every scenario straight against the
+simulator (the floor) and through the gateway in the same run. Results go to
+bench-results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from policies.auth import hash_key
+from tests.benchmarks.loadgen import Load, spread, streams, wrk
+
+KEY = "bench-key"
+CHAT = {"model": "bench", "messages": [{"role": "user", "content": "Benchmark the gateway, please."}]}
+RESULTS = Path("bench-results")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """A process of ours, pinned, with its CPU time and memory readable from /proc."""
+
+    def __init__(self, args: list[str], cores: str | None, health: str) -> None:
+        cmd = [sys.executable, "-m", "gateway", *args]
+        if cores:
+            cmd = ["taskset", "-c", cores, *cmd]
+        self.popen = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(health, timeout=1)
+                return
+            except OSError:
+                if self.popen.poll() is not None:
+                    raise RuntimeError(f"{args[0]} exited: {self.popen.stderr.read()!r}")  # type: ignore[union-attr]
+                time.sleep(0.05)
+        raise RuntimeError(f"{args[0]} did not come up")
+
+    def pids(self) -> list[int]:
+        """The process and its children (--workers)."""
+        pids = [self.popen.pid]
+        try:
+            children = Path(f"/proc/{self.popen.pid}/task/{self.popen.pid}/children").read_text()
+            pids += [int(p) for p in children.split()]
+        except OSError:
+            pass
+        return pids
+
+    def cpu_seconds(self) -> float:
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
+    def memory_mb(self, field: str) -> float:
+        """VmRSS (now) or VmHWM (peak), summed over the processes, in MB."""
+        total = 0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+        return total / 1024
+
+    def stop(self) -> None:
+        self.popen.send_signal(signal.SIGINT)
+        try:
+            self.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+
+
+@dataclass
+class Row:
+    scenario: str
+    target: str
+    concurrency: int
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    ttfb_p50_ms: float | None = None
+    added_p50_ms: float | None = None
+    added_p99_ms: float | None = None
+    added_ttfb_p50_ms: float | None = None
+    gateway_cpu_s: float | None = None
+    gateway_peak_rss_mb: float | None = None
+    note: str = ""
+
+
+def row(scenario: str, target: str, concurrency: int, load: Load, **extra: Any) -> Row:
+    lat = load.latencies_ms
+    return Row(scenario, target, concurrency, load.requests, load.errors, round(load.rps, 1),
+               round(lat.get("p50", 0), 3), round(lat.get("p90", 0), 3), round(lat.get("p99", 0), 3),
+               round(load.ttfb_ms["p50"], 3) if load.ttfb_ms else None, **extra)
+
+
+def compare(gw: Row, floor: Row) -> None:
+    gw.added_p50_ms = round(gw.p50_ms - floor.p50_ms, 3)
+    gw.added_p99_ms = round(gw.p99_ms - floor.p99_ms, 3)
+    if gw.ttfb_p50_ms is not None and floor.ttfb_p50_ms is not None:
+        gw.added_ttfb_p50_ms = round(gw.ttfb_p50_ms - floor.ttfb_p50_ms, 3)
+
+
+def gateway_config(sim_port: int, port: int, workers: int) -> str:
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 1},
+        "consumers": [{"name": "bench", "api_keys": [hash_key(KEY)], "deployments": ["*"]}],
+        "deployments": [{"name": "bench", "model": "bench-model", "backends": [
+            {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai",
+             "timeouts": {"response": 300, "idle": 300}}]}],
+    }
+    path = Path(tempfile.mkdtemp()) / "bench.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return str(path)
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, max(hard, 65536)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    raise_fd_limit()  # inherited by the processes started below
+    two_cores = (os.cpu_count() or 1) >= 2 and not args.no_pin
+    gw_cores, load_cores = ("0", "1") if two_cores else (None, None)
+    if load_cores:
+        os.sched_setaffinity(0, {int(load_cores)})  # this process drives the stream clients
+    sim_port, gw_port = free_port(), free_port()
+    sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], load_cores,
+               f"http://127.0.0.1:{sim_port}/healthz")
+    rows: list[Row] = []
+    seconds = args.seconds
+    direct = f"http://127.0.0.1:{sim_port}/v1/chat/completions"
+    headers = {"Content-Type": "application/json", "api-key": KEY}
+    try:
+        for workers in args.workers:
+            config = gateway_config(sim_port, gw_port, workers)
+            cores = gw_cores if workers == 1 else None
+            gw = Proc(["serve", "--config", config, "--workers", str(workers)], cores,
+                      f"http://127.0.0.1:{gw_port}/healthz")
+            time.sleep(0.5)
+            label = "gateway" if workers == 1 else f"gateway --workers {workers}"
+            idle = gw.memory_mb("VmRSS")
+            targets = [("simulator (direct)", direct, None), (label, f"http://127.0.0.1:{gw_port}/v1/chat/completions", gw)]
+            if workers != 1:
+                targets = targets[1:]
+            targets += [(f"peer {u}", u, None) for u in (args.peer if workers == 1 else [])]
+            try:
+                rows += scenarios(targets, headers, seconds, load_cores, args.smoke, idle)
+            finally:
+                gw.stop()
+    finally:
+        sim.stop()
+    return rows
+
+
+def scenarios(targets: list[tuple[str, str, Proc | None]], headers: dict[str, str],
+              seconds: float, load_cores: str | None, smoke: bool, idle_mb: float) -> list[Row]:
+    rows: list[Row] = []
+    plain = (1, 16) if smoke else (1, 16, 64)
+    for concurrency in plain:
+        floor = None
+        for name, url, proc in targets:
+            cpu = proc.cpu_seconds() if proc else 0.0
+            load = wrk(url, CHAT, headers, concurrency, seconds, load_cores)
+            r = row("chat", name, concurrency, load)
+            if proc:
+                r.gateway_cpu_s = round(proc.cpu_seconds() - cpu, 2)
+                r.gateway_peak_rss_mb = round(proc.memory_mb("VmHWM"), 1)
+                r.note = f"idle RSS {idle_mb:.1f} MB"
+            if floor is None:
+                floor = r
+            else:
+                compare(r, floor)
+            rows.append(r)
+    stream_body = {**CHAT, "stream": True}
+    for concurrency in ((1, 4) if smoke else (1, 64)):
+        floor = None
+        for name, url, proc in targets:
+            cpu = proc.cpu_seconds() if proc else 0.0
+            load = streams(url, stream_body, headers, concurrency, seconds=seconds)
+            r = row("stream 20 chunks", name, concurrency, load)
+            if proc:
+                r.gateway_cpu_s = round(proc.cpu_seconds() - cpu, 2)
+                r.gateway_peak_rss_mb = round(proc.memory_mb("VmHWM"), 1)
+            if floor is None:
+                floor = r
+            else:
+                compare(r, floor)
+            rows.append(r)
+    slow = {**headers, "x-sim-token-ms": "500", "x-sim-tokens": "10"}  # ~4.5 s per stream
+    for total in ((50,) if smoke else (1000, 10000)):
+        for name, url, proc in targets[1:2] if len(targets) > 1 else targets:
+            cpu = proc.cpu_seconds() if proc else 0.0
+            load = streams(url, stream_body, slow, total, total=total)
+            r = row("slow streams (10 x 500 ms)", name, total, load)
+            r.note = f"duration p99/p50 {spread(load):.2f}"
+            if proc:
+                r.gateway_cpu_s = round(proc.cpu_seconds() - cpu, 2)
+                r.gateway_peak_rss_mb = round(proc.memory_mb("VmHWM"), 1)
+            rows.append(r)
+    return rows
+
+
+def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
+    head = ("| scenario | target | conc. | req/s | p50 ms | p99 ms | added p50 | added p99 | "
+            "TTFB p50 | added TTFB | errors | gw CPU s | gw peak RSS MB | note |")
+    lines = [f"Benchmark of {meta['date']} on {meta['machine']} ({meta['command']})", "", head,
+             "|" + "---|" * 14]
+
+    def f(v: float | None) -> str:
+        return "" if v is None else f"{v:g}"
+
+    for r in rows:
+        lines.append(
+            f"| {r.scenario} | {r.target} | {r.concurrency} | {r.rps:g} | {f(r.p50_ms)} | "
+            f"{f(r.p99_ms)} | {f(r.added_p50_ms)} | {f(r.added_p99_ms)} | {f(r.ttfb_p50_ms)} | "
+            f"{f(r.added_ttfb_p50_ms)} | {r.errors} | {f(r.gateway_cpu_s)} | "
+            f"{f(r.gateway_peak_rss_mb)} | {r.note} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seconds", type=float, default=10.0, help="per plain/stream scenario")
+    p.add_argument("--peer", action="append", default=[],
+                   help="another gateway's chat URL taking the same body and api-key header")
+    p.add_argument("--workers", type=int, action="append",
+                   help="gateway worker counts to run (default: 1 and 2)")
+    p.add_argument("--smoke", action="store_true", help="a few seconds, to prove it works")
+    p.add_argument("--no-pin", action="store_true")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.seconds = min(args.seconds, 1.0)
+    args.workers = args.workers or ([1] if args.smoke else [1, 2])
+    rows = run(args)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}",
+            "command": "python -m tests.benchmarks.bench " + " ".join(argv or sys.argv[1:])}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(
+        {"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
+    table = markdown(rows, meta)
+    (args.out / "latest.md").write_text(table)
+    print(table)
+    return 1 if any(r.errors for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
