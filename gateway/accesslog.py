@@ -1,47 +1,50 @@
-"""One JSON line per request. It is built only from `Exchange` fields, which hold
-names, numbers and codes: no key, token, header value or prompt text can reach it."""
+"""One JSON line per request, written straight to a file descriptor (stdout by
+default): one small unbuffered write, no logging machinery on the hot path.
+
+A line is built only from `Exchange` fields, which hold names, numbers and
+codes: no key, token, header value or prompt text can reach it.
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
+import contextlib
+import os
 import time
+from typing import BinaryIO
 
 import orjson
 
 from gateway.exchange import Exchange
 
-log = logging.getLogger("gateway.access")
 
+class AccessLog:
+    def __init__(self, sink: BinaryIO | int | None = 1) -> None:
+        """`sink`: a file descriptor (1 = stdout), a binary stream, or None for no log."""
+        self._fd = sink if isinstance(sink, int) else None
+        self._stream = sink if not isinstance(sink, int) else None
 
-def setup(stream: object = None) -> None:
-    """Access lines go to stdout as they are; the rest of logging is left alone."""
-    if log.handlers:
-        return
-    handler = logging.StreamHandler(stream or sys.stdout)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
-
-def emit(ex: Exchange, elapsed: float) -> None:
-    if not log.isEnabledFor(logging.INFO):
-        return
-    line = {
-        "time": time.time(),
-        "request_id": ex.request_id,
-        "consumer": ex.consumer,
-        "identity": ex.identity or None,
-        "deployment": ex.deployment,
-        "backend": ex.backend,
-        "route": ex.route,
-        "status": ex.status,
-        "latency_ms": round(elapsed * 1000, 3),
-        "ttft_ms": None if ex.ttft is None else round(ex.ttft * 1000, 3),
-        "prompt_tokens": ex.prompt_tokens,
-        "completion_tokens": ex.completion_tokens,
-        "stream": ex.stream,
-        "error": ex.error_code or None,
-    }
-    log.info(orjson.dumps(line).decode())
+    def emit(self, ex: Exchange, elapsed: float) -> None:
+        if self._fd is None and self._stream is None:
+            return
+        line = orjson.dumps({
+            "time": round(time.time(), 6),
+            "request_id": ex.request_id,
+            "consumer": ex.consumer,
+            "identity": ex.identity or None,
+            "deployment": ex.deployment,
+            "backend": ex.backend,
+            "route": ex.route,
+            "status": ex.status,
+            "latency_ms": round(elapsed * 1000, 3),
+            "ttft_ms": None if ex.ttft is None else round(ex.ttft * 1000, 3),
+            "prompt_tokens": ex.prompt_tokens,
+            "completion_tokens": ex.completion_tokens,
+            "stream": ex.stream,
+            "error": ex.error_code or None,
+        }, option=orjson.OPT_APPEND_NEWLINE)
+        if self._fd is not None:
+            # A log reader that cannot keep up must not stall requests.
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._fd, line)
+        elif self._stream is not None:
+            self._stream.write(line)

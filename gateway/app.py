@@ -9,10 +9,11 @@ import aiohttp
 from aiohttp import web
 
 from gateway import catalog, health, middleware
+from gateway.accesslog import AccessLog
 from gateway.backends import SecretMissing
 from gateway.config import GatewayConfig
 from gateway.credentials import Credentials
-from gateway.keys import CONFIG, CREDENTIALS, LIFECYCLE, METRICS, RUNTIME, SESSION, Lifecycle
+from gateway.keys import ACCESS_LOG, CONFIG, CREDENTIALS, LIFECYCLE, METRICS, RUNTIME, SESSION, Lifecycle
 from gateway.metrics import Metrics
 from gateway.proxy import model_handler
 from gateway.routes import (
@@ -60,7 +61,7 @@ def _runtime_ctx(policies: Sequence[Policy]):  # type: ignore[no-untyped-def]
         metrics = app[METRICS]
         for deployment in app[RUNTIME].deployments.values():
             for backend in deployment.backends:
-                metrics.backend_available.labels(deployment.name, backend.name).set(1)
+                metrics.backend_available.set((deployment.name, backend.name), 1)
         app[LIFECYCLE].ready = True
         yield
         app[LIFECYCLE].ready = False
@@ -68,11 +69,18 @@ def _runtime_ctx(policies: Sequence[Policy]):  # type: ignore[no-untyped-def]
     return ctx
 
 
-def create_app(config: GatewayConfig, policies: Sequence[Policy] = ()) -> web.Application:
-    app = web.Application(middlewares=[middleware.exchange])
+def create_app(
+    config: GatewayConfig,
+    policies: Sequence[Policy] = (),
+    access_log: AccessLog | None = None,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[middleware.exchange], client_max_size=config.server.max_body_bytes
+    )
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
+    app[ACCESS_LOG] = access_log or AccessLog()
     app.cleanup_ctx.extend([_credentials, _session, _runtime_ctx(policies)])
     app.on_response_prepare.append(middleware.request_id_headers)
 

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import accesslog
 from gateway.config import ConfigError, GatewayConfig, load
 from gateway.settings import ProcessSettings
 
@@ -28,7 +27,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if args.workers > 1 and config.server.port == 0:
         raise ConfigError("--workers needs a fixed server.port (not 0)")
-    accesslog.setup()
     try:
         return serve(config, args.workers)
     except StartupError as exc:
@@ -39,7 +37,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway import demo
 
-    accesslog.setup()
     demo.run(args.port)
     return 0
 

@@ -110,11 +110,13 @@ class Inbound:
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.")
-    raw = bytearray()
-    async for chunk in request.content.iter_any():
-        raw += chunk
-        if len(raw) > limit:
-            raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.")
+    try:
+        # A chunked body has no length up front; read() stops at the app's client_max_size.
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.") from None
+    if len(raw) > limit:
+        raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

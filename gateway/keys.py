@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from gateway.accesslog import AccessLog
 from gateway.config import GatewayConfig
 from gateway.credentials import Credentials
 from gateway.exchange import Exchange
@@ -26,4 +27,5 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 CREDENTIALS = web.AppKey("credentials", Credentials)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 EXCHANGE = web.RequestKey("exchange", Exchange)

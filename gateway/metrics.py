@@ -1,75 +1,129 @@
-"""Prometheus collectors (DESIGN §6 names) on a per-app registry, and /metrics.
+"""Prometheus metrics (DESIGN §6 names), exposed at /metrics with prometheus-client.
 
-Label values come from config names and route templates, never from raw client
-input: an unknown alias is counted as deployment="".
+The hot path only adds to plain dicts (one event loop per process, so no locks);
+prometheus-client turns them into families when /metrics is scraped. That keeps
+the per-request cost at a few dict operations instead of a lock and a label
+lookup per sample. Label values come from config names and route templates,
+never from raw client input: an unknown alias is counted as deployment="".
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.exchange import Exchange
 
-_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-_OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+Labels = tuple[str, ...]
+
+
+class Counter:
+    def __init__(self, name: str, doc: str, labels: Sequence[str]) -> None:
+        self.name, self.doc, self.labels = name, doc, list(labels)
+        self.values: dict[Labels, float] = {}
+
+    def inc(self, labels: Labels, amount: float = 1.0) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for labels, value in self.values.items():
+            family.add_metric(list(labels), value)
+        return family
+
+
+class Gauge(Counter):
+    def set(self, labels: Labels, value: float) -> None:
+        self.values[labels] = value
+
+    def family(self) -> Metric:
+        family = GaugeMetricFamily(self.name, self.doc, labels=self.labels)
+        for labels, value in self.values.items():
+            family.add_metric(list(labels), value)
+        return family
+
+
+class Histogram:
+    def __init__(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]) -> None:
+        self.name, self.doc, self.labels = name, doc, list(labels)
+        self.bounds = tuple(buckets)
+        # per label set: [count per bucket (+Inf last)..., sum]
+        self.values: dict[Labels, list[float]] = {}
+
+    def observe(self, labels: Labels, value: float) -> None:
+        row = self.values.get(labels)
+        if row is None:
+            row = self.values[labels] = [0.0] * (len(self.bounds) + 2)
+        row[bisect_left(self.bounds, value)] += 1
+        row[-1] += value
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        for labels, row in self.values.items():
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*map(str, self.bounds), "+Inf"), row[:-1], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            family.add_metric(list(labels), buckets, row[-1])
+        return family
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
-        self.requests = Counter(
-            "gateway_requests", "Requests answered.",
-            ["deployment", "consumer", "route", "status_code"], registry=r,
-        )
-        self.duration = Histogram(
-            "gateway_request_duration_seconds", "Time from request to the end of the response.",
-            ["deployment", "route"], buckets=_LATENCY, registry=r,
-        )
-        self.ttft = Histogram(
-            "gateway_time_to_first_token_seconds", "Time to the first streamed event.",
-            ["deployment"], buckets=_LATENCY, registry=r,
-        )
-        self.overhead = Histogram(
-            "gateway_overhead_seconds", "Time spent in the gateway itself, upstream wait excluded.",
-            ["route"], buckets=_OVERHEAD, registry=r,
-        )
-        self.tokens = Counter(
-            "gateway_tokens", "Tokens reported by upstream usage.",
-            ["deployment", "consumer", "type"], registry=r,
-        )
-        self.ratelimit_rejections = Counter(
-            "gateway_ratelimit_rejections", "Requests rejected by a rate limit.",
-            ["deployment", "consumer", "scope", "limit"], registry=r,
-        )
-        self.upstream_requests = Counter(
-            "gateway_upstream_requests", "Calls to upstream backends.",
-            ["deployment", "backend", "status_code"], registry=r,
-        )
-        self.backend_available = Gauge(
-            "gateway_backend_available", "1 when the backend may be chosen.",
-            ["deployment", "backend"], registry=r,
-        )
-        self.content_filter_actions = Counter(
-            "gateway_content_filter_actions", "Content filter hits.",
-            ["deployment", "stage", "action"], registry=r,
-        )
-        self.inflight = Gauge(
-            "gateway_inflight_requests", "Requests being served.", ["deployment"], registry=r,
-        )
+        self.requests = Counter("gateway_requests", "Requests answered.",
+                                ["deployment", "consumer", "route", "status_code"])
+        self.duration = Histogram("gateway_request_duration_seconds",
+                                  "Time from request to the end of the response.",
+                                  ["deployment", "route"], LATENCY)
+        self.ttft = Histogram("gateway_time_to_first_token_seconds",
+                              "Time to the first streamed event.", ["deployment"], LATENCY)
+        self.overhead = Histogram("gateway_overhead_seconds",
+                                  "Time spent in the gateway itself, upstream wait excluded.",
+                                  ["route"], OVERHEAD)
+        self.tokens = Counter("gateway_tokens", "Tokens reported by upstream usage.",
+                              ["deployment", "consumer", "type"])
+        self.ratelimit_rejections = Counter("gateway_ratelimit_rejections",
+                                            "Requests rejected by a rate limit.",
+                                            ["deployment", "consumer", "scope", "limit"])
+        self.upstream_requests = Counter("gateway_upstream_requests", "Calls to upstream backends.",
+                                         ["deployment", "backend", "status_code"])
+        self.backend_available = Gauge("gateway_backend_available",
+                                       "1 when the backend may be chosen.", ["deployment", "backend"])
+        self.content_filter_actions = Counter("gateway_content_filter_actions",
+                                              "Content filter hits.", ["deployment", "stage", "action"])
+        self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", ["deployment"])
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens,
+                       self.ratelimit_rejections, self.upstream_requests, self.backend_available,
+                       self.content_filter_actions, self.inflight):
+            yield metric.family()
 
     def observe(self, ex: Exchange, elapsed: float) -> None:
-        status = str(ex.status)
-        self.requests.labels(ex.deployment, ex.consumer, ex.route, status).inc()
-        self.duration.labels(ex.deployment, ex.route).observe(elapsed)
-        self.overhead.labels(ex.route).observe(max(0.0, elapsed - ex.upstream_seconds))
+        self.requests.inc((ex.deployment, ex.consumer, ex.route, str(ex.status)))
+        self.duration.observe((ex.deployment, ex.route), elapsed)
+        self.overhead.observe((ex.route,), max(0.0, elapsed - ex.upstream_seconds))
         if ex.ttft is not None:
-            self.ttft.labels(ex.deployment).observe(ex.ttft)
+            self.ttft.observe((ex.deployment,), ex.ttft)
         if ex.prompt_tokens:
-            self.tokens.labels(ex.deployment, ex.consumer, "prompt").inc(ex.prompt_tokens)
+            self.tokens.inc((ex.deployment, ex.consumer, "prompt"), ex.prompt_tokens)
         if ex.completion_tokens:
-            self.tokens.labels(ex.deployment, ex.consumer, "completion").inc(ex.completion_tokens)
+            self.tokens.inc((ex.deployment, ex.consumer, "completion"), ex.completion_tokens)
 
     async def handle(self, request: web.Request) -> web.Response:
         return web.Response(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 
 from aiohttp import web
 
-from gateway import accesslog
 from gateway.errors import (
     GatewayError,
     InternalError,
@@ -21,7 +20,7 @@ from gateway.errors import (
     error_response,
 )
 from gateway.exchange import Exchange
-from gateway.keys import EXCHANGE, METRICS
+from gateway.keys import ACCESS_LOG, EXCHANGE, METRICS
 from gateway.proxy import Handler
 from gateway.routes import flavour_of_path
 from policies import PolicyError
@@ -39,7 +38,7 @@ def _route(request: web.Request) -> str:
 
 @web.middleware
 async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = uuid.uuid4().hex
+    request_id = os.urandom(16).hex()
     ex = Exchange(request_id, _route(request), time.perf_counter())
     request[EXCHANGE] = ex
     try:
@@ -53,7 +52,7 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
     finally:
         elapsed = time.perf_counter() - ex.started
         request.app[METRICS].observe(ex, elapsed)
-        accesslog.emit(ex, elapsed)
+        request.app[ACCESS_LOG].emit(ex, elapsed)
 
 
 async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.StreamResponse:

@@ -43,8 +43,9 @@ def model_handler(route: ModelRoute) -> Handler:
             ex.request_id, operation, deployment.name, caller, inbound.body, inbound.stream
         )
         chain = runtime.chain
-        inflight = request.app[METRICS].inflight.labels(deployment.name)
-        inflight.inc()
+        inflight = request.app[METRICS].inflight
+        labels = (deployment.name,)
+        inflight.inc(labels)
         try:
             if chain.looks_at_requests:
                 await chain.on_request(ctx)
@@ -53,7 +54,7 @@ def model_handler(route: ModelRoute) -> Handler:
             ctx.disconnected = request.transport is None or request.transport.is_closing()
             raise
         finally:
-            inflight.dec()
+            inflight.inc(labels, -1)
             if chain.looks_at_responses:
                 await chain.on_response(ctx)
 
@@ -92,7 +93,7 @@ async def forward(
     try:
         async with upstream.call(request.app[SESSION], backend, url, headers, payload) as answer:
             ex.upstream_seconds += time.perf_counter() - started
-            metrics.upstream_requests.labels(deployment.name, backend.name, str(answer.status)).inc()
+            metrics.upstream_requests.inc((deployment.name, backend.name, str(answer.status)))
             if answer.status == 401 and backend.token is not None:
                 backend.token.invalidate()
             is_stream = answer.content_type == "text/event-stream"
@@ -102,5 +103,5 @@ async def forward(
             return await relay_json(answer, ctx, ex)
     except (UpstreamError, UpstreamTimeout) as exc:
         label = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
-        metrics.upstream_requests.labels(deployment.name, backend.name, label).inc()
+        metrics.upstream_requests.inc((deployment.name, backend.name, label))
         raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway.accesslog import AccessLog
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.keys import METRICS, RUNTIME
@@ -60,6 +63,7 @@ class Stack:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._runners: list[web.AppRunner] = []
+        self.log = io.BytesIO()
 
     def run(self, coro: Any, timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -75,10 +79,13 @@ class Stack:
         self._runners.append(runner)
         self.sim_url = f"http://127.0.0.1:{sim_port}"
         self.config = GatewayConfig(**self._config(self.sim_url))
-        self.app = create_app(self.config)
+        self.app = create_app(self.config, access_log=AccessLog(self.log))
         runner, port = await start(self.app, "127.0.0.1", 0, shutdown_timeout=1)
         self._runners.append(runner)
         self.url = f"http://127.0.0.1:{port}"
+
+    def access_log(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.getvalue().splitlines()]
 
     @property
     def sim(self) -> Simulator:

@@ -55,7 +55,8 @@ class Proc:
                 return
             except OSError:
                 if self.popen.poll() is not None:
-                    raise RuntimeError(f"{args[0]} exited: {self.popen.stderr.read()!r}")  # type: ignore[union-attr]
+                    err = self.popen.stderr.read() if self.popen.stderr else b""
+                    raise RuntimeError(f"{args[0]} exited: {err!r}") from None
                 time.sleep(0.05)
         raise RuntimeError(f"{args[0]} did not come up")
 
@@ -142,7 +143,7 @@ def gateway_config(sim_port: int, port: int, workers: int) -> str:
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (65536, max(hard, 65536)))
     except (ValueError, OSError):
@@ -171,7 +172,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             time.sleep(0.5)
             label = "gateway" if workers == 1 else f"gateway --workers {workers}"
             idle = gw.memory_mb("VmRSS")
-            targets = [("simulator (direct)", direct, None), (label, f"http://127.0.0.1:{gw_port}/v1/chat/completions", gw)]
+            through = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+            targets = [("simulator (direct)", direct, None), (label, through, gw)]
             if workers != 1:
                 targets = targets[1:]
             targets += [(f"peer {u}", u, None) for u in (args.peer if workers == 1 else [])]
@@ -218,12 +220,13 @@ def scenarios(targets: list[tuple[str, str, Proc | None]], headers: dict[str, st
             else:
                 compare(r, floor)
             rows.append(r)
-    slow = {**headers, "x-sim-token-ms": "500", "x-sim-tokens": "10"}  # ~4.5 s per stream
+    tokens, gap = (5, 100) if smoke else (10, 500)  # ~0.4 s or ~4.5 s per stream
+    slow = {**headers, "x-sim-token-ms": str(gap), "x-sim-tokens": str(tokens)}
     for total in ((50,) if smoke else (1000, 10000)):
         for name, url, proc in targets[1:2] if len(targets) > 1 else targets:
             cpu = proc.cpu_seconds() if proc else 0.0
             load = streams(url, stream_body, slow, total, total=total)
-            r = row("slow streams (10 x 500 ms)", name, total, load)
+            r = row(f"slow streams ({tokens} x {gap} ms)", name, total, load)
             r.note = f"duration p99/p50 {spread(load):.2f}"
             if proc:
                 r.gateway_cpu_s = round(proc.cpu_seconds() - cpu, 2)

@@ -171,3 +171,21 @@ async def test_upstream_refusing_the_gateways_credential_is_502(make_stack: Any)
     assert status == 502
     assert_error(body, "upstream_error")
     assert "rejected the gateway's credential" in body["error"]["message"]
+
+
+async def test_chunked_body_too_large(make_stack: Any) -> None:
+    def small(sim: str) -> dict[str, Any]:
+        return {**default_config(sim), "server": {"max_body_bytes": 1000}}
+
+    stack = make_stack(small)
+
+    async def chunks() -> Any:
+        yield b'{"model": "chat", "messages": [{"role": "user", "content": "'
+        for _ in range(20):
+            yield b"x" * 100
+        yield b'"}]}'
+
+    status, body, _ = await call(stack.url + "/v1/chat/completions", data=chunks())  # type: ignore[arg-type]
+    assert status == 413
+    assert_error(body, "request_too_large")
+    assert stack.sim.count == 0

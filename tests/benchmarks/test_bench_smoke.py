@@ -1,0 +1,25 @@
+"""CI runs the benchmark for a few seconds to prove it still works; the full run is by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench", "--smoke", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((tmp_path / "latest.json").read_text())["rows"]
+    targets = {(r["scenario"], r["target"]) for r in rows}
+    assert ("chat", "simulator (direct)") in targets and ("chat", "gateway") in targets
+    assert any(r["scenario"] == "stream 20 chunks" and r["target"] == "gateway" for r in rows)
+    for r in rows:
+        assert r["errors"] == 0 and r["requests"] > 0 and r["p50_ms"] > 0
+        if r["target"] == "gateway" and r["scenario"] != "slow streams (5 x 100 ms)":
+            assert r["added_p50_ms"] is not None and r["gateway_peak_rss_mb"] > 0
+    assert "| chat | gateway |" in (tmp_path / "latest.md").read_text()
