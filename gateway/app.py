@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -13,7 +13,18 @@ from gateway.accesslog import AccessLog
 from gateway.backends import SecretMissing
 from gateway.config import GatewayConfig
 from gateway.credentials import Credentials
-from gateway.keys import ACCESS_LOG, CONFIG, CREDENTIALS, LIFECYCLE, METRICS, RUNTIME, SESSION, Lifecycle
+from gateway.enforcement import build_policies, limiter_ctx
+from gateway.keys import (
+    ACCESS_LOG,
+    CONFIG,
+    CREDENTIALS,
+    LIFECYCLE,
+    LIMITER,
+    METRICS,
+    RUNTIME,
+    SESSION,
+    Lifecycle,
+)
 from gateway.metrics import Metrics
 from gateway.proxy import model_handler
 from gateway.routes import (
@@ -52,10 +63,14 @@ async def _session(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
-def _runtime_ctx(policies: Sequence[Policy]):  # type: ignore[no-untyped-def]
+def _runtime_ctx(
+    extra: Sequence[Policy],
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        policies = [*build_policies(config, app[LIMITER]), *extra]
         try:
-            app[RUNTIME] = Runtime(app[CONFIG], app[CREDENTIALS], policies)
+            app[RUNTIME] = Runtime(config, app[CREDENTIALS], policies)
         except SecretMissing as exc:
             raise StartupError(str(exc)) from None
         metrics = app[METRICS]
@@ -81,7 +96,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ACCESS_LOG] = access_log or AccessLog()
-    app.cleanup_ctx.extend([_credentials, _session, _runtime_ctx(policies)])
+    app.cleanup_ctx.extend([_credentials, _session, limiter_ctx, _runtime_ctx(policies)])
     app.on_response_prepare.append(middleware.request_id_headers)
 
     router = app.router

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from policies.auth import ConsumerConfig
+from policies.ratelimit import LimitsConfig
 
 DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_API_VERSION = {"azure-openai": "2024-10-21", "azure-ai-inference": "2024-05-01-preview"}
@@ -32,7 +33,11 @@ class ServerConfig(Strict):
 
 
 class RedisConfig(Strict):
+    # No url: rate limits are kept in this process (one replica only).
     url: str | None = None
+    # Redis Cluster: the url names any one node.
+    cluster: bool = False
+    # When Redis cannot be asked: admit and count (open), or answer 503 (closed).
     on_error: Literal["open", "closed"] = "open"
 
 
@@ -108,7 +113,9 @@ class DeploymentConfig(Strict):
         "chat-completion"
     )
     provider: str = "AzureOpenAI"
-    default_max_tokens: int | None = Field(None, gt=0)
+    limits: LimitsConfig | None = None
+    # Reserved against token limits when a request names no max_tokens.
+    default_max_tokens: int = Field(1024, gt=0)
     backends: tuple[BackendConfig, ...] = Field(min_length=1)
 
 
@@ -147,6 +154,12 @@ class GatewayConfig(BaseSettings):
         # The environment overrides the file (the file arrives as init values).
         return (env_settings, init_settings)
 
+    @property
+    def has_limits(self) -> bool:
+        return any(d.limits for d in self.deployments) or any(
+            c.limits or c.limits_by_deployment for c in self.consumers
+        )
+
     @model_validator(mode="after")
     def _consistent(self) -> GatewayConfig:
         names = [d.name for d in self.deployments]
@@ -163,6 +176,12 @@ class GatewayConfig(BaseSettings):
             if unknown:
                 raise ValueError(
                     f"consumer {consumer.name!r} names unknown deployments: {', '.join(unknown)}"
+                )
+            unknown = [d for d in consumer.limits_by_deployment if d not in known]
+            if unknown:
+                raise ValueError(
+                    f"consumer {consumer.name!r} has limits_by_deployment for unknown "
+                    f"deployments: {', '.join(unknown)}"
                 )
         owners: dict[str, str] = {}
         for consumer in self.consumers:

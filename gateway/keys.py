@@ -11,8 +11,10 @@ from gateway.accesslog import AccessLog
 from gateway.config import GatewayConfig
 from gateway.credentials import Credentials
 from gateway.exchange import Exchange
+from gateway.limiter import Limiter
 from gateway.metrics import Metrics
 from gateway.runtime import Runtime
+from policies import RequestContext
 
 
 @dataclass(slots=True)
@@ -28,4 +30,6 @@ CREDENTIALS = web.AppKey("credentials", Credentials)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
+LIMITER = web.AppKey("limiter", Limiter)  # rate-limit store; outlives reloads
 EXCHANGE = web.RequestKey("exchange", Exchange)
+CONTEXT = web.RequestKey("context", RequestContext)  # set once the deployment is known

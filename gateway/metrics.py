@@ -23,6 +23,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.exchange import Exchange
+from policies.ratelimit import LimiterStats
+from policies.ratelimit.policy import LATENCY_BOUNDS
 
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -105,6 +107,7 @@ class Metrics:
         self.content_filter_actions = Counter("gateway_content_filter_actions",
                                               "Content filter hits.", ["deployment", "stage", "action"])
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", ["deployment"])
+        self.limiter: LimiterStats | None = None  # set when rate limits are configured
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -113,6 +116,20 @@ class Metrics:
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
                        self.content_filter_actions, self.inflight):
             yield metric.family()
+        if self.limiter is not None:
+            errors = CounterMetricFamily("gateway_ratelimit_store_errors",
+                                         "Rate-limit store (Redis) calls that failed.")
+            errors.add_metric([], self.limiter.errors)
+            yield errors
+            latency = HistogramMetricFamily("gateway_ratelimit_store_seconds",
+                                            "Rate-limit store round trips.")
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, LATENCY_BOUNDS), "+Inf"),
+                                    self.limiter.latency_counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([], buckets, self.limiter.latency_sum)
+            yield latency
 
     def observe(self, ex: Exchange, elapsed: float) -> None:
         self.requests.inc((ex.deployment, ex.consumer, ex.route, str(ex.status)))

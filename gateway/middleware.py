@@ -20,10 +20,10 @@ from gateway.errors import (
     error_response,
 )
 from gateway.exchange import Exchange
-from gateway.keys import ACCESS_LOG, EXCHANGE, METRICS
+from gateway.keys import ACCESS_LOG, CONTEXT, EXCHANGE, METRICS
 from gateway.proxy import Handler
 from gateway.routes import flavour_of_path
-from policies import PolicyError
+from policies import PolicyError, RateLimited
 
 log = logging.getLogger("gateway")
 
@@ -71,6 +71,9 @@ async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.S
     except Exception:
         log.exception("unexpected error serving request %s", ex.request_id)
         error = InternalError(f"The gateway failed to serve this request (id {ex.request_id}).")
+    if isinstance(error, RateLimited):
+        request.app[METRICS].ratelimit_rejections.inc(
+            (ex.deployment, ex.consumer, error.scope, error.limit))
     flavour = flavour_of_path(request.path)
     ex.error_code = error_code(error, flavour)
     return error_response(error, flavour)
@@ -81,6 +84,9 @@ async def request_id_headers(request: web.Request, response: web.StreamResponse)
     ex = request.get(EXCHANGE)
     if ex is not None:
         response.headers["x-request-id"] = ex.request_id
+    ctx = request.get(CONTEXT)
+    if ctx is not None and ctx.response_headers:
+        response.headers.update(ctx.response_headers)
     client_id = request.headers.get("x-ms-client-request-id")
     if client_id:
         response.headers["x-ms-client-request-id"] = client_id

@@ -12,7 +12,7 @@ from gateway import upstream
 from gateway.errors import UnsupportedOperation, UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
 from gateway.inbound import Inbound, parse, read_json
-from gateway.keys import EXCHANGE, METRICS, RUNTIME, SESSION
+from gateway.keys import CONTEXT, EXCHANGE, METRICS, RUNTIME, SESSION
 from gateway.relay import StreamRelay, relay_json
 from gateway.routes import ModelRoute
 from gateway.runtime import Deployment
@@ -42,6 +42,7 @@ def model_handler(route: ModelRoute) -> Handler:
         ctx = RequestContext(
             ex.request_id, operation, deployment.name, caller, inbound.body, inbound.stream
         )
+        request[CONTEXT] = ctx
         chain = runtime.chain
         inflight = request.app[METRICS].inflight
         labels = (deployment.name,)

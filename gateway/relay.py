@@ -115,6 +115,8 @@ class StreamRelay:
                     obj = orjson.loads(data)
                 await self.chain.on_response_chunk(self.ctx, obj)
                 data = orjson.dumps(obj)
+            if sse.has_content(data):
+                self.ctx.produced_tokens += 1
             out.append(sse.encode(data))
         if out and self.ex.ttft is None:
             self.ex.ttft = time.perf_counter() - self.ex.started

@@ -12,6 +12,15 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _NEWLINES = re.compile(rb"\r\n|\r")
 
 
+# A chat delta or completion text that is not empty: one generated token, as
+# upstreams stream them.
+_CONTENT = re.compile(rb'"(?:content|text)"\s*:\s*"[^"]')
+
+
+def has_content(data: bytes) -> bool:
+    return _CONTENT.search(data) is not None
+
+
 def encode(data: bytes) -> bytes:
     return b"data: " + data + b"\n\n"
 

@@ -5,6 +5,7 @@ from policies.base import ANONYMOUS, Caller, Policy, RequestContext, Usage
 from policies.chain import PolicyChain
 from policies.errors import (
     ContentBlocked,
+    ExceedsLimit,
     PermissionDenied,
     PolicyError,
     PolicyUnavailable,
@@ -16,6 +17,7 @@ __all__ = [
     "ANONYMOUS",
     "Caller",
     "ContentBlocked",
+    "ExceedsLimit",
     "PermissionDenied",
     "Policy",
     "PolicyChain",

@@ -44,6 +44,10 @@ class RequestContext:
     usage: Usage | None = None
     # Set when the client went away before the response was complete.
     disconnected: bool = False
+    # Completion tokens streamed to the client so far (one per content event).
+    produced_tokens: int = 0
+    # Headers a policy wants on the response (e.g. x-ratelimit-remaining-*).
+    response_headers: dict[str, str] = field(default_factory=dict)
     # Scratch space for policies, keyed by policy name.
     state: dict[str, Any] = field(default_factory=dict)
     # Seconds spent in each policy, for the access log.

@@ -4,6 +4,7 @@
      ├── Unauthenticated        401: no credential, or one that matches nothing
      ├── PermissionDenied       403: a known caller asked for something it may not use
      ├── RateLimited            429: a limit is exhausted; says when to come back
+ ├── ExceedsLimit           400: the request alone is larger than a limit's capacity
      ├── ContentBlocked         400: a content filter refused the text
      └── PolicyUnavailable      503: a policy failed and is configured to fail closed
 
@@ -55,9 +56,12 @@ class RateLimited(PolicyError):
         retry_after_s: float,
         remaining_requests: int = 0,
         remaining_tokens: int = 0,
+        scope: str = "",
+        limit: str = "",
     ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.scope, self.limit = scope, limit
         self.remaining_requests = remaining_requests
         self.remaining_tokens = remaining_tokens
 
@@ -69,6 +73,11 @@ class RateLimited(PolicyError):
             "x-ratelimit-remaining-requests": str(self.remaining_requests),
             "x-ratelimit-remaining-tokens": str(self.remaining_tokens),
         }
+
+
+class ExceedsLimit(PolicyError):
+    status = 400
+    code = "request_exceeds_limit"
 
 
 class ContentBlocked(PolicyError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policies.auth.api_keys import DIGEST_RE
+from policies.ratelimit.limits import LimitsConfig
 
 
 class ConsumerConfig(BaseModel):
@@ -14,6 +15,9 @@ class ConsumerConfig(BaseModel):
     api_keys: tuple[str, ...] = ()
     # Aliases this consumer may use; "*" means all. Required: access is never implied.
     deployments: tuple[str, ...]
+    # Counted per consumer and deployment pair; limits_by_deployment overrides per alias.
+    limits: LimitsConfig | None = None
+    limits_by_deployment: dict[str, LimitsConfig] = {}
 
     @field_validator("api_keys")
     @classmethod

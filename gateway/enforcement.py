@@ -1,0 +1,50 @@
+"""Which policies run, in which order, built from the config: an explicit list.
+Rate limits run first, so a rejected request costs one store round trip and
+nothing else; policies added later (content filters) come after it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.keys import CONFIG, LIMITER, METRICS
+from gateway.limiter import Limiter
+from policies import Policy
+from policies.ratelimit import (
+    ConsumerLimits,
+    DeploymentLimits,
+    MemoryStore,
+    RateLimitPolicy,
+)
+from policies.ratelimit.redis_store import RedisStore, connect
+
+
+async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    if not config.has_limits:
+        app[LIMITER] = Limiter(None, "none")
+    elif config.redis.url:
+        client = connect(config.redis.url, cluster=config.redis.cluster)
+        app[LIMITER] = Limiter(RedisStore(client), "redis")
+    else:
+        app[LIMITER] = Limiter(MemoryStore(), "memory")
+    app[METRICS].limiter = app[LIMITER].stats
+    yield
+    store = app[LIMITER].store
+    if store is not None:
+        await store.close()
+
+
+def build_policies(config: GatewayConfig, limiter: Limiter) -> list[Policy]:
+    policies: list[Policy] = []
+    if limiter.store is not None:
+        policies.append(RateLimitPolicy(
+            limiter.store,
+            {d.name: DeploymentLimits(d.limits, d.default_max_tokens) for d in config.deployments},
+            {c.name: ConsumerLimits(c.limits, c.limits_by_deployment) for c in config.consumers},
+            on_error=config.redis.on_error,
+            stats=limiter.stats,
+        ))
+    return policies

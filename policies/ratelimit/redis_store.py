@@ -1,0 +1,64 @@
+"""Buckets in Redis: one EVALSHA per admission and one per settlement, on Redis
+server time, keys hash-tagged per deployment so that Redis Cluster can run them.
+
+After a failed call the store answers StoreError at once for `backoff_s`
+instead of making every request wait for a timeout; then it tries Redis again,
+so it recovers by itself when Redis is back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from policies.ratelimit.buckets import StoreError, Verdict
+from policies.ratelimit.limits import Bucket
+
+_LUA = resources.files("policies.ratelimit") / "lua"
+
+
+def connect(url: str, *, cluster: bool = False, timeout_s: float = 0.25) -> Any:
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+    }
+    if cluster:
+        return aioredis.RedisCluster.from_url(url, **options)
+    return aioredis.Redis.from_url(url, health_check_interval=30, **options)
+
+
+class RedisStore:
+    def __init__(self, client: Any, *, backoff_s: float = 1.0) -> None:
+        self.client = client
+        self._admit = client.register_script((_LUA / "admit.lua").read_text())
+        self._settle = client.register_script((_LUA / "settle.lua").read_text())
+        self._backoff_s = backoff_s
+        self._down_until = 0.0
+
+    async def _call(self, script: Any, buckets: Sequence[Bucket], values: Sequence[float]) -> Any:
+        if time.monotonic() < self._down_until:
+            raise StoreError("Redis failed a moment ago; not asking again yet")
+        args: list[float] = []
+        for bucket, value in zip(buckets, values, strict=True):
+            args += [bucket.capacity, bucket.per_second / 1000.0, value]
+        try:
+            return await script(keys=[b.key for b in buckets], args=args)
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + self._backoff_s
+            raise StoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
+
+    async def admit(self, buckets: Sequence[Bucket], costs: Sequence[float]) -> Verdict:
+        admitted, failed, wait_ms, *remaining = await self._call(self._admit, buckets, costs)
+        wait = float("inf") if wait_ms == -1 else wait_ms / 1000.0
+        return Verdict(bool(admitted), int(failed), wait, tuple(float(r) for r in remaining))
+
+    async def settle(self, buckets: Sequence[Bucket], deltas: Sequence[float]) -> None:
+        await self._call(self._settle, buckets, deltas)
+
+    async def close(self) -> None:
+        await self.client.aclose()
