@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gateway.config import ConfigError, GatewayConfig, load
 from gateway.settings import ProcessSettings
+from policies.ratelimit import LimitsConfig
 
 
 def _config(path: Path | None) -> GatewayConfig:
@@ -27,6 +28,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if args.workers > 1 and config.server.port == 0:
         raise ConfigError("--workers needs a fixed server.port (not 0)")
+    if args.workers > 1 and config.has_limits and not config.redis.url:
+        raise ConfigError(
+            f"--workers {args.workers} without redis.url would give each worker its own rate "
+            "limits, multiplying them: set redis.url, or run one worker"
+        )
     try:
         return serve(config, args.workers)
     except StartupError as exc:
@@ -65,6 +71,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limits(limits: LimitsConfig) -> str:
+    parts = []
+    if limits.requests_per_minute:
+        parts.append(f"{limits.requests_per_minute} requests/min")
+    if limits.tokens_per_minute:
+        parts.append(f"{limits.tokens_per_minute} tokens/min")
+    return ", ".join(parts) or "none"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from gateway.backends import SecretMissing, _read_key, default_name
     from gateway.config import ApiKeyAuth
@@ -73,10 +88,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"config OK: {len(config.deployments)} deployments, {len(config.consumers)} consumers")
     print(f"server: {config.server.host}:{config.server.port}  redis: "
           f"{config.redis.url or 'none (in-process state)'}  "
-          f"anonymous: {'allowed' if config.auth.allow_anonymous else 'no'}")
+          f"anonymous: {'allowed' if config.auth.allow_anonymous else 'no'}  "
+          f"rate limits: {'yes' if config.has_limits else 'none'}")
     problems = 0
     for d in config.deployments:
-        print(f"deployment {d.name}: model {d.model}" + (f" ({d.version})" if d.version else ""))
+        print(f"deployment {d.name}: model {d.model}" + (f" ({d.version})" if d.version else "")
+              + (f"  limits {_limits(d.limits)}" if d.limits else ""))
         for i, b in enumerate(d.backends):
             auth: str = b.auth.type
             if isinstance(b.auth, ApiKeyAuth):
@@ -89,7 +106,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  backend {b.name or default_name(b)}: {b.api} {b.url} "
                   f"priority {b.priority} weight {b.weight} auth {auth}")
     for c in config.consumers:
-        print(f"consumer {c.name}: {len(c.api_keys)} key(s), deployments {', '.join(c.deployments)}")
+        print(f"consumer {c.name}: {len(c.api_keys)} key(s), deployments {', '.join(c.deployments)}"
+              + (f"  limits {_limits(c.limits)}" if c.limits else ""))
+        for name, limits in c.limits_by_deployment.items():
+            print(f"  on {name}: limits {_limits(limits)}")
     return 1 if problems else 0
 
 

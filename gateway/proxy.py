@@ -56,6 +56,8 @@ def model_handler(route: ModelRoute) -> Handler:
             raise
         finally:
             inflight.inc(labels, -1)
+            if ctx.usage is None and ctx.produced_tokens:
+                ex.completion_tokens = ctx.produced_tokens  # a stream cut before its usage
             if chain.looks_at_responses:
                 await chain.on_response(ctx)
 

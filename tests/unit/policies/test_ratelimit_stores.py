@@ -1,0 +1,98 @@
+"""The bucket semantics, checked the same way against both stores (a real
+redis-server for the Redis one)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from policies.ratelimit import Bucket, LimitsConfig, MemoryStore, Store, buckets_for
+from policies.ratelimit.redis_store import RedisStore, connect
+from tests.conftest import RedisServer
+
+
+def bucket(key: str, capacity: float, per_second: float, kind: str = "tokens") -> Bucket:
+    return Bucket(f"mg:rl:{{t}}:{key}", "deployment", kind, capacity, per_second)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    server = RedisServer()
+    redis_store = RedisStore(connect(server.url))
+    try:
+        yield redis_store
+    finally:
+        await redis_store.close()
+        server.stop()
+
+
+async def test_admits_until_empty_then_says_how_long_to_wait(store: Store) -> None:
+    b = bucket("a", capacity=10, per_second=1)
+    for _ in range(5):
+        assert (await store.admit([b], [2])).admitted
+    verdict = await store.admit([b], [3])
+    assert not verdict.admitted and verdict.failed == 0
+    assert 2.5 <= verdict.wait_s <= 3.01  # 3 units at 1/s, minus what refilled meanwhile
+
+
+async def test_all_or_nothing_across_buckets(store: Store) -> None:
+    roomy, tight = bucket("roomy", 100, 1), bucket("tight", 5, 1)
+    assert (await store.admit([roomy, tight], [5, 5])).admitted
+    verdict = await store.admit([roomy, tight], [5, 5])
+    assert not verdict.admitted and verdict.failed == 1
+    # The rejected request charged nothing: roomy still holds 95 (plus a trickle).
+    after = await store.admit([roomy], [0])
+    assert 95 <= after.remaining[0] <= 96
+
+
+async def test_cost_over_capacity_never_fits(store: Store) -> None:
+    verdict = await store.admit([bucket("small", 10, 1)], [11])
+    assert not verdict.admitted and math.isinf(verdict.wait_s)
+
+
+async def test_settlement_refunds_and_charges(store: Store) -> None:
+    b = bucket("s", capacity=1000, per_second=1 / 600)  # refill negligible in a test
+    await store.admit([b], [300])
+    await store.settle([b], [-250])  # used 50 of the 300 reserved
+    left = (await store.admit([b], [0])).remaining[0]
+    assert 949 <= left <= 951
+    await store.settle([b], [2000])  # a big overrun puts the bucket in debt
+    assert not (await store.admit([b], [1])).admitted
+
+
+async def test_refill_is_continuous(store: Store) -> None:
+    b = bucket("r", capacity=2, per_second=20, kind="requests")
+    assert (await store.admit([b], [2])).admitted
+    assert not (await store.admit([b], [1])).admitted
+    await asyncio.sleep(0.06)  # 1.2 units back
+    assert (await store.admit([b], [1])).admitted
+
+
+async def test_never_more_than_capacity_plus_rate_times_t(store: Store) -> None:
+    b = bucket("bound", capacity=5, per_second=50, kind="requests")
+    started = time.monotonic()
+    admitted = 0
+    while time.monotonic() - started < 0.5:
+        if (await store.admit([b], [1])).admitted:
+            admitted += 1
+        await asyncio.sleep(0.001)
+    elapsed = time.monotonic() - started
+    assert admitted <= 5 + 50 * elapsed + 1
+    assert admitted >= 0.9 * (5 + 50 * elapsed)
+
+
+def test_buckets_share_one_hash_tag_per_deployment() -> None:
+    plan = buckets_for("gpt-4o", "team",
+                       LimitsConfig(requests_per_minute=60),
+                       LimitsConfig(requests_per_minute=6, tokens_per_minute=600))
+    assert [(b.scope, b.kind, b.capacity, b.per_second) for b in plan] == [
+        ("deployment", "requests", 60, 1.0), ("consumer", "requests", 6, 0.1),
+        ("consumer", "tokens", 600, 10.0)]
+    assert {b.key.split("}")[0] for b in plan} == {"mg:rl:{gpt-4o"}
