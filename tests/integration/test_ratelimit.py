@@ -66,7 +66,7 @@ async def test_429_names_the_limit_and_says_when(make_stack: Any, store_url: str
     assert [r[0] for r in results] == [200, 200, 200, 429]
     # The tightest limit: the consumer's 3 requests.
     assert [r[2]["x-ratelimit-remaining-requests"] for r in results[:3]] == ["2", "1", "0"]
-    status, error, headers = results[3]
+    _, error, headers = results[3]
     assert error["error"]["code"] == "429"
     assert "requests limit of consumer team-a on deployment chat (3 per minute)" in error["error"]["message"]
     assert headers["Retry-After"] == "20" and 19000 < int(headers["retry-after-ms"]) <= 20000
