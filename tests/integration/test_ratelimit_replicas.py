@@ -1,0 +1,141 @@
+"""Exactness across replicas: 4 gateway processes share one Redis (single node, or
+a local 3-node Redis Cluster); 64 concurrent clients saturate a small limit, and
+what is admitted stays within capacity + rate x elapsed and reaches >= 98 % of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from policies.auth import hash_key
+from tests.conftest import RedisServer, free_port
+from tests.integration.test_cli import GATEWAY, wait_up
+
+KEY = "replica-key"
+SECONDS = 4.0
+
+
+@pytest.fixture
+def cluster() -> Iterator[str]:
+    folder = tempfile.mkdtemp()
+    ports = [free_port() for _ in range(3)]
+    nodes = [RedisServer("--cluster-enabled", "yes", "--cluster-config-file",
+                         f"{folder}/nodes-{p}.conf", "--dir", folder, port=p) for p in ports]
+    try:
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=30)
+        for _ in range(100):
+            info = subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"],
+                                  capture_output=True, text=True).stdout
+            if "cluster_state:ok" in info:
+                break
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.fixture
+def single() -> Iterator[str]:
+    server = RedisServer()
+    yield server.url
+    server.stop()
+
+
+def start_stack(redis_url: str, cluster: bool, background: list[subprocess.Popen[str]]) -> str:
+    sim_port, port = free_port(), free_port()
+    sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    background.append(sim)
+    wait_up(f"http://127.0.0.1:{sim_port}", sim)
+    backend = [{"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai"}]
+    config = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "redis": {"url": redis_url, "cluster": cluster, "on_error": "closed"},
+        "consumers": [{"name": "load", "api_keys": [hash_key(KEY)], "deployments": ["*"]}],
+        "deployments": [
+            # 50 requests/s, 50 at once.
+            {"name": "chat", "model": "m", "backends": backend,
+             "limits": {"requests_per_minute": 3000, "burst": {"requests": 50}}},
+            # 500 tokens/s, 500 at once; each request below costs exactly 10 tokens.
+            {"name": "embed", "model": "e", "backends": backend,
+             "limits": {"tokens_per_minute": 30000, "burst": {"tokens": 500}}},
+        ],
+    }
+    path = Path(tempfile.mkdtemp()) / "gw.yaml"
+    path.write_text(json.dumps(config))
+    gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path), "--workers", "4"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    background.append(gw)
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, gw)
+    time.sleep(1.0)  # all four workers listening
+    return url
+
+
+async def saturate(url: str, path: str, body: dict[str, Any]) -> tuple[int, int, float]:
+    """64 clients for SECONDS; returns (admitted, errors other than 429, elapsed), where
+    elapsed runs from the first request sent to the last admitted answer received:
+    it contains the interval in which the gateways admitted, so it bounds it."""
+    admitted = errors = 0
+    last_admitted = 0.0
+    # 64 connections, opened once: SO_REUSEPORT spreads them over the four workers.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        # Warm up: open the connections and let every worker load its Lua scripts,
+        # then wait until the buckets are full again.
+        async def once() -> None:
+            async with session.post(url + path, json=body, headers={"api-key": KEY}) as r:
+                await r.read()
+
+        await asyncio.gather(*(once() for _ in range(64)))
+        await asyncio.sleep(1.5)
+        started = time.monotonic()
+        deadline = started + SECONDS
+
+        async def client() -> None:
+            nonlocal admitted, errors, last_admitted
+            while time.monotonic() < deadline:
+                async with session.post(url + path, json=body, headers={"api-key": KEY}) as r:
+                    await r.read()
+                    if r.status == 200:
+                        admitted += 1
+                        last_admitted = time.monotonic()
+                    elif r.status != 429:
+                        errors += 1
+
+        await asyncio.gather(*(client() for _ in range(64)))
+    return admitted, errors, last_admitted - started
+
+
+@pytest.mark.parametrize("mode", ["single", "cluster"])
+async def test_exact_across_four_replicas(mode: str, request: pytest.FixtureRequest,
+                                          background: list[subprocess.Popen[str]]) -> None:
+    redis_url = request.getfixturevalue(mode)
+    url = start_stack(redis_url, mode == "cluster", background)
+
+    admitted, errors, elapsed = await saturate(
+        url, "/v1/chat/completions", {"model": "chat", "messages": [{"role": "user", "content": "x"}]})
+    bound = 50 + 50 * elapsed
+    assert errors == 0
+    assert 0.98 * bound <= admitted <= bound, (admitted, bound)
+
+    # "aaa" is 1 token by the gateway's estimate and by the simulator's count.
+    admitted, errors, elapsed = await saturate(
+        url, "/v1/embeddings", {"model": "embed", "input": ["aaa"] * 10})
+    tokens, bound = admitted * 10, 500 + 500 * elapsed
+    assert errors == 0
+    assert 0.98 * bound <= tokens <= bound, (tokens, bound)
+
+
+from tests.integration.test_cli import background  # noqa: E402,F401  (the fixture)
