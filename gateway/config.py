@@ -39,6 +39,8 @@ class RedisConfig(Strict):
     cluster: bool = False
     # When Redis cannot be asked: admit and count (open), or answer 503 (closed).
     on_error: Literal["open", "closed"] = "open"
+    # Per Redis call; after a failure Redis is not asked again for a second.
+    timeout_seconds: float = Field(0.5, gt=0)
 
 
 class AuthConfig(Strict):

@@ -26,8 +26,11 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     if not config.has_limits:
         app[LIMITER] = Limiter(None, "none")
     elif config.redis.url:
-        client = connect(config.redis.url, cluster=config.redis.cluster)
-        app[LIMITER] = Limiter(RedisStore(client), "redis")
+        client = connect(config.redis.url, cluster=config.redis.cluster,
+                         timeout_s=config.redis.timeout_seconds)
+        store = RedisStore(client)
+        await store.warm_up()
+        app[LIMITER] = Limiter(store, "redis")
     else:
         app[LIMITER] = Limiter(MemoryStore(), "memory")
     app[METRICS].limiter = app[LIMITER].stats

@@ -7,10 +7,14 @@ import asyncio
 import contextlib
 import io
 import json
+import random
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +29,7 @@ from gateway.server import start
 from gateway.simulator import SIMULATOR, Simulator, SimulatorSettings, create_simulator
 from policies.auth import hash_key
 
+GATEWAY = [sys.executable, "-m", "gateway"]  # the CLI, as a real process
 KEY_A = "key-team-a"  # may use chat, embed
 KEY_B = "key-team-b"  # may use everything
 UPSTREAM_KEY = "upstream-secret"
@@ -128,9 +133,16 @@ def serve_in_thread(app: web.Application) -> Iterator[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range, so that no outgoing connection takes
+    it before the server binds it, and a Redis Cluster bus port (+10000) exists."""
+    while True:
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class RedisServer:
@@ -165,6 +177,31 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+
+def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
+    for _ in range(150):
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early: {proc.communicate()}")
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("did not come up")
+
+
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ so it recovers by itself when Redis is back.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -20,9 +22,10 @@ from policies.ratelimit.buckets import StoreError, Verdict
 from policies.ratelimit.limits import Bucket
 
 _LUA = resources.files("policies.ratelimit") / "lua"
+log = logging.getLogger("policies.ratelimit")
 
 
-def connect(url: str, *, cluster: bool = False, timeout_s: float = 0.25) -> Any:
+def connect(url: str, *, cluster: bool = False, timeout_s: float = 0.5) -> Any:
     options: dict[str, Any] = {
         "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
@@ -48,9 +51,25 @@ class RedisStore:
             args += [bucket.capacity, bucket.per_second / 1000.0, value]
         try:
             return await script(keys=[b.key for b in buckets], args=args)
-        except (RedisError, OSError) as exc:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # RedisError, OSError, and the client's own races
+            if not isinstance(exc, RedisError | OSError):
+                log.warning("unexpected error from the Redis client: %r", exc)
             self._down_until = time.monotonic() + self._backoff_s
             raise StoreError(f"Redis: {type(exc).__name__}: {exc}") from exc
+
+    async def warm_up(self) -> None:
+        """Connect (and learn a cluster's slots) once at start-up, and load the scripts,
+        rather than letting the first burst of requests race to do it."""
+        try:
+            if hasattr(self.client, "initialize"):
+                await self.client.initialize()
+            await self.client.script_load(self._admit.script)
+            await self.client.script_load(self._settle.script)
+        except Exception as exc:
+            # Not fatal: the store recovers by itself once Redis answers.
+            log.warning("Redis is not reachable at start-up (%r); on_error applies until it is", exc)
 
     async def admit(self, buckets: Sequence[Bucket], costs: Sequence[float]) -> Verdict:
         admitted, failed, wait_ms, *remaining = await self._call(self._admit, buckets, costs)

@@ -5,27 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from policies.auth import hash_key
-
-GATEWAY = [sys.executable, "-m", "gateway"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import GATEWAY, free_port, wait_up
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None
@@ -44,31 +31,6 @@ def get(url: str, headers: dict[str, str] | None = None,
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-
-
-def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
-    for _ in range(150):
-        if proc.poll() is not None:
-            raise AssertionError(f"exited early: {proc.communicate()}")
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("did not come up")
-
-
-@pytest.fixture
-def background() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def start(background: list[subprocess.Popen[str]], *args: str,
