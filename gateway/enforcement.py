@@ -28,16 +28,15 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     elif config.redis.url:
         client = connect(config.redis.url, cluster=config.redis.cluster,
                          timeout_s=config.redis.timeout_seconds)
-        store = RedisStore(client)
-        await store.warm_up()
-        app[LIMITER] = Limiter(store, "redis")
+        redis_store = RedisStore(client)
+        await redis_store.warm_up()
+        app[LIMITER] = Limiter(redis_store, "redis")
     else:
         app[LIMITER] = Limiter(MemoryStore(), "memory")
     app[METRICS].limiter = app[LIMITER].stats
     yield
-    store = app[LIMITER].store
-    if store is not None:
-        await store.close()
+    if app[LIMITER].store is not None:
+        await app[LIMITER].store.close()
 
 
 def build_policies(config: GatewayConfig, limiter: Limiter) -> list[Policy]:
