@@ -35,8 +35,9 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         app[LIMITER] = Limiter(MemoryStore(), "memory")
     app[METRICS].limiter = app[LIMITER].stats
     yield
-    if app[LIMITER].store is not None:
-        await app[LIMITER].store.close()
+    store = app[LIMITER].store
+    if store is not None:
+        await store.close()
 
 
 def build_policies(config: GatewayConfig, limiter: Limiter) -> list[Policy]:
