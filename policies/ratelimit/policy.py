@@ -172,9 +172,13 @@ class RateLimitPolicy(Policy):
         delta = float(used - held.reservation.total)
         if delta == 0:
             return
-        # Shielded: a settlement must finish even if the request's task is cancelled.
+        settle = self.store.settle(token_buckets, [delta] * len(token_buckets))
         try:
-            await asyncio.shield(self.store.settle(token_buckets, [delta] * len(token_buckets)))
+            if ctx.disconnected:
+                # The request's task is being cancelled: the settlement must still finish.
+                await asyncio.shield(settle)
+            else:
+                await settle
         except StoreError as exc:
             self.stats.errors += 1
             log.warning("settlement of %+d tokens lost: %s", int(delta), exc)

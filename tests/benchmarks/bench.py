@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.auth import hash_key
-from tests.benchmarks.loadgen import Load, spread, streams, wrk
+from tests.benchmarks.loadgen import Load, streams, wrk
 
 KEY = "bench-key"
 CHAT = {"model": "bench", "messages": [{"role": "user", "content": "Benchmark the gateway, please."}]}
@@ -129,14 +129,40 @@ def compare(gw: Row, floor: Row) -> None:
         gw.added_ttfb_p50_ms = round(gw.ttfb_p50_ms - floor.ttfb_p50_ms, 3)
 
 
-def gateway_config(sim_port: int, port: int, workers: int) -> str:
-    config = {
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    workers: int = 1
+    limits: bool = False
+    redis: bool = False
+    streams: bool = False  # also run the stream scenarios
+
+
+VARIANTS = (
+    Variant("gateway", streams=True),
+    Variant("gateway + in-process limits", limits=True),
+    Variant("gateway + Redis limits", limits=True, redis=True),
+    Variant("gateway --workers 2", workers=2),
+)
+
+# Limits that every request passes: the cost of checking four buckets is measured,
+# not the cost of rejecting.
+NEVER_HIT = {"requests_per_minute": 10**9, "tokens_per_minute": 10**12}
+
+
+def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | None) -> str:
+    consumer: dict[str, Any] = {"name": "bench", "api_keys": [hash_key(KEY)], "deployments": ["*"]}
+    deployment: dict[str, Any] = {"name": "bench", "model": "bench-model", "backends": [
+        {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai",
+         "timeouts": {"response": 300, "idle": 300}}]}
+    config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 1},
-        "consumers": [{"name": "bench", "api_keys": [hash_key(KEY)], "deployments": ["*"]}],
-        "deployments": [{"name": "bench", "model": "bench-model", "backends": [
-            {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai",
-             "timeouts": {"response": 300, "idle": 300}}]}],
+        "consumers": [consumer], "deployments": [deployment],
     }
+    if variant.limits:
+        consumer["limits"] = deployment["limits"] = NEVER_HIT
+    if variant.redis:
+        config["redis"] = {"url": redis_url}
     path = Path(tempfile.mkdtemp()) / "bench.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return str(path)
@@ -156,82 +182,95 @@ def run(args: argparse.Namespace) -> list[Row]:
     gw_cores, load_cores = ("0", "1") if two_cores else (None, None)
     if load_cores:
         os.sched_setaffinity(0, {int(load_cores)})  # this process drives the stream clients
-    sim_port, gw_port = free_port(), free_port()
-    sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], load_cores,
-               f"http://127.0.0.1:{sim_port}/healthz")
-    rows: list[Row] = []
-    seconds = args.seconds
-    direct = f"http://127.0.0.1:{sim_port}/v1/chat/completions"
-    headers = {"Content-Type": "application/json", "api-key": KEY}
+    sim_port, redis_port = free_port(), free_port()
+    started: list[Proc | subprocess.Popen[bytes]] = []
     try:
-        for workers in args.workers:
-            config = gateway_config(sim_port, gw_port, workers)
-            cores = gw_cores if workers == 1 else None
-            gw = Proc(["serve", "--config", config, "--workers", str(workers)], cores,
-                      f"http://127.0.0.1:{gw_port}/healthz")
-            time.sleep(0.5)
-            label = "gateway" if workers == 1 else f"gateway --workers {workers}"
-            idle = gw.memory_mb("VmRSS")
-            through = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-            targets = [("simulator (direct)", direct, None), (label, through, gw)]
-            if workers != 1:
-                targets = targets[1:]
-            targets += [(f"peer {u}", u, None) for u in (args.peer if workers == 1 else [])]
-            try:
-                rows += scenarios(targets, headers, seconds, load_cores, args.smoke, idle)
-            finally:
-                gw.stop()
+        started.append(Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], load_cores,
+                            f"http://127.0.0.1:{sim_port}/healthz"))
+        redis = subprocess.Popen(
+            ["taskset", "-c", load_cores or "0", "redis-server", "--port", str(redis_port),
+             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        started.append(redis)
+        targets: list[Target] = [Target("simulator (direct)",
+                                        f"http://127.0.0.1:{sim_port}/v1/chat/completions")]
+        for variant in VARIANTS:
+            if variant.workers not in args.workers:
+                continue
+            port = free_port()
+            config = gateway_config(sim_port, port, variant, f"redis://127.0.0.1:{redis_port}/0")
+            gw = Proc(["serve", "--config", config, "--workers", str(variant.workers)],
+                      gw_cores if variant.workers == 1 else None, f"http://127.0.0.1:{port}/healthz")
+            started.append(gw)
+            time.sleep(0.5 * variant.workers)
+            targets.append(Target(variant.label, f"http://127.0.0.1:{port}/v1/chat/completions",
+                                  gw, variant.streams, gw.memory_mb("VmRSS")))
+        targets += [Target(f"peer {url}", url, streams=True) for url in args.peer]
+        return scenarios(targets, args.seconds, load_cores, args.smoke)
     finally:
-        sim.stop()
-    return rows
+        for proc in reversed(started):
+            if isinstance(proc, Proc):
+                proc.stop()
+            else:
+                proc.terminate()
+                proc.wait(10)
 
 
-def scenarios(targets: list[tuple[str, str, Proc | None]], headers: dict[str, str],
-              seconds: float, load_cores: str | None, smoke: bool, idle_mb: float) -> list[Row]:
+@dataclass
+class Target:
+    name: str
+    url: str
+    proc: Proc | None = None
+    streams: bool = True
+    idle_mb: float = 0.0
+
+
+def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> Row:
+    cpu = target.proc.cpu_seconds() if target.proc else 0.0
+    r = row(scenario, target.name, concurrency, measure())
+    if target.proc:
+        r.gateway_cpu_s = round(target.proc.cpu_seconds() - cpu, 2)
+        r.gateway_peak_rss_mb = round(target.proc.memory_mb("VmHWM"), 1)
+        r.note = f"idle RSS {target.idle_mb:.1f} MB"
+    return r
+
+
+def scenarios(targets: list[Target], seconds: float, load_cores: str | None,
+              smoke: bool) -> list[Row]:
+    headers = {"Content-Type": "application/json", "api-key": KEY}
     rows: list[Row] = []
-    plain = (1, 16) if smoke else (1, 16, 64)
-    for concurrency in plain:
+    for concurrency in (1, 16) if smoke else (1, 16, 64):
         floor = None
-        for name, url, proc in targets:
-            cpu = proc.cpu_seconds() if proc else 0.0
-            load = wrk(url, CHAT, headers, concurrency, seconds, load_cores)
-            r = row("chat", name, concurrency, load)
-            if proc:
-                r.gateway_cpu_s = round(proc.cpu_seconds() - cpu, 2)
-                r.gateway_peak_rss_mb = round(proc.memory_mb("VmHWM"), 1)
-                r.note = f"idle RSS {idle_mb:.1f} MB"
+        for t in targets:
+            r = measured("chat", t, concurrency, lambda t=t, c=concurrency: wrk(
+                t.url, CHAT, headers, c, seconds, load_cores))
             if floor is None:
                 floor = r
             else:
                 compare(r, floor)
             rows.append(r)
     stream_body = {**CHAT, "stream": True}
-    for concurrency in ((1, 4) if smoke else (1, 64)):
+    for concurrency in (1, 4) if smoke else (1, 64):
         floor = None
-        for name, url, proc in targets:
-            cpu = proc.cpu_seconds() if proc else 0.0
-            load = streams(url, stream_body, headers, concurrency, seconds=seconds)
-            r = row("stream 20 chunks", name, concurrency, load)
-            if proc:
-                r.gateway_cpu_s = round(proc.cpu_seconds() - cpu, 2)
-                r.gateway_peak_rss_mb = round(proc.memory_mb("VmHWM"), 1)
+        for t in targets:
+            if not t.streams and t.proc is not None:
+                continue
+            r = measured("stream 20 chunks", t, concurrency, lambda t=t, c=concurrency: streams(
+                t.url, stream_body, headers, c, seconds=seconds))
             if floor is None:
                 floor = r
             else:
                 compare(r, floor)
             rows.append(r)
-    tokens, gap = (5, 100) if smoke else (10, 500)  # ~0.4 s or ~4.5 s per stream
+    # Many slow streams open at once, through the plain gateway only: memory and fairness.
+    tokens, gap = (5, 100) if smoke else (20, 500)
     slow = {**headers, "x-sim-token-ms": str(gap), "x-sim-tokens": str(tokens)}
-    for total in ((50,) if smoke else (1000, 10000)):
-        for name, url, proc in targets[1:2] if len(targets) > 1 else targets:
-            cpu = proc.cpu_seconds() if proc else 0.0
-            load = streams(url, stream_body, slow, total, total=total)
-            r = row(f"slow streams ({tokens} x {gap} ms)", name, total, load)
-            r.note = f"duration p99/p50 {spread(load):.2f}"
-            if proc:
-                r.gateway_cpu_s = round(proc.cpu_seconds() - cpu, 2)
-                r.gateway_peak_rss_mb = round(proc.memory_mb("VmHWM"), 1)
-            rows.append(r)
+    gateway = targets[1]
+    for total in (50,) if smoke else (1000, 10000):
+        r = measured(f"slow streams ({tokens} x {gap} ms)", gateway, total,
+                     lambda total=total: streams(gateway.url, stream_body, slow, total, total=total,
+                                                 ramp_s=0 if smoke else 2.0))
+        r.note += f", duration p99/p50 {r.p99_ms / r.p50_ms:.2f}" if r.p50_ms else ""
+        rows.append(r)
     return rows
 
 
@@ -267,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.seconds = min(args.seconds, 1.0)
     args.workers = args.workers or ([1] if args.smoke else [1, 2])
+    if args.smoke:
+        args.workers = [1]
     rows = run(args)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}",

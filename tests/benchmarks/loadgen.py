@@ -95,16 +95,21 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: dict[str, 
 
 
 async def _streams(url: str, body: dict[str, object], headers: dict[str, str], concurrency: int,
-                   seconds: float | None, total: int | None) -> Load:
-    """`concurrency` workers open streams back to back for `seconds`, or `total` streams at once."""
+                   seconds: float | None, total: int | None, ramp_s: float) -> Load:
+    """`concurrency` workers open streams back to back for `seconds`, or `total` streams
+    at once, their starts spread over `ramp_s` (10,000 SYNs in one instant only
+    measure the kernel's listen backlog)."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=600)
     results: list[tuple[float, float, bool]] = []
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
         if total is not None:
-            results = list(await asyncio.gather(
-                *(_one_stream(session, url, body, headers) for _ in range(total))))
+            async def delayed(i: int) -> tuple[float, float, bool]:
+                await asyncio.sleep(ramp_s * i / total)
+                return await _one_stream(session, url, body, headers)
+
+            results = list(await asyncio.gather(*(delayed(i) for i in range(total))))
         else:
             assert seconds is not None
             deadline = started + seconds
@@ -123,12 +128,6 @@ async def _streams(url: str, body: dict[str, object], headers: dict[str, str], c
 
 
 def streams(url: str, body: dict[str, object], headers: dict[str, str], concurrency: int,
-            seconds: float | None = None, total: int | None = None) -> Load:
-    return asyncio.run(_streams(url, body, headers, concurrency, seconds, total))
-
-
-def spread(load: Load) -> float:
-    """How unevenly slow streams finished: p99 / p50 of their durations."""
-    p50 = load.latencies_ms.get("p50") or 0.0
-    return load.latencies_ms.get("p99", 0.0) / p50 if p50 else 0.0
+            seconds: float | None = None, total: int | None = None, ramp_s: float = 0.0) -> Load:
+    return asyncio.run(_streams(url, body, headers, concurrency, seconds, total, ramp_s))
 
