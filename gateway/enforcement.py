@@ -18,7 +18,6 @@ from policies.ratelimit import (
     MemoryStore,
     RateLimitPolicy,
 )
-from policies.ratelimit.redis_store import RedisStore, connect
 
 
 async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -26,6 +25,8 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     if not config.has_limits:
         app[LIMITER] = Limiter(None, "none")
     elif config.redis.url:
+        from policies.ratelimit.redis_store import RedisStore, connect  # only when used
+
         client = connect(config.redis.url, cluster=config.redis.cluster,
                          timeout_s=config.redis.timeout_seconds)
         redis_store = RedisStore(client)
