@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +37,7 @@ from gateway.routes import (
 )
 from gateway.runtime import Runtime
 from policies import Policy
+from policies.auth.entra import FetchJson
 
 log = logging.getLogger("gateway")
 
@@ -63,6 +65,15 @@ async def _session(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+def _fetcher(session: aiohttp.ClientSession) -> FetchJson:
+    async def fetch_json(url: str) -> Any:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+            response.raise_for_status()
+            return await response.json(content_type=None)
+
+    return fetch_json
+
+
 def _runtime_ctx(
     extra: Sequence[Policy],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -70,7 +81,7 @@ def _runtime_ctx(
         config = app[CONFIG]
         policies = [*build_policies(config, app[LIMITER]), *extra]
         try:
-            app[RUNTIME] = Runtime(config, app[CREDENTIALS], policies)
+            app[RUNTIME] = Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]))
         except SecretMissing as exc:
             raise StartupError(str(exc)) from None
         metrics = app[METRICS]

@@ -21,14 +21,14 @@ def _model(alias: str) -> dict[str, object]:
 
 async def list_models(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    caller = runtime.authenticator.authenticate(request.headers)
+    caller = await runtime.authenticator.authenticate(request.headers)
     request[EXCHANGE].consumer = caller.consumer
     return _json({"object": "list", "data": [_model(a) for a in runtime.allowed(caller)]})
 
 
 async def get_model(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    caller = runtime.authenticator.authenticate(request.headers)
+    caller = await runtime.authenticator.authenticate(request.headers)
     request[EXCHANGE].consumer = caller.consumer
     deployment = runtime.resolve(request.match_info["model"], caller)
     return _json(_model(deployment.name))
@@ -36,7 +36,7 @@ async def get_model(request: web.Request) -> web.Response:
 
 async def model_info(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    caller = runtime.authenticator.authenticate(request.headers)
+    caller = await runtime.authenticator.authenticate(request.headers)
     ex = request[EXCHANGE]
     ex.consumer = caller.consumer
     alias = request.query.get("model") or model_name({}, request.headers, None, True)

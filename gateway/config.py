@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from policies.auth import ConsumerConfig
+from policies.auth import ConsumerConfig, EntraConfig
 from policies.ratelimit import LimitsConfig
 
 DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -46,6 +46,8 @@ class RedisConfig(Strict):
 class AuthConfig(Strict):
     # Accept callers without a credential: only for a sidecar listening on loopback.
     allow_anonymous: bool = False
+    # Accept Microsoft Entra ID access tokens as bearer credentials.
+    entra: EntraConfig | None = None
 
 
 class ApiKeyAuth(Strict):
@@ -194,10 +196,16 @@ class GatewayConfig(BaseSettings):
                         f"and {consumer.name!r}"
                     )
                 owners[digest] = consumer.name
-        if not self.consumers and not self.auth.allow_anonymous:
+        if not self.consumers and not self.auth.allow_anonymous and self.auth.entra is None:
             raise ValueError(
-                "no consumers are configured, so no caller could be authenticated: add "
-                "`consumers`, or set `auth: {allow_anonymous: true}` for a sidecar on 127.0.0.1"
+                "no consumers and no auth.entra are configured, so no caller could be "
+                "authenticated: add `consumers`, or set `auth: {allow_anonymous: true}` for a "
+                "sidecar on 127.0.0.1"
+            )
+        if self.auth.entra is not None and not any(c.entra for c in self.consumers):
+            raise ValueError(
+                "auth.entra is set but no consumer has an `entra` block: every valid token "
+                "would be refused; map object ids, app ids, groups or roles to consumers"
             )
         if self.auth.allow_anonymous and not _is_loopback(self.server.host):
             raise ValueError(

@@ -31,8 +31,10 @@ def model_handler(route: ModelRoute) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         ex = request[EXCHANGE]
         runtime = request.app[RUNTIME]
-        caller = runtime.authenticator.authenticate(request.headers)
+        caller = await runtime.authenticator.authenticate(request.headers)
         ex.consumer = caller.consumer
+        if caller.identity:
+            ex.identity = " ".join(f"{k}={v}" for k, v in caller.identity)
         body = await read_json(request, runtime.max_body_bytes)
         path_name = request.match_info["deployment"] if from_path else None
         inbound = parse(operation, body, request.headers, path_name, route.model_from_headers)

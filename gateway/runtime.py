@@ -12,7 +12,8 @@ from gateway.config import DeploymentConfig, GatewayConfig
 from gateway.credentials import Credentials
 from gateway.errors import UnknownModel
 from policies import Caller, Policy, PolicyChain
-from policies.auth import Authenticator
+from policies.auth import Authenticator, EntraValidator
+from policies.auth.entra import FetchJson
 
 
 @dataclass(slots=True, eq=False)
@@ -61,11 +62,17 @@ class Runtime:
         config: GatewayConfig,
         credentials: Credentials,
         policies: Sequence[Policy] = (),
+        fetch_json: FetchJson | None = None,
     ) -> None:
         self.config = config
         self.deployments = {d.name: build_deployment(d, credentials) for d in config.deployments}
+        entra = None
+        if config.auth.entra is not None:
+            if fetch_json is None:
+                raise ValueError("auth.entra needs a way to fetch the JWKS")
+            entra = EntraValidator(config.auth.entra, fetch_json)
         self.authenticator = Authenticator(
-            config.consumers, allow_anonymous=config.auth.allow_anonymous
+            config.consumers, allow_anonymous=config.auth.allow_anonymous, entra=entra
         )
         self.chain = PolicyChain(policies)
         self.max_body_bytes = config.server.max_body_bytes

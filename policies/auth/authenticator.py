@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from policies.auth.api_keys import KeyRing
 from policies.auth.consumers import ConsumerConfig
+from policies.auth.entra import EntraMatch, EntraValidator, looks_like_jwt, match_consumer
 from policies.base import ANONYMOUS, Caller
 from policies.errors import Unauthenticated
 
@@ -34,24 +35,39 @@ def presented_credentials(headers: Mapping[str, str]) -> list[str]:
 
 
 class Authenticator:
-    def __init__(self, consumers: Sequence[ConsumerConfig], *, allow_anonymous: bool) -> None:
+    def __init__(
+        self,
+        consumers: Sequence[ConsumerConfig],
+        *,
+        allow_anonymous: bool,
+        entra: EntraValidator | None = None,
+    ) -> None:
         self.allow_anonymous = allow_anonymous
+        self.entra = entra
         self._callers: dict[str, Caller] = {}
+        self._entra_callers: list[tuple[EntraMatch, Caller]] = []
         digests: dict[str, str] = {}
         for consumer in consumers:
             allowed = None if consumer.all_deployments else frozenset(consumer.deployments)
             self._callers[consumer.name] = Caller(consumer.name, allowed)
             for digest in consumer.api_keys:
                 digests[digest] = consumer.name
+            if consumer.entra is not None:
+                self._entra_callers.append((consumer.entra, self._callers[consumer.name]))
         self._keys = KeyRing(digests)
         self._anonymous = Caller(ANONYMOUS, None)
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    async def authenticate(self, headers: Mapping[str, str]) -> Caller:
         credentials = presented_credentials(headers)
         for credential in credentials:
             owner = self._keys.lookup(credential)
             if owner is not None:
                 return self._callers[owner]
+        if self.entra is not None:
+            token = next((c for c in credentials if looks_like_jwt(c)), None)
+            if token is not None:
+                claims = await self.entra.claims(token)
+                return match_consumer(claims, self._entra_callers)
         if self.allow_anonymous:
             # A sidecar's application still has to hand its SDK some key; whatever
             # it sends is not a credential here.

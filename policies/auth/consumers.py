@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policies.auth.api_keys import DIGEST_RE
+from policies.auth.entra import EntraMatch
 from policies.ratelimit.limits import LimitsConfig
 
 
@@ -13,6 +14,8 @@ class ConsumerConfig(BaseModel):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     api_keys: tuple[str, ...] = ()
+    # Entra ID callers that are this consumer (first match in config order wins).
+    entra: EntraMatch | None = None
     # Aliases this consumer may use; "*" means all. Required: access is never implied.
     deployments: tuple[str, ...]
     # Counted per consumer and deployment pair; limits_by_deployment overrides per alias.

@@ -24,25 +24,25 @@ def test_both_headers_are_read_and_deduplicated() -> None:
     assert presented_credentials({"Authorization": "Basic x"}) == []
 
 
-def test_keys_map_to_consumers() -> None:
+async def test_keys_map_to_consumers() -> None:
     auth = Authenticator(consumers(), allow_anonymous=False)
-    a = auth.authenticate({"api-key": "key-a"})
+    a = await auth.authenticate({"api-key": "key-a"})
     assert a.consumer == "a" and a.may_use("chat") and not a.may_use("other")
-    b = auth.authenticate({"Authorization": "Bearer key-b"})
+    b = await auth.authenticate({"Authorization": "Bearer key-b"})
     assert b.consumer == "b" and b.may_use("anything")
     # One wrong and one right credential: the right one wins.
-    assert auth.authenticate({"api-key": "wrong", "Authorization": "Bearer key-a"}).consumer == "a"
+    assert (await auth.authenticate({"api-key": "wrong", "Authorization": "Bearer key-a"})).consumer == "a"
 
 
-def test_missing_and_wrong_keys() -> None:
+async def test_missing_and_wrong_keys() -> None:
     auth = Authenticator(consumers(), allow_anonymous=False)
     with pytest.raises(Unauthenticated, match="missing"):
-        auth.authenticate({})
+        await auth.authenticate({})
     with pytest.raises(Unauthenticated, match="invalid"):
-        auth.authenticate({"api-key": "key-c"})
+        await auth.authenticate({"api-key": "key-c"})
 
 
-def test_anonymous_sidecar_accepts_whatever_the_sdk_sends() -> None:
+async def test_anonymous_sidecar_accepts_whatever_the_sdk_sends() -> None:
     auth = Authenticator(consumers(), allow_anonymous=True)
-    assert auth.authenticate({"api-key": "unused"}).consumer == ANONYMOUS
-    assert auth.authenticate({"api-key": "key-a"}).consumer == "a"
+    assert (await auth.authenticate({"api-key": "unused"})).consumer == ANONYMOUS
+    assert (await auth.authenticate({"api-key": "key-a"})).consumer == "a"
