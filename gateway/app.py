@@ -48,6 +48,7 @@ class StartupError(Exception):
 
 async def _credentials(app: web.Application) -> AsyncIterator[None]:
     app[CREDENTIALS] = credentials = Credentials()
+    app[METRICS].credentials = credentials
     yield
     await credentials.close()
 

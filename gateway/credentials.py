@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.config import EntraAuth
@@ -26,13 +27,16 @@ MIN_VALIDITY_S = 5.0
 
 
 class TokenProvider:
-    def __init__(self, credential: AsyncTokenCredential, scope: str) -> None:
-        self._credential = credential
+    def __init__(self, make: Callable[[], AsyncTokenCredential], scope: str) -> None:
+        self._make = make
+        self._credential = make()
+        self._stale: list[AsyncTokenCredential] = []
         self._scope = scope
         self._token: AccessToken | None = None
         self._refresh_at = 0.0
         self._fetching: asyncio.Task[AccessToken] | None = None
         self.fetches = 0
+        self.failures = 0
 
     async def token(self) -> str:
         token = self._token
@@ -56,8 +60,16 @@ class TokenProvider:
             ) from exc
 
     def invalidate(self) -> None:
-        """Forget the cached token (the upstream rejected it)."""
+        """Forget the cached token (the upstream rejected it). azure-identity keeps a
+        token cache of its own, so the credential object is replaced too."""
         self._token = None
+        self._stale.append(self._credential)
+        self._credential = self._make()
+
+    async def close(self) -> None:
+        for credential in (*self._stale, self._credential):
+            await credential.close()
+        self._stale.clear()
 
     def _start_fetch(self) -> asyncio.Task[AccessToken]:
         if self._fetching is None:
@@ -67,6 +79,8 @@ class TokenProvider:
     async def _fetch(self) -> AccessToken:
         try:
             self.fetches += 1
+            while self._stale:
+                await self._stale.pop().close()
             token = await self._credential.get_token(self._scope)
             now = time.time()
             life = token.expires_on - now
@@ -74,6 +88,7 @@ class TokenProvider:
             self._token = token
             return token
         except Exception as exc:
+            self.failures += 1
             log.warning("token fetch for %s failed: %s", self._scope, type(exc).__name__)
             raise
         finally:
@@ -99,25 +114,29 @@ def _make_credential(auth: EntraAuth) -> AsyncTokenCredential:
 
 
 class Credentials:
-    """All upstream credentials of one app; outlives config reloads so tokens stay cached."""
+    """All upstream credentials of one app, one per distinct setting; outlives config
+    reloads so that tokens stay cached."""
 
     def __init__(self) -> None:
-        self._credentials: dict[tuple[str, str | None, str | None], AsyncTokenCredential] = {}
         self._providers: dict[tuple[str, str | None, str | None, str], TokenProvider] = {}
 
     def provider(self, auth: EntraAuth) -> TokenProvider:
-        ident = (auth.credential, auth.client_id, auth.tenant_id)
-        key = (*ident, auth.scope)
+        key = (auth.credential, auth.client_id, auth.tenant_id, auth.scope)
         provider = self._providers.get(key)
         if provider is None:
-            credential = self._credentials.get(ident)
-            if credential is None:
-                credential = self._credentials[ident] = _make_credential(auth)
-            provider = self._providers[key] = TokenProvider(credential, auth.scope)
+            provider = self._providers[key] = TokenProvider(
+                lambda: _make_credential(auth), auth.scope)
         return provider
 
+    def stats(self) -> list[tuple[str, int, int]]:
+        """(credential label, fetches, failures) per token provider, for /metrics."""
+        out = []
+        for (kind, client_id, _tenant, scope), provider in self._providers.items():
+            label = f"{kind}:{client_id}" if client_id else kind
+            out.append((f"{label} {scope}", provider.fetches, provider.failures))
+        return out
+
     async def close(self) -> None:
-        for credential in self._credentials.values():
-            await credential.close()
-        self._credentials.clear()
+        for provider in self._providers.values():
+            await provider.close()
         self._providers.clear()

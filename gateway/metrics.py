@@ -22,6 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.credentials import Credentials
 from gateway.exchange import Exchange
 from policies.ratelimit import LimiterStats
 from policies.ratelimit.policy import LATENCY_BOUNDS
@@ -108,6 +109,7 @@ class Metrics:
                                               "Content filter hits.", ["deployment", "stage", "action"])
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", ["deployment"])
         self.limiter: LimiterStats | None = None  # set when rate limits are configured
+        self.credentials: Credentials | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -116,6 +118,14 @@ class Metrics:
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
                        self.content_filter_actions, self.inflight):
             yield metric.family()
+        if self.credentials is not None:
+            fetches = CounterMetricFamily(
+                "gateway_upstream_token_fetches", "Entra ID token requests for upstream calls.",
+                labels=["credential", "result"])
+            for label, total, failed in self.credentials.stats():
+                fetches.add_metric([label, "ok"], total - failed)
+                fetches.add_metric([label, "error"], failed)
+            yield fetches
         if self.limiter is not None:
             errors = CounterMetricFamily("gateway_ratelimit_store_errors",
                                          "Rate-limit store (Redis) calls that failed.")

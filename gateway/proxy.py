@@ -91,22 +91,28 @@ async def forward(
                                   "include_usage": True}
         strip_usage = True
     payload = orjson.dumps(body)
-    headers = upstream.forward_headers(request.headers, await backend.auth_headers())
     ex.backend = backend.name
     metrics = request.app[METRICS]
-    started = time.perf_counter()
-    try:
-        async with upstream.call(request.app[SESSION], backend, url, headers, payload) as answer:
-            ex.upstream_seconds += time.perf_counter() - started
-            metrics.upstream_requests.inc((deployment.name, backend.name, str(answer.status)))
-            if answer.status == 401 and backend.token is not None:
-                backend.token.invalidate()
-            is_stream = answer.content_type == "text/event-stream"
-            if ctx.stream and answer.status == 200 and is_stream:
-                relay = StreamRelay(ctx, ex, chain, strip_usage)
-                return await relay.run(request, answer)
-            return await relay_json(answer, ctx, ex)
-    except (UpstreamError, UpstreamTimeout) as exc:
-        label = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
-        metrics.upstream_requests.inc((deployment.name, backend.name, label))
-        raise
+    # A second try only when an Entra token was refused: it may have been revoked or
+    # rotated before its expiry, and a fresh one is worth one more call.
+    for attempt in (1, 2):
+        headers = upstream.forward_headers(request.headers, await backend.auth_headers())
+        started = time.perf_counter()
+        try:
+            async with upstream.call(request.app[SESSION], backend, url, headers, payload) as answer:
+                ex.upstream_seconds += time.perf_counter() - started
+                metrics.upstream_requests.inc((deployment.name, backend.name, str(answer.status)))
+                if answer.status == 401 and backend.token is not None:
+                    backend.token.invalidate()
+                    if attempt == 1:
+                        continue
+                is_stream = answer.content_type == "text/event-stream"
+                if ctx.stream and answer.status == 200 and is_stream:
+                    relay = StreamRelay(ctx, ex, chain, strip_usage)
+                    return await relay.run(request, answer)
+                return await relay_json(answer, ctx, ex)
+        except (UpstreamError, UpstreamTimeout) as exc:
+            label = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
+            metrics.upstream_requests.inc((deployment.name, backend.name, label))
+            raise
+    raise AssertionError("unreachable: the second attempt always returns or raises")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
@@ -24,13 +25,36 @@ log = logging.getLogger("gateway")
 READY_GRACE_S = 2.0
 
 
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class _DropParseErrors(logging.Filter):
+    """aiohttp logs a malformed request with its traceback, and the traceback quotes
+    the offending header line: an oversized `Authorization` would put a token in the
+    log. The client already got its 400; the log line adds only risk."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, BadHttpMessage)
+
+
+def _quiet_parse_errors() -> None:
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _DropParseErrors) for f in logger.filters):
+        logger.addFilter(_DropParseErrors())
+
+
 async def start(
     app: web.Application, host: str, port: int, *, reuse_port: bool = False,
     shutdown_timeout: float = 30.0,
 ) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port (0 = any free port); returns the runner and the port."""
+    _quiet_parse_errors()
     runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout,
+        # Room for large Entra tokens, so that an oversized one reaches the gateway's own
+        # check and gets a JSON 401 rather than the HTTP parser's plain 400.
+        max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)

@@ -94,3 +94,29 @@ async def test_token_service_failure_is_503_and_recovers(
         status, _ = await chat(session, stack.url)
         assert status == 200
     assert stack.sim.records[-1].authorization == "Bearer mi-token-2"
+
+
+async def test_upstream_401_refreshes_the_token_and_retries_once(
+    make_stack: Any, token_service: FakeTokenService
+) -> None:
+    # The simulator accepts only the second token: the first is "revoked".
+    stack: Stack = make_stack(entra_config, SimulatorSettings(accept=("mi-token-2",)))
+    async with aiohttp.ClientSession() as session:
+        status, _ = await chat(session, stack.url)
+        async with session.get(stack.url + "/metrics") as r:
+            metrics = await r.text()
+    assert status == 200, ([r.authorization for r in stack.sim.records], token_service.seen)
+    assert token_service.fetches == 2
+    assert [r.authorization for r in stack.sim.records] == ["Bearer mi-token-1", "Bearer mi-token-2"]
+    assert 'gateway_upstream_token_fetches_total{credential="managed-identity' in metrics
+    assert 'result="ok"} 2.0' in metrics
+
+
+async def test_a_token_refused_twice_is_not_retried_forever(
+    make_stack: Any, token_service: FakeTokenService
+) -> None:
+    stack: Stack = make_stack(entra_config, SimulatorSettings(accept=("never",)))
+    async with aiohttp.ClientSession() as session:
+        status, body = await chat(session, stack.url)
+    assert status == 502 and "rejected the gateway's credential" in body["error"]["message"]
+    assert stack.sim.count == 2

@@ -31,7 +31,7 @@ class CountingCredential:
 
 async def test_concurrent_callers_share_one_fetch() -> None:
     credential = CountingCredential(3600)
-    provider = TokenProvider(credential, "scope")  # type: ignore[arg-type]
+    provider = TokenProvider(lambda: credential, "scope")  # type: ignore[arg-type,return-value]
     tokens = await asyncio.gather(*(provider.token() for _ in range(100)))
     assert set(tokens) == {"t1"} and credential.calls == 1
 
@@ -39,7 +39,7 @@ async def test_concurrent_callers_share_one_fetch() -> None:
 async def test_refreshes_ahead_of_expiry_without_waiting() -> None:
     # A 10 s token is refreshed once half its life is gone.
     credential = CountingCredential(10)
-    provider = TokenProvider(credential, "scope")  # type: ignore[arg-type]
+    provider = TokenProvider(lambda: credential, "scope")  # type: ignore[arg-type,return-value]
     assert await provider.token() == "t1"
     assert await provider.token() == "t1" and credential.calls == 1
     provider._refresh_at = time.time() - 1  # half its life is gone
@@ -53,7 +53,7 @@ async def test_refreshes_ahead_of_expiry_without_waiting() -> None:
 async def test_failure_is_upstream_auth_failed_then_recovers() -> None:
     credential = CountingCredential(3600)
     credential.fail = True
-    provider = TokenProvider(credential, "scope")  # type: ignore[arg-type]
+    provider = TokenProvider(lambda: credential, "scope")  # type: ignore[arg-type,return-value]
     with pytest.raises(UpstreamAuthFailed):
         await provider.token()
     credential.fail = False
