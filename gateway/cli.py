@@ -66,7 +66,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    web.run_app(create_simulator(settings), host=args.host, port=args.port,
+    web.run_app(create_simulator(settings), host=args.host, port=args.port, backlog=4096,
                 handler_cancellation=True, access_log=None, print=lambda s: print(s, flush=True))
     return 0
 
