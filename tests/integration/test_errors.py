@@ -54,11 +54,12 @@ async def test_malformed_json(stack: Stack) -> None:
     assert "not valid JSON" in body["error"]["message"]
 
 
-async def test_body_too_large(make_stack: Any) -> None:
-    def small(sim: str) -> dict[str, Any]:
-        return {**default_config(sim), "server": {"max_body_bytes": 1000}}
+def small_bodies(sim: str) -> dict[str, Any]:
+    return {**default_config(sim), "server": {"max_body_bytes": 1000}}
 
-    stack = make_stack(small)
+
+async def test_body_too_large(make_stack: Any) -> None:
+    stack = make_stack(small_bodies)
     big = {**CHAT, "messages": [{"role": "user", "content": "x" * 2000}]}
     status, body, _ = await call(stack.url + "/v1/chat/completions", big)
     assert status == 413
@@ -174,10 +175,7 @@ async def test_upstream_refusing_the_gateways_credential_is_502(make_stack: Any)
 
 
 async def test_chunked_body_too_large(make_stack: Any) -> None:
-    def small(sim: str) -> dict[str, Any]:
-        return {**default_config(sim), "server": {"max_body_bytes": 1000}}
-
-    stack = make_stack(small)
+    stack = make_stack(small_bodies)
 
     async def chunks() -> Any:
         yield b'{"model": "chat", "messages": [{"role": "user", "content": "'
