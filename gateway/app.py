@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -85,10 +86,14 @@ def _runtime_ctx(
             app[RUNTIME] = Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]))
         except SecretMissing as exc:
             raise StartupError(str(exc)) from None
-        metrics = app[METRICS]
-        for deployment in app[RUNTIME].deployments.values():
-            for backend in deployment.backends:
-                metrics.backend_available.set((deployment.name, backend.name), 1)
+        runtime = app[RUNTIME]
+
+        def backends() -> list[tuple[str, str, bool]]:
+            now = time.monotonic()
+            return [(d.name, b.name, b.health.available(now))
+                    for d in runtime.deployments.values() for b in d.backends]
+
+        app[METRICS].backends = backends
         app[LIFECYCLE].ready = True
         yield
         app[LIFECYCLE].ready = False

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from gateway.config import DEFAULT_API_VERSION, ApiKeyAuth, BackendConfig, EntraAuth
+from gateway.backend_health import BackendHealth
+from gateway.config import DEFAULT_API_VERSION, ApiKeyAuth, BackendConfig, BreakerConfig, EntraAuth
 from gateway.credentials import Credentials, TokenProvider
 
 OPERATIONS = {
@@ -55,6 +56,8 @@ class Backend:
     token: TokenProvider | None
     timeout: aiohttp.ClientTimeout
     response_timeout: float
+    health: BackendHealth
+    inflight: int = 0
 
     async def auth_headers(self) -> dict[str, str]:
         if self.token is None:
@@ -63,7 +66,8 @@ class Backend:
 
 
 def build_backend(
-    config: BackendConfig, model: str, credentials: Credentials, where: str
+    config: BackendConfig, model: str, credentials: Credentials, where: str,
+    breaker: BreakerConfig,
 ) -> Backend:
     base = config.url.rstrip("/")
     version = config.api_version or DEFAULT_API_VERSION.get(config.api, "")
@@ -97,4 +101,5 @@ def build_backend(
         token=token,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.idle),
         response_timeout=t.response,
+        health=BackendHealth(breaker.failures, breaker.open_seconds),
     )

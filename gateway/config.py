@@ -107,6 +107,22 @@ class BackendConfig(Strict):
         return self
 
 
+class BreakerConfig(Strict):
+    # Consecutive failures that open a backend's breaker, and how long it stays open
+    # before one probe request may try it again.
+    failures: int = Field(5, ge=1)
+    open_seconds: float = Field(30.0, gt=0)
+
+
+class RoutingConfig(Strict):
+    # Backends tried for one request (the first included), within deadline_seconds.
+    max_attempts: int = Field(3, ge=1)
+    deadline_seconds: float = Field(120.0, gt=0)
+    # Upstream statuses that move the request to the next backend.
+    retry_on: tuple[int, ...] = (429, 500, 502, 503, 504)
+    breaker: BreakerConfig = BreakerConfig()
+
+
 class DeploymentConfig(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:-]+$")
     model: str
@@ -121,6 +137,7 @@ class DeploymentConfig(Strict):
     # Reserved against token limits when a request names no max_tokens.
     default_max_tokens: int = Field(1024, gt=0)
     backends: tuple[BackendConfig, ...] = Field(min_length=1)
+    routing: RoutingConfig = RoutingConfig()
 
 
 def _is_loopback(host: str) -> bool:

@@ -12,6 +12,7 @@
           ├── RequestTooLarge            413 request_too_large
           ├── UpstreamError              502 upstream_error: no usable answer from upstream
           ├── UpstreamAuthFailed         503 upstream_auth_failed: no token for the upstream
+          ├── AllBackendsThrottled       429 429: every backend cooling down after a 429
           ├── NoHealthyBackend           503 no_healthy_backend
           └── UpstreamTimeout            504 upstream_timeout
 
@@ -80,6 +81,10 @@ class UpstreamError(GatewayError):
 
 class UpstreamAuthFailed(GatewayError):
     status, code = 503, "upstream_auth_failed"
+
+
+class AllBackendsThrottled(GatewayError):
+    status, code = 429, "429"
 
 
 class NoHealthyBackend(GatewayError):

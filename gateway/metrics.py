@@ -10,7 +10,7 @@ never from raw client input: an unknown alias is counted as deployment="".
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -110,10 +110,14 @@ class Metrics:
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", ["deployment"])
         self.limiter: LimiterStats | None = None  # set when rate limits are configured
         self.credentials: Credentials | None = None
+        # (deployment, backend, available) of the live config, read at scrape time.
+        self.backends: Callable[[], list[tuple[str, str, bool]]] = list
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
+        for deployment, backend, available in self.backends():
+            self.backend_available.set((deployment, backend), 1.0 if available else 0.0)
         for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens,
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
                        self.content_filter_actions, self.inflight):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
 
 from gateway import upstream
+from gateway.backends import Backend
 from gateway.errors import UnsupportedOperation, UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
 from gateway.inbound import Inbound, parse, read_json
@@ -66,6 +67,22 @@ def model_handler(route: ModelRoute) -> Handler:
     return handle
 
 
+class _Failover(Exception):
+    """This backend failed before anything reached the client: try the next one."""
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the upstream asked us to wait: retry-after-ms first, then retry-after."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
 async def forward(
     request: web.Request,
     deployment: Deployment,
@@ -74,45 +91,93 @@ async def forward(
     ex: Exchange,
     chain: PolicyChain,
 ) -> web.StreamResponse:
-    # Failover across candidates comes with the routing issue; today: the first.
-    backend = deployment.candidates()[0]
-    url = backend.urls.get(ctx.operation)
-    if url is None:
-        raise UnsupportedOperation(
-            f"Deployment {deployment.name} is served by an {backend.api} backend, "
-            f"which has no {ctx.operation} operation."
-        )
-    body = ctx.body
-    body["model"] = backend.model
+    routing = deployment.config.routing
     strip_usage = False
     if ctx.stream and ctx.operation in _USAGE_STREAMS and not inbound.wants_usage:
-        options = body.get("stream_options")
-        body["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                  "include_usage": True}
+        options = ctx.body.get("stream_options")
+        ctx.body["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                      "include_usage": True}
         strip_usage = True
-    payload = orjson.dumps(body)
-    ex.backend = backend.name
+    now = time.monotonic()
+    serving = [b for b in deployment.backends if ctx.operation in b.urls]
+    if not serving:
+        raise UnsupportedOperation(
+            f"No backend of deployment {deployment.name} has a {ctx.operation} operation "
+            f"(its backends speak {', '.join(sorted({b.api for b in deployment.backends}))}).")
+    tries = [b for b in deployment.candidates(now) if ctx.operation in b.urls]
+    if not tries:
+        raise deployment.nothing_available(now)
+    tries = tries[: routing.max_attempts]
+    deadline = now + routing.deadline_seconds
+    for i, backend in enumerate(tries):
+        last = i == len(tries) - 1 or time.monotonic() >= deadline
+        backend.health.picked(time.monotonic())
+        backend.inflight += 1
+        try:
+            return await _attempt(request, backend, ctx, ex, chain, strip_usage, routing.retry_on,
+                                  last)
+        except _Failover:
+            continue
+        finally:
+            backend.inflight -= 1
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _attempt(
+    request: web.Request,
+    backend: Backend,
+    ctx: RequestContext,
+    ex: Exchange,
+    chain: PolicyChain,
+    strip_usage: bool,
+    retry_on: tuple[int, ...],
+    last: bool,
+) -> web.StreamResponse:
     metrics = request.app[METRICS]
-    # A second try only when an Entra token was refused: it may have been revoked or
-    # rotated before its expiry, and a fresh one is worth one more call.
-    for attempt in (1, 2):
+    labels = (ctx.deployment, backend.name)
+    url = backend.urls[ctx.operation]
+    ctx.body["model"] = backend.model
+    payload = orjson.dumps(ctx.body)
+    ex.backend = backend.name
+    health = backend.health
+    # A second call only when an Entra token was refused: it may have been revoked
+    # before its expiry, and a fresh one is worth one more try.
+    for auth_try in (1, 2):
         headers = upstream.forward_headers(request.headers, await backend.auth_headers())
         started = time.perf_counter()
         try:
             async with upstream.call(request.app[SESSION], backend, url, headers, payload) as answer:
                 ex.upstream_seconds += time.perf_counter() - started
-                metrics.upstream_requests.inc((deployment.name, backend.name, str(answer.status)))
-                if answer.status == 401 and backend.token is not None:
+                status = answer.status
+                metrics.upstream_requests.inc((*labels, str(status)))
+                if status == 401 and backend.token is not None:
                     backend.token.invalidate()
-                    if attempt == 1:
+                    if auth_try == 1:
                         continue
-                is_stream = answer.content_type == "text/event-stream"
-                if ctx.stream and answer.status == 200 and is_stream:
-                    relay = StreamRelay(ctx, ex, chain, strip_usage)
-                    return await relay.run(request, answer)
+                if status in retry_on and not last:
+                    wait = _retry_after(answer.headers)
+                    if status == 429:
+                        health.cool_down(wait if wait is not None else 1.0)
+                    else:
+                        health.failed(time.monotonic())
+                    raise _Failover
+                if status >= 500:
+                    health.failed(time.monotonic())
+                elif status == 429:
+                    health.cool_down(_retry_after(answer.headers) or 1.0)
+                else:
+                    health.succeeded()
+                if ctx.stream and status == 200 and answer.content_type == "text/event-stream":
+                    response = await StreamRelay(ctx, ex, chain, strip_usage).run(request, answer)
+                    if ex.error_code.startswith("upstream"):
+                        health.failed(time.monotonic())  # broke after the first byte
+                    return response
                 return await relay_json(answer, ctx, ex)
         except (UpstreamError, UpstreamTimeout) as exc:
             label = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
-            metrics.upstream_requests.inc((deployment.name, backend.name, label))
-            raise
-    raise AssertionError("unreachable: the second attempt always returns or raises")
+            metrics.upstream_requests.inc((*labels, label))
+            health.failed(time.monotonic())
+            if last:
+                raise
+            raise _Failover from exc
+    raise AssertionError("unreachable: the second auth try returns or raises")

@@ -3,6 +3,7 @@ the authenticator and the policy chain. Swapped whole when the config changes.""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from gateway.backends import Backend, build_backend
 from gateway.config import DeploymentConfig, GatewayConfig
 from gateway.credentials import Credentials
-from gateway.errors import UnknownModel
+from gateway.errors import AllBackendsThrottled, GatewayError, NoHealthyBackend, UnknownModel
 from policies import Caller, Policy, PolicyChain
 from policies.auth import Authenticator, EntraValidator
 from policies.auth.entra import FetchJson
@@ -30,25 +31,47 @@ class Deployment:
     def backends(self) -> tuple[Backend, ...]:
         return tuple(b for group in self.groups for b in group)
 
-    def candidates(self) -> list[Backend]:
-        """Backends in the order to try them: the lowest priority group first,
-        in a weighted-random order inside each group."""
+    def candidates(self, now: float) -> list[Backend]:
+        """Available backends in the order to try them: the lowest priority group
+        first; inside a group weighted-random, or fewest in flight when the weights
+        are equal."""
         order: list[Backend] = []
         for group in self.groups:
-            if len(group) == 1:
-                order.append(group[0])
-                continue
-            pool = list(group)
-            while pool:
-                pick = random.choices(pool, weights=[b.weight for b in pool])[0]
-                order.append(pick)
-                pool.remove(pick)
+            pool = [b for b in group if b.health.available(now)]
+            if len(pool) <= 1:
+                order += pool
+            elif len({b.weight for b in pool}) == 1:
+                order += sorted(pool, key=lambda b: (b.inflight, random.random()))
+            else:
+                while pool:
+                    pick = random.choices(pool, weights=[b.weight for b in pool])[0]
+                    order.append(pick)
+                    pool.remove(pick)
         return order
+
+    def nothing_available(self, now: float) -> GatewayError:
+        """The error when no backend may be tried: 429 until the soonest recovery if
+        every backend is cooling down after a 429, else 503."""
+        backends = self.backends
+        if all(b.health.cooled_by_429 and b.health.cooldown_until > now for b in backends):
+            wait = max(0.001, min(b.health.cooldown_until for b in backends) - now)
+            ms = max(1, math.ceil(wait * 1000))
+            return AllBackendsThrottled(
+                f"Every backend of deployment {self.name} is rate limited by its upstream. "
+                f"Please retry after {max(1, math.ceil(wait))} seconds.",
+                headers={"Retry-After": str(max(1, math.ceil(wait))), "retry-after-ms": str(ms)},
+            )
+        soonest = min(b.health.recovers_at() for b in backends)
+        return NoHealthyBackend(
+            f"No healthy backend for deployment {self.name}; the first may be tried again "
+            f"in {max(0.0, soonest - now):.1f} s."
+        )
 
 
 def build_deployment(config: DeploymentConfig, credentials: Credentials) -> Deployment:
     backends = [
-        build_backend(b, config.model, credentials, f"deployments.{config.name}.backends[{i}]")
+        build_backend(b, config.model, credentials, f"deployments.{config.name}.backends[{i}]",
+                      config.routing.breaker)
         for i, b in enumerate(config.backends)
     ]
     priorities = sorted({b.priority for b in backends})

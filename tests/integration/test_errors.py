@@ -116,14 +116,15 @@ async def test_unknown_route_and_method(stack: Stack) -> None:
 
 
 async def test_upstream_error_passes_through(stack: Stack) -> None:
+    # With a single backend there is nowhere to fail over: its own answer is passed on.
+    status, body, _ = await call(stack.url + "/v1/chat/completions", CHAT,
+                                 headers={"x-sim-fault": "503"})
+    assert status == 503 and body["error"]["code"] == "ServiceUnavailable"
     status, body, headers = await call(stack.url + "/v1/chat/completions", CHAT,
                                        headers={"x-sim-fault": "429", "x-sim-retry-after-ms": "1500"})
     assert status == 429
     assert body["error"]["code"] == "429" and "retry after 2 seconds" in body["error"]["message"]
     assert headers["retry-after"] == "2" and headers["retry-after-ms"] == "1500"
-    status, body, _ = await call(stack.url + "/v1/chat/completions", CHAT,
-                                 headers={"x-sim-fault": "503"})
-    assert status == 503 and body["error"]["code"] == "ServiceUnavailable"
 
 
 async def test_upstream_reset_is_502(stack: Stack) -> None:

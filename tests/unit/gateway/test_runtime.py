@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -31,7 +32,7 @@ def test_candidates_lowest_priority_first_weighted_inside() -> None:
     deployment = runtime.deployments["chat"]
     firsts = Counter()
     for _ in range(4000):
-        order = [b.name for b in deployment.candidates()]
+        order = [b.name for b in deployment.candidates(time.monotonic())]
         assert order[-1] == "spill" and sorted(order[:2]) == ["a", "b"]
         firsts[order[0]] += 1
     assert 2700 < firsts["b"] < 3300  # weight 3 of 4
