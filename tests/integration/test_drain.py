@@ -1,0 +1,62 @@
+"""A rolling update drops nothing: SIGTERM makes /readyz 503 at once, in-flight
+streams finish, then the process exits 0."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from policies.auth import hash_key
+from tests.conftest import GATEWAY, free_port, wait_up
+
+
+def test_sigterm_drains_in_flight_streams(tmp_path: Path, background: list[subprocess.Popen[str]]) -> None:
+    sim_port, port = free_port(), free_port()
+    sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port), "--token-ms", "200"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    background.append(sim)
+    wait_up(f"http://127.0.0.1:{sim_port}", sim)
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 10},
+        "consumers": [{"name": "c", "api_keys": [hash_key("k")], "deployments": ["*"]}],
+        "deployments": [{"name": "chat", "model": "m", "backends": [
+            {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai"}]}],
+    }
+    path = tmp_path / "gw.yaml"
+    path.write_text(json.dumps(config))
+    gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    background.append(gw)
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, gw)
+
+    streamed: list[bytes] = []
+
+    def stream() -> None:  # 16 tokens x 200 ms: about 3 s
+        request = urllib.request.Request(
+            url + "/v1/chat/completions", headers={"api-key": "k", "Content-Type": "application/json"},
+            data=json.dumps({"model": "chat", "stream": True,
+                             "messages": [{"role": "user", "content": "x"}]}).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            streamed.append(response.read())
+
+    client = threading.Thread(target=stream)
+    client.start()
+    time.sleep(0.5)  # the stream is under way
+    gw.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    try:
+        urllib.request.urlopen(url + "/readyz", timeout=2)
+        ready = 200
+    except urllib.error.HTTPError as err:
+        ready = err.code
+    assert ready == 503  # load balancers stop sending at once
+    client.join(30)
+    assert streamed and streamed[0].endswith(b"data: [DONE]\n\n")  # finished, not cut
+    assert gw.wait(15) == 0
