@@ -14,11 +14,13 @@ from gateway import catalog, health, middleware
 from gateway.accesslog import AccessLog
 from gateway.backends import SecretMissing
 from gateway.config import GatewayConfig
+from gateway.cooldown_bus import bus_ctx
 from gateway.credentials import Credentials
 from gateway.enforcement import build_policies, limiter_ctx
 from gateway.keys import (
     ACCESS_LOG,
     CONFIG,
+    COOLDOWNS,
     CREDENTIALS,
     LIFECYCLE,
     LIMITER,
@@ -94,6 +96,14 @@ def _runtime_ctx(
                     for d in runtime.deployments.values() for b in d.backends]
 
         app[METRICS].backends = backends
+
+        def apply(deployment: str, backend: str, seconds: float) -> None:
+            target = runtime.deployments.get(deployment)
+            for b in target.backends if target is not None else ():
+                if b.name == backend:
+                    b.health.cool_down(seconds)
+
+        app[COOLDOWNS].start(apply)
         app[LIFECYCLE].ready = True
         yield
         app[LIFECYCLE].ready = False
@@ -113,7 +123,11 @@ def create_app(
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ACCESS_LOG] = access_log or AccessLog()
-    app.cleanup_ctx.extend([_credentials, _session, limiter_ctx, _runtime_ctx(policies)])
+    app.cleanup_ctx.extend([
+        _credentials, _session, limiter_ctx,
+        bus_ctx(lambda a: a[CONFIG].redis.url, COOLDOWNS),
+        _runtime_ctx(policies),
+    ])
     app.on_response_prepare.append(middleware.request_id_headers)
 
     router = app.router

@@ -1,22 +1,29 @@
 """Whether a backend may be chosen: a cooldown the upstream asked for (429 with
-retry-after), and a circuit breaker that opens after consecutive failures,
+retry-after), a spillover hint (its remaining quota ran low), and a circuit
+breaker that opens after consecutive failures or a failure ratio over a window,
 half-opens after its cooldown for a single probe, and closes on success."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
 class BackendHealth:
     failures_to_open: int = 5
     open_seconds: float = 30.0
+    failure_ratio: float | None = None
+    window_seconds: float = 30.0
+    min_requests: int = 10
     cooldown_until: float = 0.0  # monotonic; set from a 429's retry-after
     cooled_by_429: bool = False
+    spill_until: float = 0.0  # prefer other backends until then
     failures: int = 0
     open_until: float = 0.0  # 0: breaker closed
     probing: bool = False
+    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
 
     def available(self, now: float) -> bool:
         if now < self.cooldown_until:
@@ -32,17 +39,35 @@ class BackendHealth:
         if self.open_until and now >= self.open_until:
             self.probing = True  # half-open: this request is the one probe
 
-    def succeeded(self) -> None:
+    def succeeded(self, now: float) -> None:
         self.failures, self.open_until, self.probing = 0, 0.0, False
         self.cooled_by_429 = False
+        self._record(now, True)
 
     def failed(self, now: float) -> None:
         self.failures += 1
-        if self.probing or self.failures >= self.failures_to_open:
+        ratio_hit = self._record(now, False)
+        if self.probing or self.failures >= self.failures_to_open or ratio_hit:
             self.open_until = now + self.open_seconds
             self.probing = False
+            self.outcomes.clear()
+
+    def _record(self, now: float, ok: bool) -> bool:
+        """Keep the window's outcomes; True when the failure ratio is reached."""
+        if self.failure_ratio is None:
+            return False
+        self.outcomes.append((now, ok))
+        while self.outcomes and self.outcomes[0][0] < now - self.window_seconds:
+            self.outcomes.popleft()
+        if len(self.outcomes) < self.min_requests:
+            return False
+        bad = sum(1 for _, good in self.outcomes if not good)
+        return bad / len(self.outcomes) >= self.failure_ratio
 
     def cool_down(self, seconds: float) -> None:
         """The upstream said when to come back (429): exactly that long."""
         self.cooldown_until = max(self.cooldown_until, time.monotonic() + seconds)
         self.cooled_by_429 = True
+
+    def spill(self, seconds: float) -> None:
+        self.spill_until = time.monotonic() + seconds

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from gateway.backend_health import BackendHealth
-from gateway.config import DEFAULT_API_VERSION, ApiKeyAuth, BackendConfig, BreakerConfig, EntraAuth
+from gateway.config import (
+    DEFAULT_API_VERSION,
+    ApiKeyAuth,
+    BackendConfig,
+    BreakerConfig,
+    EntraAuth,
+    Spillover,
+)
 from gateway.credentials import Credentials, TokenProvider
 
 OPERATIONS = {
@@ -57,7 +65,21 @@ class Backend:
     timeout: aiohttp.ClientTimeout
     response_timeout: float
     health: BackendHealth
+    spillover: Spillover | None = None
     inflight: int = 0
+
+    def check_spillover(self, headers: Mapping[str, str]) -> None:
+        """After an answer: when its reported quota is under the threshold, prefer others."""
+        rule = self.spillover
+        if rule is None:
+            return
+        for threshold, header in ((rule.remaining_tokens, "x-ratelimit-remaining-tokens"),
+                                  (rule.remaining_requests, "x-ratelimit-remaining-requests")):
+            value = headers.get(header)
+            if threshold is not None and value is not None and value.isdigit() \
+                    and int(value) < threshold:
+                self.health.spill(rule.seconds)
+                return
 
     async def auth_headers(self) -> dict[str, str]:
         if self.token is None:
@@ -99,7 +121,9 @@ def build_backend(
         urls=urls,
         headers=headers,
         token=token,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.idle),
+        timeout=aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.idle),
         response_timeout=t.response,
-        health=BackendHealth(breaker.failures, breaker.open_seconds),
+        health=BackendHealth(breaker.failures, breaker.open_seconds, breaker.failure_ratio,
+                             breaker.window_seconds, breaker.min_requests),
+        spillover=config.spillover,
     )

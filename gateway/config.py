@@ -83,6 +83,17 @@ class Timeouts(Strict):
     response: float = Field(120.0, gt=0)
     # Longest silence between two reads of the response body (a stalled stream).
     idle: float = Field(120.0, gt=0)
+    # The whole upstream exchange, body and stream included; none by default.
+    total: float | None = Field(None, gt=0)
+
+
+class Spillover(Strict):
+    """Prefer the next backend while this one reports little quota left."""
+
+    remaining_tokens: int | None = Field(None, ge=0)
+    remaining_requests: int | None = Field(None, ge=0)
+    # How long to prefer the others after a low reading.
+    seconds: float = Field(1.0, gt=0)
 
 
 class BackendConfig(Strict):
@@ -99,6 +110,7 @@ class BackendConfig(Strict):
     # Label in metrics and logs; defaults to host[/deployment].
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9._:/-]+$")
     timeouts: Timeouts = Timeouts()
+    spillover: Spillover | None = None
 
     @model_validator(mode="after")
     def _needs_deployment(self) -> BackendConfig:
@@ -112,6 +124,11 @@ class BreakerConfig(Strict):
     # before one probe request may try it again.
     failures: int = Field(5, ge=1)
     open_seconds: float = Field(30.0, gt=0)
+    # Also open when this share of the last window_seconds' calls failed (at least
+    # min_requests of them); off unless set.
+    failure_ratio: float | None = Field(None, gt=0, le=1)
+    window_seconds: float = Field(30.0, gt=0)
+    min_requests: int = Field(10, ge=1)
 
 
 class RoutingConfig(Strict):

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.accesslog import AccessLog
 from gateway.config import GatewayConfig
+from gateway.cooldown_bus import CooldownBus
 from gateway.credentials import Credentials
 from gateway.exchange import Exchange
 from gateway.limiter import Limiter
@@ -31,5 +32,6 @@ METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
 LIMITER = web.AppKey("limiter", Limiter)  # rate-limit store; outlives reloads
+COOLDOWNS = web.AppKey("cooldowns", CooldownBus)  # backend cooldowns shared via Redis
 EXCHANGE = web.RequestKey("exchange", Exchange)
 CONTEXT = web.RequestKey("context", RequestContext)  # set once the deployment is known

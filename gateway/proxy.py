@@ -13,7 +13,7 @@ from gateway.backends import Backend
 from gateway.errors import UnsupportedOperation, UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
 from gateway.inbound import Inbound, parse, read_json
-from gateway.keys import CONTEXT, EXCHANGE, METRICS, RUNTIME, SESSION
+from gateway.keys import CONTEXT, COOLDOWNS, EXCHANGE, METRICS, RUNTIME, SESSION
 from gateway.relay import StreamRelay, relay_json
 from gateway.routes import ModelRoute
 from gateway.runtime import Deployment
@@ -154,19 +154,18 @@ async def _attempt(
                     backend.token.invalidate()
                     if auth_try == 1:
                         continue
-                if status in retry_on and not last:
+                if status == 429:
                     wait = _retry_after(answer.headers)
-                    if status == 429:
-                        health.cool_down(wait if wait is not None else 1.0)
-                    else:
-                        health.failed(time.monotonic())
-                    raise _Failover
-                if status >= 500:
+                    wait = wait if wait is not None else 1.0
+                    health.cool_down(wait)
+                    await request.app[COOLDOWNS].publish(ctx.deployment, backend.name, wait)
+                elif status >= 500:
                     health.failed(time.monotonic())
-                elif status == 429:
-                    health.cool_down(_retry_after(answer.headers) or 1.0)
-                else:
-                    health.succeeded()
+                if status in retry_on and not last:
+                    raise _Failover
+                if status < 429:
+                    health.succeeded(time.monotonic())
+                    backend.check_spillover(answer.headers)
                 if ctx.stream and status == 200 and answer.content_type == "text/event-stream":
                     response = await StreamRelay(ctx, ex, chain, strip_usage).run(request, answer)
                     if ex.error_code.startswith("upstream"):

@@ -36,8 +36,11 @@ class Deployment:
         first; inside a group weighted-random, or fewest in flight when the weights
         are equal."""
         order: list[Backend] = []
+        spilling: list[Backend] = []
         for group in self.groups:
             pool = [b for b in group if b.health.available(now)]
+            spilling += [b for b in pool if b.health.spill_until > now]
+            pool = [b for b in pool if b.health.spill_until <= now]
             if len(pool) <= 1:
                 order += pool
             elif len({b.weight for b in pool}) == 1:
@@ -47,7 +50,8 @@ class Deployment:
                     pick = random.choices(pool, weights=[b.weight for b in pool])[0]
                     order.append(pick)
                     pool.remove(pick)
-        return order
+        # Backends whose quota ran low come last, but still come.
+        return order + spilling
 
     def nothing_available(self, now: float) -> GatewayError:
         """The error when no backend may be tried: 429 until the soonest recovery if

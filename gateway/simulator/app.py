@@ -172,9 +172,11 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
         return await _stream(request, sim, record, shape, op, body, model, ident, tokens,
                              prompt_tokens, finish, stall=fault == "stall")
     reply = "".join(tokens)
+    headers = ({"x-ratelimit-remaining-tokens": str(settings.remaining_tokens)}
+               if settings.remaining_tokens is not None else None)
     if op == "completions":
-        return _json(shapes.completion(model, ident, reply, prompt_tokens, n, finish))
-    return _json(shapes.chat(shape, model, ident, reply, prompt_tokens, n, finish))
+        return _json(shapes.completion(model, ident, reply, prompt_tokens, n, finish), 200, headers)
+    return _json(shapes.chat(shape, model, ident, reply, prompt_tokens, n, finish), 200, headers)
 
 
 async def _fault(request: web.Request, fault: str, settings: SimulatorSettings) -> web.StreamResponse:

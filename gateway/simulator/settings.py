@@ -29,6 +29,8 @@ class SimulatorSettings(BaseModel):
     completion_tokens: int = Field(16, ge=1)  # reply length when max_tokens does not cut it
     embedding_dims: int = Field(8, ge=1)
     retry_after_ms: int = Field(2000, ge=1)  # what a simulated 429 asks for
+    # Reported as x-ratelimit-remaining-tokens on successful answers, when set.
+    remaining_tokens: int | None = None
     faults: list[Fault] = []
     seed: int = 0
     # Keep the last N request records for tests and /_sim/requests.

@@ -12,11 +12,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, free_port, wait_up
 
 
-def test_sigterm_drains_in_flight_streams(tmp_path: Path, background: list[subprocess.Popen[str]]) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_in_flight_streams(
+    tmp_path: Path, background: list[subprocess.Popen[str]], workers: int
+) -> None:
     sim_port, port = free_port(), free_port()
     sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port), "--token-ms", "200"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
@@ -30,11 +35,12 @@ def test_sigterm_drains_in_flight_streams(tmp_path: Path, background: list[subpr
     }
     path = tmp_path / "gw.yaml"
     path.write_text(json.dumps(config))
-    gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)],
+    gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path), "--workers", str(workers)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     background.append(gw)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, gw)
+    time.sleep(0.5 * workers)  # every worker listening
 
     streamed: list[bytes] = []
 
@@ -46,9 +52,10 @@ def test_sigterm_drains_in_flight_streams(tmp_path: Path, background: list[subpr
         with urllib.request.urlopen(request, timeout=30) as response:
             streamed.append(response.read())
 
-    client = threading.Thread(target=stream)
-    client.start()
-    time.sleep(0.5)  # the stream is under way
+    clients = [threading.Thread(target=stream) for _ in range(20)]
+    for client in clients:
+        client.start()
+    time.sleep(0.8)  # the streams are under way
     gw.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     try:
@@ -57,6 +64,8 @@ def test_sigterm_drains_in_flight_streams(tmp_path: Path, background: list[subpr
     except urllib.error.HTTPError as err:
         ready = err.code
     assert ready == 503  # load balancers stop sending at once
-    client.join(30)
-    assert streamed and streamed[0].endswith(b"data: [DONE]\n\n")  # finished, not cut
+    for client in clients:
+        client.join(30)
+    assert len(streamed) == 20
+    assert all(s.endswith(b"data: [DONE]\n\n") for s in streamed)  # finished, not cut
     assert gw.wait(15) == 0

@@ -127,3 +127,67 @@ async def test_breaker_opens_half_opens_and_closes(
     await asyncio.sleep(0.6)
     assert (await post(stack))[0] == 200  # the probe succeeds and closes the breaker
     assert [(await post(stack))[0] for _ in range(3)] == [200, 200, 200]
+
+
+async def test_three_backends_under_concurrent_sdk_load(
+    make_stack: Any, exit_stack: contextlib.ExitStack
+) -> None:
+    """One throttles (429 + retry-after-ms), one resets, one is healthy: every request
+    succeeds; the throttled one is asked once and then rests for its cooldown, the
+    resetting one is asked once and then its breaker stays open."""
+    from openai import AsyncOpenAI
+
+    up = Upstreams(exit_stack, throttled(30_000),
+                   SimulatorSettings(faults=[Fault(kind="reset")]), SimulatorSettings())
+    stack: Stack = make_stack(config(up.urls, [0, 1, 2], {"failures": 1, "open_seconds": 30}))
+    client = AsyncOpenAI(base_url=stack.url + "/v1", api_key=KEY_A, max_retries=0)
+
+    async def one() -> str:
+        reply = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}])
+        return reply.choices[0].message.content or ""
+
+    assert await one()  # b0: 429, b1: reset, b2: answers
+    replies = await asyncio.gather(*(one() for _ in range(40)))
+    assert all(replies)
+    assert (up.sim(0).count, up.sim(1).count, up.sim(2).count) == (1, 1, 41)
+    await client.close()
+
+
+async def test_proactive_spillover(make_stack: Any, exit_stack: contextlib.ExitStack) -> None:
+    up = Upstreams(exit_stack, SimulatorSettings(remaining_tokens=500), SimulatorSettings())
+
+    def spill(sim: str) -> dict[str, Any]:
+        c = config(up.urls, [0, 1])(sim)
+        c["deployments"][0]["backends"][0]["spillover"] = {"remaining_tokens": 1000,
+                                                           "seconds": 0.5}
+        return c
+
+    stack: Stack = make_stack(spill)
+    assert [(await post(stack))[0] for _ in range(5)] == [200] * 5
+    assert (up.sim(0).count, up.sim(1).count) == (1, 4)  # low quota: the next one is preferred
+    up.sim(0).settings.remaining_tokens = 50_000
+    await asyncio.sleep(0.6)
+    for _ in range(3):
+        await post(stack)
+    assert up.sim(0).count == 4  # recovered: first choice again
+
+
+async def test_cooldowns_are_shared_through_redis(
+    make_stack: Any, exit_stack: contextlib.ExitStack, redis_server: Any
+) -> None:
+    up = Upstreams(exit_stack, throttled(5000), SimulatorSettings())
+
+    def shared(sim: str) -> dict[str, Any]:
+        c = config(up.urls, [0, 1])(sim)
+        c["redis"] = {"url": redis_server.url}
+        return c
+
+    first: Stack = make_stack(shared)
+    second: Stack = make_stack(shared)
+    assert (await post(first))[0] == 200  # b0 answers 429 to the first replica ...
+    assert up.sim(0).count == 1
+    await asyncio.sleep(0.3)
+    assert [(await post(second))[0] for _ in range(5)] == [200] * 5
+    assert up.sim(0).count == 1  # ... and the second replica never asks b0 meanwhile
+    assert up.sim(1).count == 6
