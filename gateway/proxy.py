@@ -170,6 +170,7 @@ async def _attempt(
                     response = await StreamRelay(ctx, ex, chain, strip_usage).run(request, answer)
                     if ex.error_code.startswith("upstream"):
                         health.failed(time.monotonic())  # broke after the first byte
+                        metrics.upstream_requests.inc((*labels, "stream_error"))
                     return response
                 return await relay_json(answer, ctx, ex)
         except (UpstreamError, UpstreamTimeout) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -23,7 +24,7 @@ def test_sigterm_drains_in_flight_streams(
     tmp_path: Path, background: list[subprocess.Popen[str]], workers: int
 ) -> None:
     sim_port, port = free_port(), free_port()
-    sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port), "--token-ms", "200"],
+    sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port), "--token-ms", "300"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     background.append(sim)
     wait_up(f"http://127.0.0.1:{sim_port}", sim)
@@ -44,7 +45,7 @@ def test_sigterm_drains_in_flight_streams(
 
     streamed: list[bytes] = []
 
-    def stream() -> None:  # 16 tokens x 200 ms: about 3 s
+    def stream() -> None:  # 16 tokens x 300 ms: about 4.5 s
         request = urllib.request.Request(
             url + "/v1/chat/completions", headers={"api-key": "k", "Content-Type": "application/json"},
             data=json.dumps({"model": "chat", "stream": True,
@@ -64,6 +65,10 @@ def test_sigterm_drains_in_flight_streams(
     except urllib.error.HTTPError as err:
         ready = err.code
     assert ready == 503  # load balancers stop sending at once
+    time.sleep(2.5)  # past the grace period, with the streams still running
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert not streamed  # none has finished yet
     for client in clients:
         client.join(30)
     assert len(streamed) == 20

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +15,16 @@ import aiohttp
 import pytest
 
 from gateway.simulator import SIMULATOR, Fault, Simulator, SimulatorSettings, create_simulator
-from tests.conftest import KEY_A, Stack, default_config, serve_in_thread
+from policies.auth import hash_key
+from tests.conftest import (
+    GATEWAY,
+    KEY_A,
+    Stack,
+    default_config,
+    free_port,
+    serve_in_thread,
+    wait_up,
+)
 
 BODY = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -173,21 +184,38 @@ async def test_proactive_spillover(make_stack: Any, exit_stack: contextlib.ExitS
     assert up.sim(0).count == 4  # recovered: first choice again
 
 
-async def test_cooldowns_are_shared_through_redis(
-    make_stack: Any, exit_stack: contextlib.ExitStack, redis_server: Any
+async def test_cooldowns_are_shared_between_gateway_processes(
+    exit_stack: contextlib.ExitStack, redis_server: Any, tmp_path: Any,
+    background: list[subprocess.Popen[str]],
 ) -> None:
     up = Upstreams(exit_stack, throttled(5000), SimulatorSettings())
+    c = config(up.urls, [0, 1])(up.urls[1])
+    c["deployments"] = c["deployments"][:1]
+    c["consumers"] = [{"name": "team-a", "api_keys": [hash_key(KEY_A)], "deployments": ["chat"]}]
+    c["redis"] = {"url": redis_server.url}
 
-    def shared(sim: str) -> dict[str, Any]:
-        c = config(up.urls, [0, 1])(sim)
-        c["redis"] = {"url": redis_server.url}
-        return c
+    def start_gateway(i: int) -> str:
+        port = free_port()
+        c["server"] = {"host": "127.0.0.1", "port": port}
+        path = tmp_path / f"gw{i}.yaml"
+        path.write_text(json.dumps(c))
+        proc = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        background.append(proc)
+        wait_up(f"http://127.0.0.1:{port}", proc)
+        return f"http://127.0.0.1:{port}"
 
-    first: Stack = make_stack(shared)
-    second: Stack = make_stack(shared)
-    assert (await post(first))[0] == 200  # b0 answers 429 to the first replica ...
+    urls = [await asyncio.to_thread(start_gateway, i) for i in range(2)]
+
+    async def post_to(url: str) -> int:
+        async with aiohttp.ClientSession() as session, session.post(
+            url + "/v1/chat/completions", json=BODY, headers={"api-key": KEY_A}
+        ) as r:
+            return r.status
+
+    assert await post_to(urls[0]) == 200  # b0 answers 429 to the first process ...
     assert up.sim(0).count == 1
     await asyncio.sleep(0.3)
-    assert [(await post(second))[0] for _ in range(5)] == [200] * 5
-    assert up.sim(0).count == 1  # ... and the second replica never asks b0 meanwhile
+    assert [await post_to(urls[1]) for _ in range(5)] == [200] * 5
+    assert up.sim(0).count == 1  # ... and the second process never asks b0 meanwhile
     assert up.sim(1).count == 6
