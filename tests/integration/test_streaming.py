@@ -86,3 +86,20 @@ async def test_stall_mid_stream_ends_with_an_error_event(make_stack: Any) -> Non
     last = orjson.loads(events[-1])
     assert last["error"]["code"] == "upstream_timeout"
     assert b"[DONE]" not in raw
+
+
+async def test_total_timeout_cuts_a_long_stream(make_stack: Any) -> None:
+    def total(sim: str) -> dict[str, Any]:
+        config = default_config(sim)
+        config["deployments"][0]["backends"][0]["timeouts"] = {"total": 0.5}
+        return config
+
+    stack = make_stack(total)
+    async with aiohttp.ClientSession() as session, session.post(
+        stack.url + "/v1/chat/completions", json=BODY,
+        headers={"api-key": KEY_A, "x-sim-token-ms": "100"},  # 16 tokens: 1.5 s
+    ) as r:
+        raw = await r.read()
+    events = EVENT.findall(raw)
+    assert len(events) > 2  # some tokens arrived first
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_timeout"
