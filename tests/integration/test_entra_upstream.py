@@ -52,10 +52,9 @@ def token_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTokenService]
         yield service
 
 
-def entra_config(sim: str) -> dict[str, Any]:
+def entra_config(sim: str, credential: str = "managed-identity") -> dict[str, Any]:
     config = default_config(sim)
-    config["deployments"][0]["backends"][0]["auth"] = {
-        "type": "entra", "credential": "managed-identity"}
+    config["deployments"][0]["backends"][0]["auth"] = {"type": "entra", "credential": credential}
     return config
 
 
@@ -66,10 +65,13 @@ async def chat(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str,
         return r.status, await r.json()
 
 
+@pytest.mark.parametrize("credential", ["managed-identity", "default"])
 async def test_one_token_fetch_for_fifty_concurrent_requests(
-    make_stack: Any, token_service: FakeTokenService
+    make_stack: Any, token_service: FakeTokenService, credential: str
 ) -> None:
-    stack: Stack = make_stack(entra_config, SimulatorSettings(accept=("mi-token-1",)))
+    # DefaultAzureCredential finds the managed identity through the same environment.
+    stack: Stack = make_stack(lambda sim: entra_config(sim, credential),
+                              SimulatorSettings(accept=("mi-token-1",)))
     async with aiohttp.ClientSession() as session:
         results = await asyncio.gather(*(chat(session, stack.url) for _ in range(50)))
     assert [status for status, _ in results] == [200] * 50
