@@ -107,11 +107,12 @@ async def test_workload_identity_token_reaches_the_upstream(
     make_stack: Any, authority: Authority
 ) -> None:
     stack: Stack = make_stack(workload, SimulatorSettings(accept=("wi-token-1",)))
+    body = {"model": "chat", "messages": [{"role": "user", "content": "x"}]}
     async with aiohttp.ClientSession() as session:
         statuses = []
         for _ in range(3):
-            async with session.post(stack.url + "/v1/chat/completions", headers={"api-key": KEY_A},
-                                    json={"model": "chat", "messages": [{"role": "user", "content": "x"}]}) as r:
+            async with session.post(stack.url + "/v1/chat/completions", json=body,
+                                    headers={"api-key": KEY_A}) as r:
                 statuses.append(r.status)
     assert statuses == [200, 200, 200]
     assert len(authority.requests) == 1  # cached
