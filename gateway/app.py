@@ -83,11 +83,14 @@ def _runtime_ctx(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
-        policies = [*build_policies(config, app[LIMITER]), *extra]
         try:
+            policies = [*build_policies(config, app[LIMITER], app[METRICS].content), *extra]
             app[RUNTIME] = Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]))
         except SecretMissing as exc:
             raise StartupError(str(exc)) from None
+        except (ImportError, AttributeError, TypeError, OSError) as exc:
+            # A custom hook that cannot be imported, or a blocklist file that cannot be read.
+            raise StartupError(f"content filter: {exc}") from None
         runtime = app[RUNTIME]
 
         def backends() -> list[tuple[str, str, bool]]:

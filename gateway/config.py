@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from policies.auth import ConsumerConfig, EntraConfig
+from policies.content import Profile
 from policies.ratelimit import LimitsConfig
 
 DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -151,6 +152,8 @@ class DeploymentConfig(Strict):
     )
     provider: str = "AzureOpenAI"
     limits: LimitsConfig | None = None
+    # A profile from content_filters; none means no filtering and no per-chunk cost.
+    content_filter: str | None = None
     # Reserved against token limits when a request names no max_tokens.
     default_max_tokens: int = Field(1024, gt=0)
     backends: tuple[BackendConfig, ...] = Field(min_length=1)
@@ -179,6 +182,9 @@ class GatewayConfig(BaseSettings):
     auth: AuthConfig = AuthConfig()
     consumers: tuple[ConsumerConfig, ...] = ()
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+    content_filters: dict[str, Profile] = {}
+    # Streamed completion text held back for the filters to see first (characters).
+    content_holdback_chars: int = Field(64, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -209,6 +215,12 @@ class GatewayConfig(BaseSettings):
         if dupes:
             raise ValueError(f"consumer names must be unique; repeated: {', '.join(dupes)}")
         known = set(names)
+        for d in self.deployments:
+            if d.content_filter is not None and d.content_filter not in self.content_filters:
+                raise ValueError(
+                    f"deployment {d.name!r} names content_filter {d.content_filter!r}, which is "
+                    f"not in content_filters ({', '.join(self.content_filters) or 'none defined'})"
+                )
         for consumer in self.consumers:
             unknown = [d for d in consumer.deployments if d != "*" and d not in known]
             if unknown:
@@ -278,7 +290,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 
 def _discriminated(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     # pydantic puts the union tag ("api-key", "entra") into the path; it is not a key.
-    return tuple(p for p in loc if p not in ("api-key", "entra", "none", "function-after"))
+    tags = ("api-key", "entra", "none", "function-after", "blocklist", "pii", "hook")
+    return tuple(p for p in loc if p not in tags)
 
 
 def parse(text: str, source: str = "<config>") -> GatewayConfig:

@@ -12,6 +12,7 @@ from gateway.config import GatewayConfig
 from gateway.keys import CONFIG, LIMITER, METRICS
 from gateway.limiter import Limiter
 from policies import Policy
+from policies.content import ContentFilterPolicy, ContentProfile, ContentStats
 from policies.ratelimit import (
     ConsumerLimits,
     DeploymentLimits,
@@ -41,7 +42,8 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def build_policies(config: GatewayConfig, limiter: Limiter) -> list[Policy]:
+def build_policies(config: GatewayConfig, limiter: Limiter,
+                   content_stats: ContentStats) -> list[Policy]:
     policies: list[Policy] = []
     if limiter.store is not None:
         policies.append(RateLimitPolicy(
@@ -51,4 +53,11 @@ def build_policies(config: GatewayConfig, limiter: Limiter) -> list[Policy]:
             on_error=config.redis.on_error,
             stats=limiter.stats,
         ))
+    profiles = {name: ContentProfile(name, filters)
+                for name, filters in config.content_filters.items()}
+    by_deployment = {d.name: profiles[d.content_filter] for d in config.deployments
+                     if d.content_filter is not None}
+    if by_deployment:
+        policies.append(ContentFilterPolicy(by_deployment, config.content_holdback_chars,
+                                            content_stats))
     return policies

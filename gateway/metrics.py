@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.credentials import Credentials
 from gateway.exchange import Exchange
+from policies.content import ContentStats
 from policies.ratelimit import LimiterStats
 from policies.ratelimit.policy import LATENCY_BOUNDS
 
@@ -110,6 +111,7 @@ class Metrics:
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", ["deployment"])
         self.limiter: LimiterStats | None = None  # set when rate limits are configured
         self.credentials: Credentials | None = None
+        self.content = ContentStats()  # filled by the content-filter policy
         # (deployment, backend, available) of the live config, read at scrape time.
         self.backends: Callable[[], list[tuple[str, str, bool]]] = list
         self.registry = CollectorRegistry(auto_describe=False)
@@ -118,6 +120,16 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         for deployment, backend, available in self.backends():
             self.backend_available.set((deployment, backend), 1.0 if available else 0.0)
+        self.content_filter_actions.values = {k: float(v) for k, v in self.content.actions.items()}
+        if self.content.checks:
+            checks = CounterMetricFamily("gateway_content_filter_checks",
+                                         "Content-filter checks run.")
+            checks.add_metric([], self.content.checks)
+            yield checks
+            seconds = CounterMetricFamily("gateway_content_filter_seconds",
+                                          "Time spent in content filters.")
+            seconds.add_metric([], self.content.seconds)
+            yield seconds
         for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens,
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
                        self.content_filter_actions, self.inflight):

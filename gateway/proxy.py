@@ -172,7 +172,7 @@ async def _attempt(
                         health.failed(time.monotonic())  # broke after the first byte
                         metrics.upstream_requests.inc((*labels, "stream_error"))
                     return response
-                return await relay_json(answer, ctx, ex)
+                return await relay_json(answer, ctx, ex, chain)
         except (UpstreamError, UpstreamTimeout) as exc:
             label = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
             metrics.upstream_requests.inc((*labels, label))

@@ -15,7 +15,7 @@ from gateway import sse
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
 from gateway.upstream import response_headers
-from policies import PolicyChain, PolicyError, RequestContext, Usage
+from policies import ContentBlocked, PolicyChain, PolicyError, RequestContext, Usage
 
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -56,7 +56,7 @@ def _error_body(status: int, data: bytes) -> bytes:
 
 
 async def relay_json(
-    upstream: aiohttp.ClientResponse, ctx: RequestContext, ex: Exchange
+    upstream: aiohttp.ClientResponse, ctx: RequestContext, ex: Exchange, chain: PolicyChain
 ) -> web.Response:
     started = time.perf_counter()
     try:
@@ -82,7 +82,16 @@ async def relay_json(
             body=body, status=upstream.status, headers=headers, content_type="application/json"
         )
     headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
-    if b'"usage"' in data:
+    if chain.looks_at_bodies:
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("The upstream answered 200 with a body that is not JSON.") from None
+        if isinstance(body, dict):
+            record_usage(body.get("usage"), ctx, ex)
+            await chain.on_response_body(ctx, body)
+            data = orjson.dumps(body)
+    elif b'"usage"' in data:
         with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
             record_usage(orjson.loads(data).get("usage"), ctx, ex)
     return web.Response(body=data, status=upstream.status, headers=headers)
@@ -97,6 +106,8 @@ class StreamRelay:
         self.ctx, self.ex, self.chain = ctx, ex, chain
         self.strip_usage = strip_usage
         self.done = False
+        self.last = b""  # the last event sent, to shape a closing chunk like it
+        self.blocked = False
 
     async def events(self, datas: list[bytes]) -> bytes:
         out: list[bytes] = []
@@ -113,14 +124,48 @@ class StreamRelay:
             if self.chain.looks_at_chunks:
                 if obj is None:
                     obj = orjson.loads(data)
-                await self.chain.on_response_chunk(self.ctx, obj)
-                data = orjson.dumps(obj)
-            if sse.has_content(data):
-                self.ctx.produced_tokens += 1
-            out.append(sse.encode(data))
+                try:
+                    for event in await self.chain.on_response_chunk(self.ctx, obj):
+                        out.append(self._emit(orjson.dumps(event)))
+                except ContentBlocked as exc:
+                    # What was released before the block still goes out, then the end.
+                    out.append(self._filtered_end(exc))
+                    self.ex.error_code = exc.code
+                    self.done = self.blocked = True
+                    break
+                continue
+            out.append(self._emit(data))
         if out and self.ex.ttft is None:
             self.ex.ttft = time.perf_counter() - self.ex.started
         return b"".join(out)
+
+    def _emit(self, data: bytes) -> bytes:
+        if sse.has_content(data):
+            self.ctx.produced_tokens += 1
+        self.last = data
+        return sse.encode(data)
+
+    async def _flush(self) -> bytes:
+        """What policies still hold when the upstream stream is over."""
+        if not self.chain.looks_at_chunks:
+            return b""
+        events = await self.chain.on_stream_end(self.ctx)
+        return b"".join(self._emit(orjson.dumps(e)) for e in events)
+
+    def _filtered_end(self, exc: ContentBlocked) -> bytes:
+        """A completion blocked mid-stream ends like Azure's: a chunk whose
+        finish_reason is content_filter, then [DONE]."""
+        try:
+            last = orjson.loads(self.last) if self.last else {}
+        except orjson.JSONDecodeError:
+            last = {}
+        chunk = {
+            "id": last.get("id", ""), "object": last.get("object", "chat.completion.chunk"),
+            "created": last.get("created", 0), "model": last.get("model", ""),
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter",
+                         "content_filter_results": exc.result}],
+        }
+        return sse.encode(orjson.dumps(chunk)) + sse.DONE_EVENT
 
     async def run(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
         response = web.StreamResponse(
@@ -139,7 +184,12 @@ class StreamRelay:
                     await response.write(out)
                 if not chunk:
                     break
-            await response.write(sse.DONE_EVENT)
+            if not self.blocked:  # a block has already ended the stream
+                try:
+                    await response.write(await self._flush() + sse.DONE_EVENT)
+                except ContentBlocked as exc:
+                    ex.error_code = exc.code
+                    await response.write(self._filtered_end(exc))
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
             # The client already has a 200 and some events: the only honest end is
             # an error event in the stream's own format.

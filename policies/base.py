@@ -65,8 +65,19 @@ class Policy:
     async def on_request(self, ctx: RequestContext) -> None:
         """Before the upstream call; may edit `ctx.body` or raise to reject."""
 
-    async def on_response_chunk(self, ctx: RequestContext, event: dict[str, Any]) -> None:
-        """For each whole streamed event (parsed JSON); may edit it in place."""
+    async def on_response_body(self, ctx: RequestContext, body: dict[str, Any]) -> None:
+        """A whole (non-streamed) JSON answer; may edit it in place."""
+
+    async def on_response_chunk(
+        self, ctx: RequestContext, event: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """For each whole streamed event (parsed JSON): the events to pass on now.
+        Return [] to hold an event back, several to release held ones."""
+        return [event]
+
+    async def on_stream_end(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        """The upstream stream ended: the events still held back, to send now."""
+        return []
 
     async def on_response(self, ctx: RequestContext) -> None:
         """Once the response is over (complete, failed or abandoned)."""

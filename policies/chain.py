@@ -22,6 +22,7 @@ class PolicyChain:
         self.policies = tuple(policies)
         self._on_request = [p for p in self.policies if _overrides(p, "on_request")]
         self._on_chunk = [p for p in self.policies if _overrides(p, "on_response_chunk")]
+        self._on_body = [p for p in self.policies if _overrides(p, "on_response_body")]
         self._on_response = [p for p in self.policies if _overrides(p, "on_response")]
 
     @property
@@ -32,6 +33,11 @@ class PolicyChain:
     def looks_at_chunks(self) -> bool:
         """False means streamed events can pass through as bytes."""
         return bool(self._on_chunk)
+
+    @property
+    def looks_at_bodies(self) -> bool:
+        """False means a JSON answer passes through as bytes."""
+        return bool(self._on_body)
 
     @property
     def looks_at_responses(self) -> bool:
@@ -49,14 +55,41 @@ class PolicyChain:
             finally:
                 ctx.timings[policy.name] = time.perf_counter() - started
 
-    async def on_response_chunk(self, ctx: RequestContext, event: dict[str, Any]) -> None:
-        for policy in self._on_chunk:
+    async def on_response_body(self, ctx: RequestContext, body: dict[str, Any]) -> None:
+        for policy in self._on_body:
             try:
-                await policy.on_response_chunk(ctx, event)
+                await policy.on_response_body(ctx, body)
             except PolicyError:
                 raise
             except Exception as exc:
-                self._failed(policy, "on_response_chunk", exc)
+                self._failed(policy, "on_response_body", exc)
+
+    async def on_response_chunk(
+        self, ctx: RequestContext, event: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Events flow through the policies in order; each may hold or release."""
+        events = [event]
+        for policy in self._on_chunk:
+            passed: list[dict[str, Any]] = []
+            for item in events:
+                try:
+                    passed += await policy.on_response_chunk(ctx, item)
+                except PolicyError:
+                    raise
+                except Exception as exc:
+                    self._failed(policy, "on_response_chunk", exc)
+                    passed.append(item)
+            events = passed
+        return events
+
+    async def on_stream_end(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for policy in self._on_chunk:
+            passed: list[dict[str, Any]] = []
+            for item in events:
+                passed += await policy.on_response_chunk(ctx, item)
+            events = passed + await policy.on_stream_end(ctx)
+        return events
 
     async def on_response(self, ctx: RequestContext) -> None:
         # Every policy gets its turn even if an earlier one fails: settlement

@@ -167,6 +167,10 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
     finish = "length" if n < wanted else "stop"
     prompt_tokens = shapes.count_tokens(text)
     tokens = shapes.reply_tokens(model, text, n)
+    scripted = request.headers.get("x-sim-reply")
+    if scripted:  # tests choose the completion's words
+        words = scripted.split(" ")
+        tokens = [("" if i == 0 else " ") + w for i, w in enumerate(words)][:n]
     ident = shapes.completion_id(model, text)
     if record.stream:
         return await _stream(request, sim, record, shape, op, body, model, ident, tokens,

@@ -50,8 +50,11 @@ class Breaks(Policy):
 
 
 class Upper(Policy):
-    async def on_response_chunk(self, ctx: RequestContext, event: dict[str, Any]) -> None:
+    async def on_response_chunk(
+        self, ctx: RequestContext, event: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         event["text"] = event["text"].upper()
+        return [event]
 
 
 async def test_hooks_run_in_order_and_unused_hooks_are_skipped() -> None:
@@ -93,6 +96,5 @@ async def test_on_response_runs_every_policy_even_after_a_failure() -> None:
 
 async def test_chunk_hooks_edit_events_in_place() -> None:
     chain = PolicyChain([Upper()])
-    event = {"text": "abc"}
-    await chain.on_response_chunk(ctx(), event)
-    assert chain.looks_at_chunks and event == {"text": "ABC"}
+    assert await chain.on_response_chunk(ctx(), {"text": "abc"}) == [{"text": "ABC"}]
+    assert chain.looks_at_chunks and await chain.on_stream_end(ctx()) == []

@@ -1,0 +1,116 @@
+"""The built-in filters and the custom-hook filter. Each scans a text for one stage
+and returns findings; the profile decides what each finding means (block, redact,
+annotate)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from policies.content import pii
+from policies.content.config import BlocklistConfig, FilterConfig, HookConfig, PiiConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    category: str  # the key in Azure-shaped results: "custom_blocklist", "pii_email", ...
+    start: int
+    end: int
+    label: str  # what a redaction writes instead, e.g. "[EMAIL]"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a custom hook returns (or just True / False). `spans` limits a redaction;
+    without spans a hit covers the whole text."""
+
+    hit: bool
+    category: str = "custom"
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+class Filter:
+    def __init__(self, config: FilterConfig) -> None:
+        self.config = config
+        self.action = config.action
+        self.stages = config.stages
+        self.fail_open = config.on_error == "open"
+
+    async def scan(self, text: str, stage: str) -> list[Finding]:
+        raise NotImplementedError
+
+
+class Blocklist(Filter):
+    def __init__(self, config: BlocklistConfig) -> None:
+        super().__init__(config)
+        terms = list(config.terms)
+        for path in config.files:
+            for line in path.read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    terms.append(line)
+        parts = [r"(?<!\w)" + re.escape(t) + r"(?!\w)" for t in terms]
+        parts += [f"(?:{p})" for p in config.patterns]
+        self._regex = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        self._category = config.name
+
+    async def scan(self, text: str, stage: str) -> list[Finding]:
+        if self._regex is None:
+            return []
+        return [Finding(self._category, m.start(), m.end(), "[BLOCKED]")
+                for m in self._regex.finditer(text) if m.end() > m.start()]
+
+
+class Pii(Filter):
+    def __init__(self, config: PiiConfig) -> None:
+        super().__init__(config)
+        self._kinds = tuple(config.kinds)
+
+    async def scan(self, text: str, stage: str) -> list[Finding]:
+        return [Finding(f"pii_{kind}", start, end, pii.LABELS[kind])
+                for kind, start, end in pii.find(text, self._kinds)]
+
+
+def load_callable(path: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{path} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+class Hook(Filter):
+    """A user's function: `check(text: str, stage: str) -> bool | Verdict`, sync or async."""
+
+    def __init__(self, config: HookConfig) -> None:
+        super().__init__(config)
+        self._fn = load_callable(config.callable)
+        self._timeout = config.timeout_seconds
+        self._name = config.callable.rsplit(":", 1)[1]
+
+    async def scan(self, text: str, stage: str) -> list[Finding]:
+        async with asyncio.timeout(self._timeout):
+            result = self._fn(text, stage)
+            if inspect.isawaitable(result):
+                result = await result
+        if isinstance(result, Verdict):
+            if not result.hit:
+                return []
+            spans = result.spans or ((0, len(text)),)
+            return [Finding(result.category, s, e, "[REDACTED]") for s, e in spans]
+        return [Finding(self._name, 0, len(text), "[REDACTED]")] if result else []
+
+
+def build(config: FilterConfig) -> Filter:
+    if isinstance(config, BlocklistConfig):
+        return Blocklist(config)
+    if isinstance(config, PiiConfig):
+        return Pii(config)
+    return Hook(config)

@@ -1,0 +1,73 @@
+"""Personal data found in text: e-mail addresses, phone numbers, payment cards
+(Luhn-checked), IBANs (mod-97 checked), US social-security numbers, IP addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    "card": re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),
+    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
+    "ssn": re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"),
+    "ip": re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b"),
+    "phone": re.compile(r"(?<![\w+])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4}(?!\w)"),
+}
+KINDS = tuple(PATTERNS)
+LABELS = {kind: f"[{kind.upper()}]" for kind in KINDS}
+
+
+def luhn(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = int(ch)
+        if i % 2 == parity:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    return 13 <= len(digits) <= 19 and luhn(digits)
+
+
+def _iban(text: str) -> bool:
+    s = text.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    moved = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def _ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _phone(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    return 7 <= len(digits) <= 15
+
+
+CHECKS: dict[str, Callable[[str], bool]] = {"card": _card, "iban": _iban, "ip": _ip, "phone": _phone}
+
+
+def find(text: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, int, int]]:
+    """(kind, start, end) of each finding, earlier kinds winning overlaps."""
+    taken: list[tuple[int, int]] = []
+    for kind in kinds:
+        check = CHECKS.get(kind)
+        for match in PATTERNS[kind].finditer(text):
+            start, end = match.span()
+            if any(start < e and s < end for s, e in taken):
+                continue
+            if check is not None and not check(match.group()):
+                continue
+            taken.append((start, end))
+            yield kind, start, end

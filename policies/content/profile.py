@@ -1,0 +1,73 @@
+"""One content-filter profile: its filters in order, and what their findings mean."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from policies.content.config import FilterConfig
+from policies.content.filters import Filter, Finding, build
+from policies.errors import PolicyUnavailable
+
+log = logging.getLogger("policies.content")
+
+
+@dataclass
+class Outcome:
+    text: str  # after redaction
+    blocked: bool = False
+    # Azure-shaped per-category results: {category: {"filtered": bool, "severity": str}}
+    results: dict[str, dict[str, object]] = field(default_factory=dict)
+    actions: list[str] = field(default_factory=list)  # "block", "redact", "annotate" taken
+    findings: list[Finding] = field(default_factory=list)
+
+
+def redact(text: str, findings: Sequence[Finding]) -> str:
+    out, at = [], 0
+    for f in sorted(findings, key=lambda f: f.start):
+        if f.start < at:
+            continue  # overlaps one already replaced
+        out += [text[at:f.start], f.label]
+        at = f.end
+    out.append(text[at:])
+    return "".join(out)
+
+
+class ContentProfile:
+    def __init__(self, name: str, configs: Sequence[FilterConfig]) -> None:
+        self.name = name
+        self.filters: list[Filter] = [build(c) for c in configs]
+
+    def applies(self, stage: str) -> bool:
+        return any(stage in f.stages for f in self.filters)
+
+    async def check(self, text: str, stage: str) -> Outcome:
+        outcome = Outcome(text)
+        for flt in self.filters:
+            if stage not in flt.stages:
+                continue
+            try:
+                findings = await flt.scan(outcome.text, stage)
+            except Exception as exc:
+                if flt.fail_open:
+                    log.warning("content filter %s failed; failing open: %r", type(flt).__name__, exc)
+                    continue
+                raise PolicyUnavailable(
+                    f"A content filter of profile {self.name} could not check the {stage}; "
+                    "the request was not served."
+                ) from exc
+            if not findings:
+                continue
+            outcome.actions.append(flt.action)
+            for finding in findings:
+                outcome.results[finding.category] = {
+                    "filtered": flt.action != "annotate", "severity": "high"}
+            if flt.action == "block":
+                outcome.blocked = True
+                outcome.findings += findings
+                return outcome
+            if flt.action == "redact":
+                outcome.text = redact(outcome.text, findings)
+            outcome.findings += findings
+        return outcome
