@@ -133,10 +133,10 @@ def serve_in_thread(app: web.Application) -> Iterator[str]:
 
 
 def free_port() -> int:
-    """A free port below the ephemeral range, so that no outgoing connection takes
-    it before the server binds it, and a Redis Cluster bus port (+10000) exists."""
+    """A free port that no outgoing connection can take before the server binds it:
+    it and its Redis Cluster bus port (+10000) both lie below the ephemeral range."""
     while True:
-        port = random.randint(20000, 32000)
+        port = random.randint(20000, 22700)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
