@@ -135,6 +135,7 @@ class Variant:
     workers: int = 1
     limits: bool = False
     redis: bool = False
+    content: bool = False
     streams: bool = False  # also run the stream scenarios
 
 
@@ -142,6 +143,7 @@ VARIANTS = (
     Variant("gateway", streams=True),
     Variant("gateway + in-process limits", limits=True),
     Variant("gateway + Redis limits", limits=True, redis=True),
+    Variant("gateway + blocklist/PII filter", content=True, streams=True),
     Variant("gateway --workers 2", workers=2),
 )
 
@@ -163,6 +165,11 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
         consumer["limits"] = deployment["limits"] = NEVER_HIT
     if variant.redis:
         config["redis"] = {"url": redis_url}
+    if variant.content:
+        config["content_filters"] = {"bench": [
+            {"type": "blocklist", "terms": ["forbidden plan", "zorp"], "patterns": [r"secret-\d+"]},
+            {"type": "pii", "action": "redact"}]}
+        deployment["content_filter"] = "bench"
     path = Path(tempfile.mkdtemp()) / "bench.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return str(path)
