@@ -39,6 +39,7 @@ from gateway.routes import (
     UNSUPPORTED_PREFIXES,
 )
 from gateway.runtime import Runtime
+from gateway.services import GatewayServices
 from policies import Policy
 from policies.auth.entra import FetchJson
 
@@ -84,7 +85,9 @@ def _runtime_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         try:
-            policies = [*build_policies(config, app[LIMITER], app[METRICS].content), *extra]
+            services = GatewayServices(app[SESSION], app[CREDENTIALS])
+            policies = [*build_policies(config, app[LIMITER], app[METRICS].content, services),
+                        *extra]
             app[RUNTIME] = Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]))
         except SecretMissing as exc:
             raise StartupError(str(exc)) from None

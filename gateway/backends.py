@@ -10,15 +10,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from gateway.backend_health import BackendHealth
-from gateway.config import (
-    DEFAULT_API_VERSION,
-    ApiKeyAuth,
-    BackendConfig,
-    BreakerConfig,
-    EntraAuth,
-    Spillover,
-)
+from gateway.config import DEFAULT_API_VERSION, BackendConfig, BreakerConfig, Spillover
 from gateway.credentials import Credentials, TokenProvider
+from policies.service_auth import ApiKeyAuth, EntraAuth
 
 OPERATIONS = {
     "azure-openai": ("chat/completions", "completions", "embeddings"),
@@ -31,7 +25,7 @@ class SecretMissing(Exception):
     """A backend's key names an environment variable or file that is not there."""
 
 
-def _read_key(auth: ApiKeyAuth, where: str) -> str:
+def read_key(auth: ApiKeyAuth, where: str) -> str:
     if auth.key_env is not None:
         value = os.environ.get(auth.key_env, "").strip()
         if not value:
@@ -104,7 +98,7 @@ def build_backend(
     headers: dict[str, str] = {}
     token = None
     if isinstance(config.auth, ApiKeyAuth):
-        key = _read_key(config.auth, where)
+        key = read_key(config.auth, where)
         if config.api == "openai":
             headers["Authorization"] = f"Bearer {key}"
         else:

@@ -81,8 +81,8 @@ def _limits(limits: LimitsConfig) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from gateway.backends import SecretMissing, _read_key, default_name
-    from gateway.config import ApiKeyAuth
+    from gateway.backends import SecretMissing, default_name, read_key
+    from policies.service_auth import ApiKeyAuth
 
     config = _config(args.config)
     print(f"config OK: {len(config.deployments)} deployments, {len(config.consumers)} consumers")
@@ -99,7 +99,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if isinstance(b.auth, ApiKeyAuth):
                 auth += f" from {'$' + b.auth.key_env if b.auth.key_env else b.auth.key_file}"
                 try:
-                    _read_key(b.auth, f"deployments.{d.name}.backends[{i}]")
+                    read_key(b.auth, f"deployments.{d.name}.backends[{i}]")
                 except SecretMissing as exc:
                     print(f"  ! {exc}")
                     problems += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,8 +17,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from policies.auth import ConsumerConfig, EntraConfig
 from policies.content import Profile
 from policies.ratelimit import LimitsConfig
+from policies.service_auth import NoAuth, ServiceAuth
 
-DEFAULT_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_API_VERSION = {"azure-openai": "2024-10-21", "azure-ai-inference": "2024-05-01-preview"}
 
 
@@ -51,31 +51,7 @@ class AuthConfig(Strict):
     entra: EntraConfig | None = None
 
 
-class ApiKeyAuth(Strict):
-    type: Literal["api-key"]
-    key_env: str | None = None
-    key_file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ApiKeyAuth:
-        if (self.key_env is None) == (self.key_file is None):
-            raise ValueError("name exactly one of key_env (an environment variable) or key_file")
-        return self
-
-
-class EntraAuth(Strict):
-    type: Literal["entra"]
-    credential: Literal["default", "managed-identity", "workload-identity"] = "default"
-    client_id: str | None = None
-    tenant_id: str | None = None
-    scope: str = DEFAULT_SCOPE
-
-
-class NoAuth(Strict):
-    type: Literal["none"]
-
-
-BackendAuth = Annotated[ApiKeyAuth | EntraAuth | NoAuth, Field(discriminator="type")]
+BackendAuth = ServiceAuth
 
 
 class Timeouts(Strict):
@@ -290,7 +266,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 
 def _discriminated(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     # pydantic puts the union tag ("api-key", "entra") into the path; it is not a key.
-    tags = ("api-key", "entra", "none", "function-after", "blocklist", "pii", "hook")
+    tags = ("api-key", "entra", "none", "function-after", "blocklist", "pii", "hook",
+            "azure-content-safety")
     return tuple(p for p in loc if p not in tags)
 
 

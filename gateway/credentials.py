@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateway.config import EntraAuth
 from gateway.errors import UpstreamAuthFailed
+from policies.service_auth import EntraAuth
 
 if TYPE_CHECKING:
     # azure-identity costs ~20 MB of memory: imported only when a backend uses Entra.

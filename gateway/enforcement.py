@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.config import GatewayConfig
 from gateway.keys import CONFIG, LIMITER, METRICS
 from gateway.limiter import Limiter
+from gateway.services import GatewayServices
 from policies import Policy
 from policies.content import ContentFilterPolicy, ContentProfile, ContentStats
 from policies.ratelimit import (
@@ -43,7 +44,7 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_policies(config: GatewayConfig, limiter: Limiter,
-                   content_stats: ContentStats) -> list[Policy]:
+                   content_stats: ContentStats, services: GatewayServices) -> list[Policy]:
     policies: list[Policy] = []
     if limiter.store is not None:
         policies.append(RateLimitPolicy(
@@ -53,7 +54,7 @@ def build_policies(config: GatewayConfig, limiter: Limiter,
             on_error=config.redis.on_error,
             stats=limiter.stats,
         ))
-    profiles = {name: ContentProfile(name, filters)
+    profiles = {name: ContentProfile(name, filters, services)
                 for name, filters in config.content_filters.items()}
     by_deployment = {d.name: profiles[d.content_filter] for d in config.deployments
                      if d.content_filter is not None}

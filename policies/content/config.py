@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from policies.content.pii import KINDS
+from policies.service_auth import ServiceAuth
 
 Stage = Literal["prompt", "completion"]
 Action = Literal["block", "redact", "annotate"]
+Level = Literal["low", "medium", "high"]
 
 
 class _Filter(BaseModel):
@@ -42,5 +44,22 @@ class HookConfig(_Filter):
     timeout_seconds: float = Field(2.0, gt=0)
 
 
-FilterConfig = Annotated[BlocklistConfig | PiiConfig | HookConfig, Field(discriminator="type")]
+class ContentSafetyConfig(_Filter):
+    """Azure AI Content Safety: harm categories, and Prompt Shields on prompts."""
+
+    type: Literal["azure-content-safety"]
+    endpoint: str = Field(pattern=r"^https?://[^/\s]+/?$")
+    auth: ServiceAuth
+    thresholds: dict[Literal["hate", "sexual", "self_harm", "violence"], Level] = {
+        "hate": "medium", "sexual": "medium", "self_harm": "medium", "violence": "medium"}
+    shield_prompt: bool = False
+    action: Literal["block", "annotate"] = "block"
+    timeout_seconds: float = Field(2.0, gt=0)
+    cache_seconds: float = Field(30.0, ge=0)
+    api_version: str = "2024-09-01"
+
+
+FilterConfig = Annotated[
+    BlocklistConfig | PiiConfig | HookConfig | ContentSafetyConfig, Field(discriminator="type")
+]
 Profile = tuple[FilterConfig, ...]

@@ -22,6 +22,7 @@ class Finding:
     start: int
     end: int
     label: str  # what a redaction writes instead, e.g. "[EMAIL]"
+    severity: str = "high"
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,15 @@ class Hook(Filter):
         return [Finding(self._name, 0, len(text), "[REDACTED]")] if result else []
 
 
-def build(config: FilterConfig) -> Filter:
+def build(config: FilterConfig, services: Any = None) -> Filter:
     if isinstance(config, BlocklistConfig):
         return Blocklist(config)
     if isinstance(config, PiiConfig):
         return Pii(config)
-    return Hook(config)
+    if isinstance(config, HookConfig):
+        return Hook(config)
+    from policies.content.content_safety import ContentSafety
+
+    if services is None:
+        raise TypeError("an azure-content-safety filter needs the gateway's HTTP services")
+    return ContentSafety(config, services)

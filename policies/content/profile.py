@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from policies.content.config import FilterConfig
 from policies.content.filters import Filter, Finding, build
@@ -35,9 +36,9 @@ def redact(text: str, findings: Sequence[Finding]) -> str:
 
 
 class ContentProfile:
-    def __init__(self, name: str, configs: Sequence[FilterConfig]) -> None:
+    def __init__(self, name: str, configs: Sequence[FilterConfig], services: Any = None) -> None:
         self.name = name
-        self.filters: list[Filter] = [build(c) for c in configs]
+        self.filters: list[Filter] = [build(c, services) for c in configs]
 
     def applies(self, stage: str) -> bool:
         return any(stage in f.stages for f in self.filters)
@@ -62,7 +63,7 @@ class ContentProfile:
             outcome.actions.append(flt.action)
             for finding in findings:
                 outcome.results[finding.category] = {
-                    "filtered": flt.action != "annotate", "severity": "high"}
+                    "filtered": flt.action != "annotate", "severity": finding.severity}
             if flt.action == "block":
                 outcome.blocked = True
                 outcome.findings += findings
