@@ -153,3 +153,26 @@ def test_custom_hook_redacts(make_stack: Any) -> None:
     client(stack).chat.completions.create(
         model="chat", messages=[{"role": "user", "content": "I like Banana bread"}])
     assert stack.sim.records[-1].body["messages"][0]["content"] == "I like [REDACTED] bread"
+
+
+def test_azure_inference_stream_ends_with_content_filter(stack: Stack) -> None:
+    inference = ChatCompletionsClient(endpoint=stack.url + "/models", model="chat",
+                                      credential=AzureKeyCredential(KEY_A), retry_total=0)
+    updates = list(inference.complete(
+        messages=[UserMessage("hi")], stream=True,
+        headers={"x-sim-reply": "first some harmless words then the forbidden plan itself"}))
+    text = "".join(u.choices[0].delta.content or "" for u in updates if u.choices)
+    assert "forbidden" not in text
+    assert updates[-1].choices[0].finish_reason == "content_filter"
+
+
+def test_blocklist_terms_from_a_file(make_stack: Any, tmp_path: Any) -> None:
+    terms = tmp_path / "terms.txt"
+    terms.write_text("# one per line\nproject bluebird\n")
+    stack: Stack = make_stack(filtered({"type": "blocklist", "name": "projects",
+                                        "files": [str(terms)]}))
+    with pytest.raises(openai.BadRequestError) as err:
+        client(stack).chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "status of Project Bluebird?"}])
+    body: Any = err.value.body
+    assert "projects" in body["innererror"]["content_filter_result"]
