@@ -9,13 +9,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
 from pydantic import BaseModel, ConfigDict, Field
 
 from policies.base import Caller
 from policies.errors import PermissionDenied, Unauthenticated
+
+if TYPE_CHECKING:
+    import jwt
 
 log = logging.getLogger("policies.auth.entra")
 
@@ -85,6 +87,8 @@ class KeySet:
         return key
 
     async def _load(self) -> None:
+        import jwt  # PyJWT and cryptography cost ~11 MB: loaded only when Entra is used
+
         try:
             self.fetches += 1
             self._fetched_at = time.monotonic()
@@ -130,6 +134,8 @@ class EntraValidator:
 
     async def claims(self, token: str) -> dict[str, Any]:
         """The verified claims of `token`, or Unauthenticated saying what is wrong."""
+        import jwt
+
         if len(token) > MAX_TOKEN_BYTES:
             raise _invalid("the token is too large")
         try:
