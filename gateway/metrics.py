@@ -77,12 +77,17 @@ class Histogram:
     def family(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
         for labels, row in self.values.items():
-            cumulative, buckets = 0.0, []
-            for bound, count in zip((*map(str, self.bounds), "+Inf"), row[:-1], strict=True):
-                cumulative += count
-                buckets.append((bound, cumulative))
-            family.add_metric(list(labels), buckets, row[-1])
+            family.add_metric(list(labels), cumulative(self.bounds, row[:-1]), row[-1])
         return family
+
+
+def cumulative(bounds: Sequence[float], counts: Sequence[float]) -> list[tuple[str, float]]:
+    """Per-bucket counts (+Inf last) as Prometheus' cumulative (le, count) pairs."""
+    total, out = 0.0, []
+    for bound, count in zip((*map(str, bounds), "+Inf"), counts, strict=True):
+        total += count
+        out.append((bound, total))
+    return out
 
 
 class Metrics:
@@ -149,12 +154,8 @@ class Metrics:
             yield errors
             latency = HistogramMetricFamily("gateway_ratelimit_store_seconds",
                                             "Rate-limit store round trips.")
-            cumulative, buckets = 0, []
-            for bound, count in zip((*map(str, LATENCY_BOUNDS), "+Inf"),
-                                    self.limiter.latency_counts, strict=True):
-                cumulative += count
-                buckets.append((bound, cumulative))
-            latency.add_metric([], buckets, self.limiter.latency_sum)
+            latency.add_metric([], cumulative(LATENCY_BOUNDS, self.limiter.latency_counts),
+                               self.limiter.latency_sum)
             yield latency
 
     def observe(self, ex: Exchange, elapsed: float) -> None:

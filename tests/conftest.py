@@ -132,6 +132,24 @@ def serve_in_thread(app: web.Application) -> Iterator[str]:
         thread.join(5)
 
 
+@contextlib.contextmanager
+def managed_identity(monkeypatch: pytest.MonkeyPatch, token: Callable[[], str]) -> Iterator[None]:
+    """An App Service-style managed-identity endpoint (IDENTITY_ENDPOINT) handing out
+    `token()`, for the real azure-identity ManagedIdentityCredential."""
+
+    async def handle(request: web.Request) -> web.Response:
+        return web.json_response({"access_token": token(), "token_type": "Bearer",
+                                  "expires_on": str(int(time.time()) + 3600),
+                                  "resource": request.query["resource"]})
+
+    app = web.Application()
+    app.router.add_get("/msi/token", handle)
+    with serve_in_thread(app) as url:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", url + "/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "h")
+        yield
+
+
 def free_port() -> int:
     """A free port that no outgoing connection can take before the server binds it:
     it and its Redis Cluster bus port (+10000) both lie below the ephemeral range."""

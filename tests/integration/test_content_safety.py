@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import KEY_A, Stack, default_config, serve_in_thread
+from tests.conftest import KEY_A, Stack, default_config, managed_identity, serve_in_thread
 
 CS_KEY = "content-safety-key"
 
@@ -131,17 +131,7 @@ async def test_entra_auth_uses_the_upstream_credential_machinery(
     make_stack: Any, service: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, url = service
-
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": "cs-token", "token_type": "Bearer",
-                                  "expires_on": str(int(time.time()) + 3600),
-                                  "resource": request.query["resource"]})
-
-    app = web.Application()
-    app.router.add_get("/msi/token", token)
-    with serve_in_thread(app) as identity:
-        monkeypatch.setenv("IDENTITY_ENDPOINT", identity + "/msi/token")
-        monkeypatch.setenv("IDENTITY_HEADER", "h")
+    with managed_identity(monkeypatch, lambda: "cs-token"):
         stack: Stack = make_stack(profile(url, auth={"type": "entra",
                                                      "credential": "managed-identity"}))
         assert (await chat(stack, "calm words"))[0] == 200

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from openai import OpenAI
 
-from tests.conftest import Stack, default_config, serve_in_thread
+from tests.conftest import Stack, default_config, managed_identity, serve_in_thread
 
 TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
 APP = "cccccccc-0000-0000-0000-000000000003"
@@ -196,17 +196,7 @@ def test_azure_identity_credential_in_the_callers_hands(
     from azure.identity import ManagedIdentityCredential
 
     k, _ = keys
-
-    async def token(request: web.Request) -> web.Response:
-        return web.json_response({"access_token": k.token(), "token_type": "Bearer",
-                                  "expires_on": str(int(time.time()) + 3600),
-                                  "resource": request.query["resource"]})
-
-    app = web.Application()
-    app.router.add_get("/msi/token", token)
-    with serve_in_thread(app) as url:
-        monkeypatch.setenv("IDENTITY_ENDPOINT", url + "/msi/token")
-        monkeypatch.setenv("IDENTITY_HEADER", "h")
+    with managed_identity(monkeypatch, k.token):
         client = ChatCompletionsClient(
             endpoint=entra_stack.url + "/models", model="chat",
             credential=ManagedIdentityCredential(),
