@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 from aiohttp import web
 
 from gateway import catalog, health, middleware
 from gateway.accesslog import AccessLog
-from gateway.backends import SecretMissing
 from gateway.config import GatewayConfig
 from gateway.cooldown_bus import bus_ctx
 from gateway.credentials import Credentials
-from gateway.enforcement import build_policies, limiter_ctx
+from gateway.enforcement import limiter_ctx
 from gateway.keys import (
     ACCESS_LOG,
     CONFIG,
     COOLDOWNS,
     CREDENTIALS,
+    EXTRA_POLICIES,
     LIFECYCLE,
-    LIMITER,
     METRICS,
     RUNTIME,
     SESSION,
@@ -31,6 +29,7 @@ from gateway.keys import (
 )
 from gateway.metrics import Metrics
 from gateway.proxy import model_handler
+from gateway.reload import build_runtime
 from gateway.routes import (
     MODEL_INFO,
     MODEL_LISTS,
@@ -38,16 +37,9 @@ from gateway.routes import (
     UNSUPPORTED,
     UNSUPPORTED_PREFIXES,
 )
-from gateway.runtime import Runtime
-from gateway.services import GatewayServices
 from policies import Policy
-from policies.auth.entra import FetchJson
 
 log = logging.getLogger("gateway")
-
-
-class StartupError(Exception):
-    """The gateway cannot start with this config (a missing secret, say)."""
 
 
 async def _credentials(app: web.Application) -> AsyncIterator[None]:
@@ -70,51 +62,26 @@ async def _session(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
-def _fetcher(session: aiohttp.ClientSession) -> FetchJson:
-    async def fetch_json(url: str) -> Any:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
-            response.raise_for_status()
-            return await response.json(content_type=None)
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    app[RUNTIME] = build_runtime(app, app[CONFIG])
 
-    return fetch_json
+    # Both read the snapshot live at the time, so that a reload is seen.
+    def backends() -> list[tuple[str, str, bool]]:
+        now = time.monotonic()
+        return [(d.name, b.name, b.health.available(now))
+                for d in app[RUNTIME].deployments.values() for b in d.backends]
 
+    def apply(deployment: str, backend: str, seconds: float) -> None:
+        target = app[RUNTIME].deployments.get(deployment)
+        for b in target.backends if target is not None else ():
+            if b.name == backend:
+                b.health.cool_down(seconds)
 
-def _runtime_ctx(
-    extra: Sequence[Policy],
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        config = app[CONFIG]
-        try:
-            services = GatewayServices(app[SESSION], app[CREDENTIALS])
-            policies = [*build_policies(config, app[LIMITER], app[METRICS].content, services),
-                        *extra]
-            app[RUNTIME] = Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]))
-        except SecretMissing as exc:
-            raise StartupError(str(exc)) from None
-        except (ImportError, AttributeError, TypeError, OSError) as exc:
-            # A custom hook that cannot be imported, or a blocklist file that cannot be read.
-            raise StartupError(f"content filter: {exc}") from None
-        runtime = app[RUNTIME]
-
-        def backends() -> list[tuple[str, str, bool]]:
-            now = time.monotonic()
-            return [(d.name, b.name, b.health.available(now))
-                    for d in runtime.deployments.values() for b in d.backends]
-
-        app[METRICS].backends = backends
-
-        def apply(deployment: str, backend: str, seconds: float) -> None:
-            target = runtime.deployments.get(deployment)
-            for b in target.backends if target is not None else ():
-                if b.name == backend:
-                    b.health.cool_down(seconds)
-
-        app[COOLDOWNS].start(apply)
-        app[LIFECYCLE].ready = True
-        yield
-        app[LIFECYCLE].ready = False
-
-    return ctx
+    app[METRICS].backends = backends
+    app[COOLDOWNS].start(apply)
+    app[LIFECYCLE].ready = True
+    yield
+    app[LIFECYCLE].ready = False
 
 
 def create_app(
@@ -129,10 +96,11 @@ def create_app(
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ACCESS_LOG] = access_log or AccessLog()
+    app[EXTRA_POLICIES] = tuple(policies)
     app.cleanup_ctx.extend([
         _credentials, _session, limiter_ctx,
         bus_ctx(lambda a: a[CONFIG].redis.url, COOLDOWNS),
-        _runtime_ctx(policies),
+        _runtime,
     ])
     app.on_response_prepare.append(middleware.request_id_headers)
 

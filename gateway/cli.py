@@ -14,15 +14,19 @@ from gateway.settings import ProcessSettings
 from policies.ratelimit import LimitsConfig
 
 
-def _config(path: Path | None) -> GatewayConfig:
+def _path(path: Path | None) -> Path:
     path = path or ProcessSettings().config
     if path is None:
         raise ConfigError("no config: pass --config FILE or set MODEL_GATEWAY_CONFIG")
-    return load(path)
+    return path
+
+
+def _config(path: Path | None) -> GatewayConfig:
+    return load(_path(path))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.app import StartupError
+    from gateway.reload import StartupError
     from gateway.server import serve
 
     config = _config(args.config)
@@ -34,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "limits, multiplying them: set redis.url, or run one worker"
         )
     try:
-        return serve(config, args.workers)
+        return serve(config, args.workers, _path(args.config))
     except StartupError as exc:
         print(f"model-gateway: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ class Lifecycle:
     draining: bool = False
 
 
-CONFIG = web.AppKey("config", GatewayConfig)  # what the app was created with
+CONFIG = web.AppKey("config", GatewayConfig)  # the config the live runtime was built from
 RUNTIME = web.AppKey("runtime", Runtime)  # the live snapshot; replaced whole on reload
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 CREDENTIALS = web.AppKey("credentials", Credentials)
@@ -33,5 +33,6 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
 LIMITER = web.AppKey("limiter", Limiter)  # rate-limit store; outlives reloads
 COOLDOWNS = web.AppKey("cooldowns", CooldownBus)  # backend cooldowns shared via Redis
+EXTRA_POLICIES = web.AppKey("extra_policies", tuple)  # given to create_app, kept on reload
 EXCHANGE = web.RequestKey("exchange", Exchange)
 CONTEXT = web.RequestKey("context", RequestContext)  # set once the deployment is known

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.keys import LIFECYCLE
+from gateway.reload import reload
 
 log = logging.getLogger("gateway")
 
@@ -84,7 +86,9 @@ async def _wait_for_stop() -> None:
     await stop.wait()
 
 
-async def serve_once(config: GatewayConfig, *, reuse_port: bool = False) -> None:
+async def serve_once(
+    config: GatewayConfig, path: Path | None = None, *, reuse_port: bool = False
+) -> None:
     app = create_app(config)
     server = config.server
     runner, port = await start(
@@ -92,6 +96,8 @@ async def serve_once(config: GatewayConfig, *, reuse_port: bool = False) -> None
         shutdown_timeout=server.drain_seconds,
     )
     log.info("model-gateway pid %d listening on http://%s:%d", os.getpid(), server.host, port)
+    if path is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app, path)
     await _wait_for_stop()
     app[LIFECYCLE].draining = True
     log.info("draining: /readyz is 503; in-flight requests get up to %gs", server.drain_seconds)
@@ -99,16 +105,17 @@ async def serve_once(config: GatewayConfig, *, reuse_port: bool = False) -> None
     await runner.cleanup()
 
 
-def _worker(config: GatewayConfig) -> None:
-    run_loop(lambda: serve_once(config, reuse_port=True))
+def _worker(config: GatewayConfig, path: Path | None) -> None:
+    run_loop(lambda: serve_once(config, path, reuse_port=True))
 
 
-def serve(config: GatewayConfig, workers: int = 1) -> int:
+def serve(config: GatewayConfig, workers: int = 1, path: Path | None = None) -> int:
+    """Serve until SIGTERM; SIGHUP reloads the config file at `path`."""
     if workers <= 1:
-        run_loop(lambda: serve_once(config))
+        run_loop(lambda: serve_once(config, path))
         return 0
     context = multiprocessing.get_context("fork")
-    processes = [context.Process(target=_worker, args=(config,)) for _ in range(workers)]
+    processes = [context.Process(target=_worker, args=(config, path)) for _ in range(workers)]
     for process in processes:
         process.start()
 
@@ -117,8 +124,8 @@ def serve(config: GatewayConfig, workers: int = 1) -> int:
             if process.pid is not None:
                 os.kill(process.pid, sig)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
     for process in processes:
         process.join()
     return max((p.exitcode or 0) for p in processes)
