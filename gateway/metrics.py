@@ -81,6 +81,12 @@ class Histogram:
         return family
 
 
+def _counter(name: str, doc: str, value: float) -> Metric:
+    family = CounterMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
+
+
 def cumulative(bounds: Sequence[float], counts: Sequence[float]) -> list[tuple[str, float]]:
     """Per-bucket counts (+Inf last) as Prometheus' cumulative (le, count) pairs."""
     total, out = 0.0, []
@@ -127,14 +133,10 @@ class Metrics:
             self.backend_available.set((deployment, backend), 1.0 if available else 0.0)
         self.content_filter_actions.values = {k: float(v) for k, v in self.content.actions.items()}
         if self.content.checks:
-            checks = CounterMetricFamily("gateway_content_filter_checks",
-                                         "Content-filter checks run.")
-            checks.add_metric([], self.content.checks)
-            yield checks
-            seconds = CounterMetricFamily("gateway_content_filter_seconds",
-                                          "Time spent in content filters.")
-            seconds.add_metric([], self.content.seconds)
-            yield seconds
+            yield _counter("gateway_content_filter_checks", "Content-filter checks run.",
+                           self.content.checks)
+            yield _counter("gateway_content_filter_seconds", "Time spent in content filters.",
+                           self.content.seconds)
         for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens,
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
                        self.content_filter_actions, self.inflight):
@@ -148,10 +150,8 @@ class Metrics:
                 fetches.add_metric([label, "error"], failed)
             yield fetches
         if self.limiter is not None:
-            errors = CounterMetricFamily("gateway_ratelimit_store_errors",
-                                         "Rate-limit store (Redis) calls that failed.")
-            errors.add_metric([], self.limiter.errors)
-            yield errors
+            yield _counter("gateway_ratelimit_store_errors",
+                           "Rate-limit store (Redis) calls that failed.", self.limiter.errors)
             latency = HistogramMetricFamily("gateway_ratelimit_store_seconds",
                                             "Rate-limit store round trips.")
             latency.add_metric([], cumulative(LATENCY_BOUNDS, self.limiter.latency_counts),

@@ -63,6 +63,17 @@ def default_config(sim: str) -> dict[str, Any]:
     }
 
 
+def with_timeouts(**timeouts: float) -> Callable[[str], dict[str, Any]]:
+    """The default config with these timeouts on the `chat` deployment's backend."""
+
+    def make(sim: str) -> dict[str, Any]:
+        config = default_config(sim)
+        config["deployments"][0]["backends"][0]["timeouts"] = timeouts
+        return config
+
+    return make
+
+
 class Stack:
     """A simulator and a gateway in one background event loop."""
 

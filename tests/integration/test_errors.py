@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from gateway.simulator import Fault, SimulatorSettings
-from tests.conftest import KEY_A, KEY_B, UPSTREAM_KEY, Stack, default_config
+from tests.conftest import KEY_A, KEY_B, UPSTREAM_KEY, Stack, default_config, with_timeouts
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -135,12 +135,7 @@ async def test_upstream_reset_is_502(stack: Stack) -> None:
 
 
 async def test_upstream_hang_is_504(make_stack: Any) -> None:
-    def quick(sim: str) -> dict[str, Any]:
-        config = default_config(sim)
-        config["deployments"][0]["backends"][0]["timeouts"] = {"response": 0.3}
-        return config
-
-    stack = make_stack(quick)
+    stack = make_stack(with_timeouts(response=0.3))
     status, body, _ = await call(stack.url + "/v1/chat/completions", CHAT,
                                  headers={"x-sim-fault": "hang"})
     assert status == 504

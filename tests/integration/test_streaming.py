@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.conftest import KEY_A, Stack, default_config
+from tests.conftest import KEY_A, Stack, with_timeouts
 
 EVENT = re.compile(rb"data: (\{.*?\}|\[DONE\])\n\n", re.S)
 BODY = {"model": "chat", "messages": [{"role": "user", "content": "count"}], "stream": True}
@@ -71,12 +71,7 @@ async def test_usage_counted_from_the_stream(stack: Stack) -> None:
 
 
 async def test_stall_mid_stream_ends_with_an_error_event(make_stack: Any) -> None:
-    def idle(sim: str) -> dict[str, Any]:
-        config = default_config(sim)
-        config["deployments"][0]["backends"][0]["timeouts"] = {"idle": 0.3}
-        return config
-
-    stack = make_stack(idle)
+    stack = make_stack(with_timeouts(idle=0.3))
     async with aiohttp.ClientSession() as session, session.post(
         stack.url + "/v1/chat/completions", json=BODY,
         headers={"api-key": KEY_A, "x-sim-fault": "stall"},
@@ -89,12 +84,7 @@ async def test_stall_mid_stream_ends_with_an_error_event(make_stack: Any) -> Non
 
 
 async def test_total_timeout_cuts_a_long_stream(make_stack: Any) -> None:
-    def total(sim: str) -> dict[str, Any]:
-        config = default_config(sim)
-        config["deployments"][0]["backends"][0]["timeouts"] = {"total": 0.5}
-        return config
-
-    stack = make_stack(total)
+    stack = make_stack(with_timeouts(total=0.5))
     async with aiohttp.ClientSession() as session, session.post(
         stack.url + "/v1/chat/completions", json=BODY,
         headers={"api-key": KEY_A, "x-sim-token-ms": "100"},  # 16 tokens: 1.5 s
