@@ -12,6 +12,7 @@ bench-results/latest.json and latest.md.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -44,8 +45,9 @@ def free_port() -> int:
 class Proc:
     """A process of ours, pinned, with its CPU time and memory readable from /proc."""
 
-    def __init__(self, args: list[str], cores: str | None, health: str) -> None:
-        cmd = [sys.executable, "-m", "gateway", *args]
+    def __init__(self, args: list[str], cores: str | None, health: str,
+                 module: str = "gateway") -> None:
+        cmd = [sys.executable, "-m", module, *args]
         if cores:
             cmd = ["taskset", "-c", cores, *cmd]
         self.popen = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -218,6 +220,18 @@ def run(args: argparse.Namespace) -> list[Row]:
             time.sleep(0.5 * variant.workers)
             targets.append(Target(variant.label, f"http://127.0.0.1:{port}/v1/chat/completions",
                                   gw, variant.streams, gw.memory_mb("VmRSS")))
+        if args.baselines:
+            upstream = f"http://127.0.0.1:{sim_port}/v1/chat/completions"
+            for kind in ("aiohttp", "pyreqwest"):
+                if kind == "pyreqwest" and importlib.util.find_spec("pyreqwest") is None:
+                    continue
+                port = free_port()
+                proxy = Proc([kind, str(port), upstream], gw_cores,
+                             f"http://127.0.0.1:{port}/healthz", "tests.benchmarks.baselines")
+                started.append(proxy)
+                targets.append(Target(f"minimal proxy, {kind} client",
+                                      f"http://127.0.0.1:{port}/v1/chat/completions",
+                                      proxy, streams=False))
         targets += [Target(f"peer {url}", url, streams=True) for url in args.peer]
         return scenarios(targets, args.seconds, load_cores, args.smoke)
     finally:
@@ -244,7 +258,7 @@ def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> R
     if target.proc:
         r.gateway_cpu_s = round(target.proc.cpu_seconds() - cpu, 2)
         r.gateway_peak_rss_mb = round(target.proc.memory_mb("VmHWM"), 1)
-        r.note = f"idle RSS {target.idle_mb:.1f} MB"
+        r.note = f"idle RSS {target.idle_mb:.1f} MB" if target.idle_mb else ""
     return r
 
 
@@ -314,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, action="append",
                    help="gateway worker counts to run (default: 1 and 2)")
     p.add_argument("--smoke", action="store_true", help="a few seconds, to prove it works")
+    p.add_argument("--baselines", action="store_true",
+                   help="also minimal pass-through proxies (aiohttp client; pyreqwest if installed)")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
