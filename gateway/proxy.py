@@ -99,13 +99,13 @@ async def forward(
                                       "include_usage": True}
         strip_usage = True
     now = time.monotonic()
-    serving = [b for b in deployment.backends if ctx.operation in b.urls]
-    if not serving:
-        raise UnsupportedOperation(
-            f"No backend of deployment {deployment.name} has a {ctx.operation} operation "
-            f"(its backends speak {', '.join(sorted({b.api for b in deployment.backends}))}).")
     tries = [b for b in deployment.candidates(now) if ctx.operation in b.urls]
     if not tries:
+        if not any(ctx.operation in b.urls for b in deployment.backends):
+            apis = ", ".join(sorted({b.api for b in deployment.backends}))
+            raise UnsupportedOperation(
+                f"No backend of deployment {deployment.name} has a {ctx.operation} operation "
+                f"(its backends speak {apis}).")
         raise deployment.nothing_available(now)
     tries = tries[: routing.max_attempts]
     deadline = now + routing.deadline_seconds

@@ -22,14 +22,11 @@ class Deployment:
     config: DeploymentConfig
     # Backends grouped by priority, lowest first.
     groups: tuple[tuple[Backend, ...], ...]
+    backends: tuple[Backend, ...]  # all of them, in config order
 
     @property
     def name(self) -> str:
         return self.config.name
-
-    @property
-    def backends(self) -> tuple[Backend, ...]:
-        return tuple(b for group in self.groups for b in group)
 
     def candidates(self, now: float) -> list[Backend]:
         """Available backends in the order to try them: the lowest priority group
@@ -80,7 +77,7 @@ def build_deployment(config: DeploymentConfig, credentials: Credentials) -> Depl
     ]
     priorities = sorted({b.priority for b in backends})
     groups = tuple(tuple(b for b in backends if b.priority == p) for p in priorities)
-    return Deployment(config, groups)
+    return Deployment(config, groups, tuple(backends))
 
 
 class Runtime:

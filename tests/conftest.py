@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -61,6 +62,20 @@ def default_config(sim: str) -> dict[str, Any]:
                   "auth": {"type": "api-key", "key_env": "TEST_UPSTREAM_KEY"}}]},
         ],
     }
+
+
+# One strict SSE event: `data: <json>` or `data: [DONE]`, then a blank line.
+EVENT = re.compile(rb"data: (\{.*?\}|\[DONE\])\n\n", re.S)
+
+
+async def post_raw(url: str, body: dict[str, Any], **headers: str) -> bytes:
+    """POST as team-a (plus `headers`) and return the raw response body."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(
+        url, json=body, headers={"api-key": KEY_A, **headers}
+    ) as response:
+        return await response.read()
 
 
 def with_timeouts(**timeouts: float) -> Callable[[str], dict[str, Any]]:

@@ -3,7 +3,6 @@ redacted completions (whole and streamed), custom hooks failing open or closed."
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aiohttp
@@ -16,9 +15,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError
 from openai import OpenAI
 
-from tests.conftest import KEY_A, Stack, default_config
-
-EVENT = re.compile(rb"data: (\{.*?\}|\[DONE\])\n\n", re.S)
+from tests.conftest import EVENT, KEY_A, Stack, default_config, post_raw
 
 
 def filtered(*extra: dict[str, Any], holdback: int = 16) -> Any:
@@ -106,11 +103,8 @@ def test_streamed_block_across_chunks_ends_with_content_filter(stack: Stack) -> 
 
 async def test_stream_wire_format_and_redaction(stack: Stack) -> None:
     body = {"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    async with aiohttp.ClientSession() as session, session.post(
-        stack.url + "/v1/chat/completions", json=body,
-        headers={"api-key": KEY_A, "x-sim-reply": "please write to jane@contoso.com about it"},
-    ) as r:
-        raw = await r.read()
+    raw = await post_raw(stack.url + "/v1/chat/completions", body,
+                         **{"x-sim-reply": "please write to jane@contoso.com about it"})
     events = EVENT.findall(raw)
     assert b"".join(b"data: " + e + b"\n\n" for e in events) == raw
     assert events[-1] == b"[DONE]"

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
 import aiohttp
 import orjson
 
-from tests.conftest import KEY_A, Stack, with_timeouts
+from tests.conftest import EVENT, KEY_A, Stack, post_raw, with_timeouts
 
-EVENT = re.compile(rb"data: (\{.*?\}|\[DONE\])\n\n", re.S)
 BODY = {"model": "chat", "messages": [{"role": "user", "content": "count"}], "stream": True}
 
 
@@ -72,11 +70,7 @@ async def test_usage_counted_from_the_stream(stack: Stack) -> None:
 
 async def test_stall_mid_stream_ends_with_an_error_event(make_stack: Any) -> None:
     stack = make_stack(with_timeouts(idle=0.3))
-    async with aiohttp.ClientSession() as session, session.post(
-        stack.url + "/v1/chat/completions", json=BODY,
-        headers={"api-key": KEY_A, "x-sim-fault": "stall"},
-    ) as r:
-        raw = await r.read()
+    raw = await post_raw(stack.url + "/v1/chat/completions", BODY, **{"x-sim-fault": "stall"})
     events = EVENT.findall(raw)
     last = orjson.loads(events[-1])
     assert last["error"]["code"] == "upstream_timeout"
@@ -85,11 +79,8 @@ async def test_stall_mid_stream_ends_with_an_error_event(make_stack: Any) -> Non
 
 async def test_total_timeout_cuts_a_long_stream(make_stack: Any) -> None:
     stack = make_stack(with_timeouts(total=0.5))
-    async with aiohttp.ClientSession() as session, session.post(
-        stack.url + "/v1/chat/completions", json=BODY,
-        headers={"api-key": KEY_A, "x-sim-token-ms": "100"},  # 16 tokens: 1.5 s
-    ) as r:
-        raw = await r.read()
+    # 16 tokens 100 ms apart: 1.5 s
+    raw = await post_raw(stack.url + "/v1/chat/completions", BODY, **{"x-sim-token-ms": "100"})
     events = EVENT.findall(raw)
     assert len(events) > 2  # some tokens arrived first
     assert orjson.loads(events[-1])["error"]["code"] == "upstream_timeout"
