@@ -1,0 +1,265 @@
+"""The Helm chart, rendered and linted with the real Helm library, every object checked
+against the Kubernetes schemas (kubernetes-validate), every embedded config checked by
+`model-gateway check`, and the example manifests in deploy/k8s/ kept equal to it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import GATEWAY
+from tests.deploy import chart
+
+VALUE_SETS = ["default", "central", "sidecar"]
+# ServiceMonitor is prometheus-operator's CRD: not in the Kubernetes schemas, so it is
+# checked below against the Service it selects instead.
+CRDS = {"ServiceMonitor"}
+
+
+def values_for(name: str) -> dict[str, Any] | None:
+    return None if name == "default" else chart.example_values(name)
+
+
+def rendered(name: str, **overrides: Any) -> list[dict[str, Any]]:
+    values = copy.deepcopy(values_for(name)) or {}
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split("__")
+        node = values
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return chart.objects(chart.render(values))
+
+
+def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == kind]
+    return found
+
+
+def gateway_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    [gateway] = [c for c in pod.get("initContainers", []) + pod["containers"]
+                 if c["name"] == "gateway"]
+    return gateway
+
+
+def render_error(values: dict[str, Any]) -> str:
+    with pytest.raises(helm.HelmError) as caught:
+        chart.render(values)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_helm_lint_reports_no_errors(name: str) -> None:
+    report = helm.lint(chart.CHART, values_for(name), strict=False)
+    errors = [m for m in report["messages"] if m["severity"] >= 3]
+    assert report["errors"] == [] and errors == [], report
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_object_validates_against_the_kubernetes_schemas(name: str) -> None:
+    version = kubernetes_validate.latest_version()
+    objects = rendered(name)
+    assert objects
+    for obj in objects:
+        if obj["kind"] in CRDS:
+            continue
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_schema_validation_is_not_vacuous() -> None:
+    deployment = one(rendered("central"), "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFS"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_embedded_config_passes_model_gateway_check(name: str, tmp_path: Path) -> None:
+    objects = rendered(name)
+    config = tmp_path / "config.yaml"
+    config.write_text(one(objects, "ConfigMap")["data"]["config.yaml"])
+    # The environment the pod gets: every Secret-backed variable present (the real
+    # values live in the cluster), so `check` also proves every key_env is wired.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_GATEWAY_")}
+    for var in gateway_container(objects).get("env", []):
+        env[var["name"]] = var.get("value", f"secret-{var['name'].lower()}")
+    result = subprocess.run(
+        [*GATEWAY, "check", "--config", str(config)],
+        capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "config OK" in result.stdout
+
+
+def test_an_unwired_upstream_key_fails_the_check(tmp_path: Path) -> None:
+    objects = rendered("central", secretEnv=[])
+    config = tmp_path / "config.yaml"
+    config.write_text(one(objects, "ConfigMap")["data"]["config.yaml"])
+    env = {k: v for k, v in os.environ.items() if k != "WEST_KEY"}
+    result = subprocess.run(
+        [*GATEWAY, "check", "--config", str(config)],
+        capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and "WEST_KEY" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["central", "sidecar"])
+def test_example_manifests_are_the_charts_output(name: str) -> None:
+    committed = (chart.MANIFESTS / f"{name}.yaml").read_text()
+    assert committed == chart.example_manifest(name), (
+        f"deploy/k8s/{name}.yaml drifted from the chart: run python -m tests.deploy.chart")
+
+
+def test_chart_schema_carries_the_current_config_schema() -> None:
+    schema = json.loads(chart.SCHEMA.read_text())
+    assert schema == chart.schema_with_current_config(schema), (
+        "values.schema.json is behind the config models: run python -m tests.deploy.chart")
+
+
+@pytest.mark.parametrize(("values", "names"), [
+    ({"mode": "edge"}, "mode"),
+    ({"replicaCount": "three"}, "replicaCount"),
+    ({"image": {"repository": ""}}, "repository"),
+    ({"workloadIdentity": {"enabled": True}}, "clientId"),
+    ({"secretEnv": [{"name": "WEST KEY", "secretName": "s", "key": "k"}]}, "name"),
+    ({"config": {"deployments": [{"name": "x", "model": "x", "backends": [
+        {"url": "https://a.example", "api": "openai"}]}], "consumer": []}}, "consumer"),
+    ({"config": {"deployments": [{"name": "x", "model": "x", "limits": {
+        "tokens_per_minut": 5}, "backends": [{"url": "https://a.example", "api": "openai"}]}]}},
+     "tokens_per_minut"),
+    ({"config": {"deployments": [{"name": "x", "model": "x", "backends": [
+        {"url": "https://a.example", "api": "bedrock"}]}]}}, "api"),
+])
+def test_wrong_values_fail_at_install_with_a_message_naming_them(
+        values: dict[str, Any], names: str) -> None:
+    message = render_error(values)
+    assert "schema" in message and names in message, message
+
+
+def test_central_mode_objects() -> None:
+    objects = rendered("central")
+    assert [o["kind"] for o in objects] == [
+        "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Service",
+        "Deployment", "HorizontalPodAutoscaler", "ServiceMonitor"]
+    deployment = one(objects, "Deployment")
+    assert "replicas" not in deployment["spec"]  # the HPA owns the count
+    hpa = one(objects, "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
+    # The Service, the ServiceMonitor and the PDB select exactly the gateway's pods.
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    service = one(objects, "Service")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert one(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= (
+        pod_labels.items())
+    policy = one(objects, "NetworkPolicy")["spec"]
+    assert policy["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert policy["policyTypes"] == ["Ingress"]
+
+
+def test_gateway_container_is_restricted_and_probed() -> None:
+    objects = rendered("central")
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    gateway = gateway_container(objects)
+    security = gateway["securityContext"]
+    assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert gateway["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert gateway["args"][:3] == ["serve", "--config", "/etc/model-gateway/config.yaml"]
+    assert {"name": "config", "mountPath": "/etc/model-gateway", "readOnly": True} in (
+        gateway["volumeMounts"])
+    assert gateway["resources"]["requests"]["cpu"] == "250m"
+    # Secrets by reference only: the Redis URL and the upstream key.
+    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in gateway["env"]}
+    assert env == {"WEST_KEY": {"name": "azure-openai-keys", "key": "westeurope"},
+                   "MODEL_GATEWAY_REDIS__URL": {"name": "model-gateway-redis", "key": "url"}}
+
+
+def test_termination_grace_outlasts_prestop_and_drain() -> None:
+    objects = rendered("central")  # drain_seconds 60, preStop 5
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert gateway_container(objects)["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}
+    assert pod["terminationGracePeriodSeconds"] == 75
+    assert one(rendered("central", terminationGracePeriodSeconds=120), "Deployment")[
+        "spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 120
+    values = chart.example_values("central") | {"terminationGracePeriodSeconds": 65}
+    assert "must be longer than" in render_error(values)
+
+
+def test_config_change_rolls_the_pods() -> None:
+    def checksum(objects: list[dict[str, Any]]) -> str:
+        annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        return str(annotations["checksum/config"])
+
+    before = checksum(rendered("central"))
+    assert before == checksum(rendered("central"))
+    assert before != checksum(rendered("central", config__server={
+        "host": "0.0.0.0", "port": 8080, "drain_seconds": 30}))
+
+
+def test_workload_identity_annotates_the_account_and_labels_the_pods() -> None:
+    objects = rendered("central")
+    account = one(objects, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {
+        "azure.workload.identity/client-id": "00000000-0000-0000-0000-00000000c1d0",
+        "azure.workload.identity/tenant-id": "11111111-1111-1111-1111-111111111111"}
+    pod = one(objects, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    plain = rendered("default")
+    assert "azure.workload.identity/use" not in one(plain, "Deployment")["spec"]["template"][
+        "metadata"]["labels"]
+    assert "annotations" not in one(plain, "ServiceAccount")["metadata"]
+
+
+def test_sidecar_mode_is_a_native_sidecar_on_loopback() -> None:
+    objects = rendered("sidecar")
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "ConfigMap", "Deployment"]
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    [gateway] = pod["initContainers"]
+    assert gateway["name"] == "gateway" and gateway["restartPolicy"] == "Always"
+    # The application starts only once the gateway answers /readyz.
+    assert gateway["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert [c["name"] for c in pod["containers"]] == ["app"]
+    app_env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert app_env["OPENAI_BASE_URL"] == "http://127.0.0.1:8080/v1"
+    config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    assert config["server"]["host"] == "127.0.0.1" and config["auth"]["allow_anonymous"]
+    assert "redis" not in config and "lifecycle" not in gateway
+
+
+def test_sidecar_mode_refuses_a_gateway_reachable_from_outside_the_pod() -> None:
+    values = chart.example_values("sidecar")
+    values["config"]["server"]["host"] = "0.0.0.0"
+    assert "config.server.host must be 127.0.0.1" in render_error(values)
+    values = chart.example_values("sidecar")
+    values["sidecar"]["application"]["containers"] = []
+    assert "containers" in render_error(values)
+
+
+def test_limits_across_replicas_need_redis() -> None:
+    values = chart.example_values("central")
+    del values["redis"]
+    message = render_error(values)
+    assert "redis" in message and "shared" in message
+    values["autoscaling"]["enabled"] = False
+    values["replicaCount"] = 1
+    assert one(chart.objects(chart.render(values)), "Deployment")["spec"]["replicas"] == 1
