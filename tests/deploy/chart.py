@@ -48,7 +48,7 @@ def render(values: Mapping[str, Any] | None = None, *, release: str = "gateway",
 
 
 def objects(rendered: Mapping[str, str]) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for path, text in rendered.items():
         if path.endswith(".yaml"):
             found.extend(doc for doc in yaml.safe_load_all(text) if doc)

@@ -144,6 +144,33 @@ def test_wrong_values_fail_at_install_with_a_message_naming_them(
     assert "schema" in message and names in message, message
 
 
+def test_every_value_is_commented() -> None:
+    # A key is documented by a comment right above it, or by belonging to a run of
+    # sibling keys under one. The gateway's `config` is documented with the gateway.
+    lines = (chart.CHART / "values.yaml").read_text().splitlines()
+    undocumented, documented_indent, skip_below = [], -1, -1
+    previous = ""
+    for line in lines:
+        if not line.strip():
+            documented_indent = -1
+            continue
+        indent = len(line) - len(line.lstrip())
+        if skip_below >= 0 and indent > skip_below:
+            continue
+        skip_below = -1
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            documented_indent = indent
+        elif ":" in stripped and not stripped.startswith("-"):
+            if not (previous.startswith("#") or documented_indent == indent):
+                undocumented.append(stripped)
+            documented_indent = indent
+            if stripped.startswith("config:"):
+                skip_below = indent
+        previous = stripped
+    assert undocumented == []
+
+
 def test_central_mode_objects() -> None:
     objects = rendered("central")
     assert [o["kind"] for o in objects] == [
