@@ -104,7 +104,7 @@ def build_backend(
         else:
             headers["api-key"] = key
     elif isinstance(config.auth, EntraAuth):
-        token = credentials.provider(config.auth)
+        token = credentials.provider(config.auth, where)
     t = config.timeouts
     return Backend(
         name=config.name or default_name(config),

@@ -113,6 +113,16 @@ def _make_credential(auth: EntraAuth) -> AsyncTokenCredential:
     )
 
 
+class CredentialUnavailable(Exception):
+    """An Entra credential cannot even be built here (its environment is missing)."""
+
+
+_NEEDS = {
+    "workload-identity": "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE "
+                         "(the workload identity webhook sets them on labelled pods)",
+}
+
+
 class Credentials:
     """All upstream credentials of one app, one per distinct setting; outlives config
     reloads so that tokens stay cached."""
@@ -120,12 +130,18 @@ class Credentials:
     def __init__(self) -> None:
         self._providers: dict[tuple[str, str | None, str | None, str], TokenProvider] = {}
 
-    def provider(self, auth: EntraAuth) -> TokenProvider:
+    def provider(self, auth: EntraAuth, where: str) -> TokenProvider:
         key = (auth.credential, auth.client_id, auth.tenant_id, auth.scope)
         provider = self._providers.get(key)
         if provider is None:
-            provider = self._providers[key] = TokenProvider(
-                lambda: _make_credential(auth), auth.scope)
+            try:
+                provider = TokenProvider(lambda: _make_credential(auth), auth.scope)
+            except ValueError as exc:
+                needs = _NEEDS.get(auth.credential)
+                raise CredentialUnavailable(
+                    f"{where}: {auth.credential} credential: {exc}" + (f"; it needs {needs}" if needs else "")
+                ) from None
+            self._providers[key] = provider
         return provider
 
     def stats(self) -> list[tuple[str, int, int]]:

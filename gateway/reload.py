@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway.backends import SecretMissing
 from gateway.config import ConfigError, GatewayConfig, load
+from gateway.credentials import CredentialUnavailable
 from gateway.enforcement import build_policies
 from gateway.keys import CONFIG, CREDENTIALS, EXTRA_POLICIES, LIMITER, METRICS, RUNTIME, SESSION
 from gateway.runtime import Runtime
@@ -43,7 +44,7 @@ def build_runtime(app: web.Application, config: GatewayConfig) -> Runtime:
         policies = [*build_policies(config, app[LIMITER], app[METRICS].content, services),
                     *app[EXTRA_POLICIES]]
         return Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]))
-    except SecretMissing as exc:
+    except (SecretMissing, CredentialUnavailable) as exc:
         raise StartupError(str(exc)) from None
     except (ImportError, AttributeError, TypeError, OSError) as exc:
         # A custom hook that cannot be imported, or a blocklist file that cannot be read.

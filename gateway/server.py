@@ -58,9 +58,14 @@ async def start(
         # check and gets a JSON 401 rather than the HTTP parser's plain 400.
         max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES,
     )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
-    await site.start()
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
+        await site.start()
+    except BaseException:
+        # Close what the contexts already opened (the HTTP session, Redis).
+        await runner.cleanup()
+        raise
     server = site._server  # the asyncio server: the only way to learn port 0's choice
     sockets = getattr(server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port

@@ -37,7 +37,7 @@ class GatewayServices:
         if isinstance(auth, ApiKeyAuth):
             static = {key_header: read_key(auth, "content_filters")}
         elif isinstance(auth, EntraAuth):
-            provider = self._credentials.provider(auth)
+            provider = self._credentials.provider(auth, "content_filters")
 
             async def bearer() -> dict[str, str]:
                 return {"Authorization": "Bearer " + await provider.token()}

@@ -7,7 +7,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.conftest import GATEWAY
+from tests.conftest import GATEWAY, free_port, wait_up
 from tests.deploy import chart
 
 VALUE_SETS = ["default", "central", "sidecar"]
@@ -290,3 +292,59 @@ def test_limits_across_replicas_need_redis() -> None:
     values["autoscaling"]["enabled"] = False
     values["replicaCount"] = 1
     assert one(chart.objects(chart.render(values)), "Deployment")["spec"]["replicas"] == 1
+
+
+def pod_process(name: str, tmp_path: Path, env: dict[str, str],
+                background: list[subprocess.Popen[str]]) -> tuple[subprocess.Popen[str], int]:
+    """The gateway container of the rendered pod as a process: its args, its config file
+    from the ConfigMap, its environment; only the port is moved off 8080."""
+    objects = rendered(name)
+    mount = tmp_path / "etc-model-gateway"
+    mount.mkdir()
+    (mount / "config.yaml").write_text(one(objects, "ConfigMap")["data"]["config.yaml"])
+    container = gateway_container(objects)
+    args = [str(mount / "config.yaml") if a == "/etc/model-gateway/config.yaml" else a
+            for a in container["args"]]
+    port = free_port()
+    proc = subprocess.Popen(
+        [*GATEWAY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env, "MODEL_GATEWAY_SERVER__PORT": str(port)})
+    background.append(proc)
+    return proc, port
+
+
+def workload_identity_env(tmp_path: Path) -> dict[str, str]:
+    """What the workload identity webhook injects into a labelled pod."""
+    token = tmp_path / "azure-identity-token"
+    token.write_text("federated-token-from-the-kubelet")
+    return {"AZURE_CLIENT_ID": "00000000-0000-0000-0000-0000000051de",
+            "AZURE_TENANT_ID": "11111111-1111-1111-1111-111111111111",
+            "AZURE_FEDERATED_TOKEN_FILE": str(token),
+            "AZURE_AUTHORITY_HOST": "https://127.0.0.1:9/"}
+
+
+def test_sidecar_pod_answers_its_probes_and_drains_within_the_grace_period(
+        tmp_path: Path, background: list[subprocess.Popen[str]]) -> None:
+    objects = rendered("sidecar")
+    container = gateway_container(objects)
+    proc, port = pod_process("sidecar", tmp_path, workload_identity_env(tmp_path), background)
+    base = f"http://127.0.0.1:{port}"
+    wait_up(base, proc)
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            assert response.status == 200, probe
+    proc.send_signal(signal.SIGTERM)
+    grace = one(objects, "Deployment")["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"]
+    assert proc.wait(grace) == 0
+
+
+def test_a_pod_without_the_workload_identity_webhook_says_what_is_missing(
+        tmp_path: Path, background: list[subprocess.Popen[str]]) -> None:
+    env = {k: "" for k in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")}
+    proc, _ = pod_process("sidecar", tmp_path, env, background)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "cannot start: deployments.gpt-4o-mini.backends[0]: workload-identity" in stderr
+    assert "AZURE_FEDERATED_TOKEN_FILE" in stderr and "Traceback" not in stderr
