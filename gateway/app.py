@@ -57,6 +57,9 @@ async def _session(app: web.Application) -> AsyncIterator[None]:
         connector=connector,
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        # A cookie one upstream sets (an affinity cookie, say) must not ride along on
+        # other consumers' calls: the gateway keeps none.
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
     yield
     await session.close()

@@ -7,8 +7,17 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
-from tests.conftest import KEY_A, KEY_B, OPENAI_KEY, UPSTREAM_KEY, Stack, default_config
+from tests.conftest import (
+    KEY_A,
+    KEY_B,
+    OPENAI_KEY,
+    UPSTREAM_KEY,
+    Stack,
+    default_config,
+    serve_in_thread,
+)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -53,6 +62,37 @@ async def test_inbound_credentials_cookies_and_hop_by_hop_never_cross(stack: Sta
     assert sent["x-ms-client-request-id"] == "client-id-1"
     assert response.headers["x-ms-client-request-id"] == "client-id-1"
     assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_upstream_cookies_are_never_kept_or_sent_back(make_stack: Any) -> None:
+    # An upstream (or a front door before it) setting an affinity cookie must not tie
+    # one consumer's later calls, or another's, to it: nothing is stored per upstream.
+    seen: list[str | None] = []
+
+    async def chat(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"id": "x", "object": "chat.completion", "choices": [],
+                                      "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                                "total_tokens": 2}})
+        response.set_cookie("ARRAffinity", "backend-7", path="/")
+        return response
+
+    upstream_app = web.Application()
+    upstream_app.router.add_post("/v1/chat/completions", chat)
+    with serve_in_thread(upstream_app) as url:
+        def config(sim: str) -> dict[str, Any]:
+            made = default_config(sim)
+            # A host name, not an IP: cookie jars keep cookies only for names.
+            made["deployments"][2]["backends"][0]["url"] = url.replace("127.0.0.1", "localhost") + "/v1"
+            return made
+
+        stack = make_stack(config)
+        for key in (KEY_B, KEY_B):
+            response = await post(stack.url + "/v1/chat/completions",
+                                  {"model": "oss", "messages": MESSAGES}, {"api-key": key})
+            assert response.status == 200
+            assert "Set-Cookie" not in response.headers
+    assert seen == [None, None]
 
 
 def _two_groups(sim: str) -> dict[str, Any]:
