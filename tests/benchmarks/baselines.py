@@ -41,8 +41,27 @@ def pyreqwest_forward(upstream: str) -> Forward:
     return forward
 
 
+def pyqwest_forward(upstream: str) -> Forward:
+    from pyqwest import Client, HTTPTransport
+
+    client = Client(HTTPTransport(follow_redirects=False, enable_gzip=False,
+                                  enable_brotli=False, enable_zstd=False, enable_otel=False))
+
+    async def forward(body: bytes) -> tuple[int, bytes]:
+        async with client.stream("POST", upstream, [("Content-Type", "application/json")],
+                                 body) as r:
+            data = b"".join([bytes(c) async for c in r.content])
+            return r.status, data
+
+    return forward
+
+
+FORWARDS = {"aiohttp": aiohttp_forward, "pyreqwest": pyreqwest_forward,
+            "pyqwest": pyqwest_forward}
+
+
 async def serve(kind: str, port: int, upstream: str) -> None:
-    forward = aiohttp_forward(upstream) if kind == "aiohttp" else pyreqwest_forward(upstream)
+    forward = FORWARDS[kind](upstream)
 
     async def handle(request: web.Request) -> web.Response:
         status, data = await forward(await request.read())

@@ -222,8 +222,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                                   gw, variant.streams, gw.memory_mb("VmRSS")))
         if args.baselines:
             upstream = f"http://127.0.0.1:{sim_port}/v1/chat/completions"
-            for kind in ("aiohttp", "pyreqwest"):
-                if kind == "pyreqwest" and importlib.util.find_spec("pyreqwest") is None:
+            for kind in ("aiohttp", "pyreqwest", "pyqwest"):
+                if kind != "aiohttp" and importlib.util.find_spec(kind) is None:
                     continue
                 port = free_port()
                 proxy = Proc([kind, str(port), upstream], gw_cores,
