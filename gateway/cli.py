@@ -86,12 +86,13 @@ def _limits(limits: LimitsConfig) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from gateway.backends import SecretMissing, default_name, read_key
+    from gateway.redis_client import redacted
     from policies.service_auth import ApiKeyAuth
 
     config = _config(args.config)
     print(f"config OK: {len(config.deployments)} deployments, {len(config.consumers)} consumers")
     print(f"server: {config.server.host}:{config.server.port}  redis: "
-          f"{config.redis.url or 'none (in-process state)'}  "
+          f"{redacted(config.redis.url) if config.redis.url else 'none (in-process state)'}  "
           f"anonymous: {'allowed' if config.auth.allow_anonymous else 'no'}  "
           f"rate limits: {'yes' if config.has_limits else 'none'}")
     problems = 0

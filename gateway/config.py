@@ -9,11 +9,13 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gateway.redis_client import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
 from policies.auth import ConsumerConfig, EntraConfig
 from policies.content import Profile
 from policies.ratelimit import LimitsConfig
@@ -42,6 +44,19 @@ class RedisConfig(Strict):
     on_error: Literal["open", "closed"] = "open"
     # Per Redis call; after a failure Redis is not asked again for a second.
     timeout_seconds: float = Field(0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _known_url(self) -> RedisConfig:
+        if self.url is None:
+            return self
+        scheme = urlsplit(self.url).scheme
+        if scheme not in SCHEMES:
+            raise ValueError(f"redis.url must start with one of {', '.join(s + '://' for s in SCHEMES)}")
+        if scheme == SENTINEL_SCHEME:
+            parse_sentinel_url(self.url)
+            if self.cluster:
+                raise ValueError("redis.cluster and a redis+sentinel URL exclude each other")
+        return self
 
 
 class AuthConfig(Strict):

@@ -80,10 +80,11 @@ def bus_ctx(redis_url: Callable[[web.Application], str | None],
         url = redis_url(app)
         client = None
         if url:
-            import redis.asyncio as aioredis  # only when Redis is configured
+            from gateway.redis_client import connect
 
-            # Plain PUBLISH/SUBSCRIBE reach every node of a Redis Cluster too.
-            client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5)
+            # Plain PUBLISH/SUBSCRIBE reach every node of a Redis Cluster too, so a
+            # cluster's URL is used as one node's.
+            client = connect(url, timeout_s=None)
         app[key] = bus = CooldownBus(client)
         yield
         await bus.close()

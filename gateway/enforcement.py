@@ -27,7 +27,8 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     if not config.has_limits:
         app[LIMITER] = Limiter(None, "none")
     elif config.redis.url:
-        from policies.ratelimit.redis_store import RedisStore, connect  # only when used
+        from gateway.redis_client import connect
+        from policies.ratelimit.redis_store import RedisStore  # only when used
 
         client = connect(config.redis.url, cluster=config.redis.cluster,
                          timeout_s=config.redis.timeout_seconds)

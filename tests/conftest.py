@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -195,6 +196,9 @@ class RedisServer:
     def __init__(self, *extra: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.extra = extra
+        # Its own folder: a replica writes the RDB it syncs, and a later server
+        # started in the same folder would load it.
+        self.dir = tempfile.mkdtemp(prefix="redis-")
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -205,7 +209,7 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", *self.extra],
+             "--appendonly", "no", "--dir", self.dir, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for _ in range(100):

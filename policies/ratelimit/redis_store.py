@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from policies.ratelimit.buckets import StoreError, Verdict
@@ -23,16 +22,6 @@ from policies.ratelimit.limits import Bucket
 
 _LUA = resources.files("policies.ratelimit") / "lua"
 log = logging.getLogger("policies.ratelimit")
-
-
-def connect(url: str, *, cluster: bool = False, timeout_s: float = 0.5) -> Any:
-    options: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-    }
-    if cluster:
-        return aioredis.RedisCluster.from_url(url, **options)
-    return aioredis.Redis.from_url(url, health_check_interval=30, **options)
 
 
 class RedisStore:

@@ -25,6 +25,8 @@ VALUE_SETS = ["default", "central", "sidecar"]
 # ServiceMonitor is prometheus-operator's CRD: not in the Kubernetes schemas, so it is
 # checked below against the Service it selects instead.
 CRDS = {"ServiceMonitor"}
+# What the referenced Secrets would hold, where the gateway checks the form.
+SECRET_VALUES = {"MODEL_GATEWAY_REDIS__URL": "rediss://:access-key@contoso.redis.cache.windows.net:6380/0"}
 
 
 def values_for(name: str) -> dict[str, Any] | None:
@@ -94,7 +96,7 @@ def test_embedded_config_passes_model_gateway_check(name: str, tmp_path: Path) -
     # values live in the cluster), so `check` also proves every key_env is wired.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_GATEWAY_")}
     for var in gateway_container(objects).get("env", []):
-        env[var["name"]] = var.get("value", f"secret-{var['name'].lower()}")
+        env[var["name"]] = var.get("value", SECRET_VALUES.get(var["name"], "secret-value"))
     result = subprocess.run(
         [*GATEWAY, "check", "--config", str(config)],
         capture_output=True, text=True, env=env, timeout=60)

@@ -79,6 +79,11 @@ def test_check_prints_deployments_and_never_secrets(tmp_path: Path) -> None:
     assert "very-secret-upstream" not in result.stdout + result.stderr
     missing = run("check", "--config", str(path), env={"WEST_KEY": ""})
     assert missing.returncode == 1 and "WEST_KEY is not set" in missing.stdout
+    # The Redis URL carries a password: shown with it masked.
+    with_redis = run("check", "--config", str(path), env={
+        "WEST_KEY": "k", "MODEL_GATEWAY_REDIS__URL": "redis://:redis-password@cache:6379/0"})
+    assert "redis: redis://:***@cache:6379/0" in with_redis.stdout
+    assert "redis-password" not in with_redis.stdout + with_redis.stderr
 
 
 def test_check_names_line_and_key_of_each_problem(tmp_path: Path) -> None:
