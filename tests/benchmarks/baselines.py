@@ -1,7 +1,8 @@
 """Minimal pass-through proxies, to measure what an upstream HTTP client costs
-before any gateway logic: `python -m tests.benchmarks.baselines aiohttp|pyreqwest
-PORT UPSTREAM_URL`. The benchmark runs them with `--baselines` (pyreqwest only when
-it is installed: `pip install pyreqwest`; it is not a dependency of the gateway)."""
+before any gateway logic: `python -m tests.benchmarks.baselines
+aiohttp|pyreqwest|pyqwest PORT UPSTREAM_URL`. The benchmark runs them with
+`--baselines` (pyreqwest and pyqwest only when installed; neither is a dependency of
+the gateway, see docs/benchmark.md)."""
 
 from __future__ import annotations
 
