@@ -64,14 +64,20 @@ def render_error(values: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_helm_lint_reports_no_errors(name: str) -> None:
+    assert f">={KUBERNETES[0]}" in (chart.CHART / "Chart.yaml").read_text()
     report = helm.lint(chart.CHART, values_for(name), strict=False)
     errors = [m for m in report["messages"] if m["severity"] >= 3]
     assert report["errors"] == [] and errors == [], report
 
 
+# The oldest Kubernetes the chart supports (native sidecars, the preStop sleep
+# action) and the newest the validator knows.
+KUBERNETES = ["1.30.0", kubernetes_validate.latest_version()]
+
+
+@pytest.mark.parametrize("version", KUBERNETES)
 @pytest.mark.parametrize("name", VALUE_SETS)
-def test_every_object_validates_against_the_kubernetes_schemas(name: str) -> None:
-    version = kubernetes_validate.latest_version()
+def test_every_object_validates_against_the_kubernetes_schemas(name: str, version: str) -> None:
     objects = rendered(name)
     assert objects
     for obj in objects:
