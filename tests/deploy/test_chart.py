@@ -292,6 +292,12 @@ def test_sidecar_mode_refuses_a_gateway_reachable_from_outside_the_pod() -> None
     assert "containers" in render_error(values)
 
 
+def test_central_mode_refuses_a_gateway_only_its_own_pod_can_reach() -> None:
+    values = chart.example_values("central")
+    values["config"]["server"]["host"] = "127.0.0.1"
+    assert "central mode: config.server.host is a loopback address" in render_error(values)
+
+
 def test_limits_across_replicas_need_redis() -> None:
     values = chart.example_values("central")
     del values["redis"]
