@@ -39,9 +39,11 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         app[LIMITER] = Limiter(MemoryStore(), "memory")
     app[METRICS].limiter = app[LIMITER].stats
     yield
-    store = app[LIMITER].store
-    if store is not None:
-        await store.close()
+    limiter = app[LIMITER]
+    if limiter.store is not None:
+        # Requests have drained by now; their settlements may still be on the way.
+        await limiter.settlements.drain(timeout_s=5.0)
+        await limiter.store.close()
 
 
 def build_policies(config: GatewayConfig, limiter: Limiter,
@@ -54,6 +56,7 @@ def build_policies(config: GatewayConfig, limiter: Limiter,
             {c.name: ConsumerLimits(c.limits, c.limits_by_deployment) for c in config.consumers},
             on_error=config.redis.on_error,
             stats=limiter.stats,
+            settlements=limiter.settlements,
         ))
     profiles = {name: ContentProfile(name, filters, services)
                 for name, filters in config.content_filters.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.ratelimit import LimiterStats, Store
+from policies.ratelimit import LimiterStats, Settlements, Store
 
 
 class Limiter:
@@ -12,3 +12,4 @@ class Limiter:
         self.store = store
         self.backend = backend  # "redis", "memory" or "none", for logs and `check`
         self.stats = LimiterStats()
+        self.settlements = Settlements()

@@ -10,10 +10,12 @@ from policies.ratelimit.policy import (
     DeploymentLimits,
     LimiterStats,
     RateLimitPolicy,
+    Settlements,
 )
 
 __all__ = [
     "Bucket", "Burst", "ConsumerLimits", "DeploymentLimits", "LimiterStats", "LimitsConfig",
-    "MemoryStore", "RateLimitPolicy", "Reservation", "Store", "StoreError", "Verdict",
+    "MemoryStore", "RateLimitPolicy", "Reservation", "Settlements", "Store", "StoreError",
+    "Verdict",
     "buckets_for", "reserve",
 ]

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from policies.base import Policy, RequestContext
 from policies.errors import ExceedsLimit, PolicyUnavailable, RateLimited
@@ -38,6 +38,24 @@ class LimiterStats:
         else:
             self.latency_counts[-1] += 1
         self.latency_sum += seconds
+
+
+class Settlements:
+    """Settlements on their way to the store. They run after the response has gone
+    (a client never waits for one), are owned by whoever owns the store, so that a
+    config reload does not drop them, and are drained before the store closes."""
+
+    def __init__(self) -> None:
+        self.pending: set[asyncio.Task[None]] = set()
+
+    def start(self, settle: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(settle)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def drain(self, timeout_s: float) -> None:
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=timeout_s)
 
 
 @dataclass(frozen=True)
@@ -75,8 +93,10 @@ class RateLimitPolicy(Policy):
         consumers: Mapping[str, ConsumerLimits],
         on_error: Literal["open", "closed"] = "open",
         stats: LimiterStats | None = None,
+        settlements: Settlements | None = None,
     ) -> None:
         self.store = store
+        self.settlements = settlements or Settlements()
         self.deployments = dict(deployments)
         self.consumers = dict(consumers)
         self.fail_open = on_error == "open"
@@ -172,13 +192,13 @@ class RateLimitPolicy(Policy):
         delta = float(used - held.reservation.total)
         if delta == 0:
             return
-        settle = self.store.settle(token_buckets, [delta] * len(token_buckets))
+        # Its own task: the response is not held for it, and a cancelled request (the
+        # client left) still settles.
+        self.settlements.start(self._settle(token_buckets, delta))
+
+    async def _settle(self, buckets: list[Bucket], delta: float) -> None:
         try:
-            if ctx.disconnected:
-                # The request's task is being cancelled: the settlement must still finish.
-                await asyncio.shield(settle)
-            else:
-                await settle
+            await self.store.settle(buckets, [delta] * len(buckets))
         except StoreError as exc:
             self.stats.errors += 1
             log.warning("settlement of %+d tokens lost: %s", int(delta), exc)

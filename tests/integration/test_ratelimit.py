@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+import redis.asyncio as aioredis
 from azure.ai.inference import ChatCompletionsClient
 from azure.ai.inference.models import UserMessage
 from azure.core.credentials import AzureKeyCredential
@@ -130,6 +131,38 @@ async def test_settlement_charges_exactly_what_was_used(make_stack: Any, store_u
     assert 0 < aborted["completion_tokens"] < 16
     used = sum(line["prompt_tokens"] + line["completion_tokens"] for line in (first, second))
     used += reserve("chat/completions", plain, 1024).prompt + aborted["completion_tokens"]
+    probe_reserved = reserve("chat/completions", probe, 1024).total
+    assert int(headers["x-ratelimit-remaining-tokens"]) == capacity - used - probe_reserved
+
+
+async def test_a_response_never_waits_for_its_settlement(
+        make_stack: Any, redis_server: RedisServer) -> None:
+    capacity = 100_000
+    limits = {"tokens_per_minute": 1, "burst": {"tokens": capacity}}
+
+    def config(sim: str) -> dict[str, Any]:
+        made = with_limits(redis_server.url, consumer=limits)(sim)
+        made["redis"]["timeout_seconds"] = 5  # the settlement outlasts the pause below
+        return made
+
+    stack: Stack = make_stack(config)
+    plain = {"model": "chat", "messages": MESSAGES, "max_tokens": 500}
+    async with aiohttp.ClientSession() as session:
+        answer = asyncio.ensure_future(post(session, stack.url, plain, **{"x-sim-ttft-ms": "300"}))
+        await asyncio.sleep(0.15)  # admitted; the upstream is still generating
+        # Redis stops taking writes for 1.5 s: the settlement has to wait, the answer not.
+        admin = aioredis.Redis.from_url(redis_server.url)
+        assert await admin.client_pause(1500, all=False)
+        await admin.aclose()
+        started = time.monotonic()
+        status, _, _ = await answer
+        assert status == 200 and time.monotonic() - started < 0.8
+        await asyncio.sleep(1.6)
+        probe = {"model": "chat", "messages": MESSAGES, "max_tokens": 1}
+        _, _, headers = await post(session, stack.url, probe)
+    # The settlement landed once Redis took writes again: the bucket is exact.
+    [line] = [entry for entry in stack.access_log() if entry["status"] == 200][:1]
+    used = line["prompt_tokens"] + line["completion_tokens"]
     probe_reserved = reserve("chat/completions", probe, 1024).total
     assert int(headers["x-ratelimit-remaining-tokens"]) == capacity - used - probe_reserved
 
