@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.keys import COOLDOWNS
 from tests.conftest import KEY_B, RedisServer, Stack, default_config, free_port
 
 MASTER = "gateway-limits"
@@ -123,3 +124,29 @@ async def test_limits_follow_the_master_through_a_failover(
     await asyncio.sleep(1.1)
     assert await post(stack.url) == 200
     assert int(cli(sentinel.replica.port, "hget", requests_bucket, "t")) > before
+
+
+async def test_cooldowns_reach_the_other_replicas_through_the_sentinel_master(
+        sentinel: Sentinel, make_stack: Any) -> None:
+    def config(sim: str) -> dict[str, Any]:
+        made = default_config(sim)
+        made["redis"] = {"url": f"redis+sentinel://127.0.0.1:{sentinel.port}/{MASTER}/0"}
+        return made
+
+    one: Stack = make_stack(config)
+    other: Stack = make_stack(config)
+    # Each test stack has its own simulator, so name the other's backend (replicas
+    # of one gateway share one config, and so the names).
+    backend = other.runtime.deployments["chat"].backends[0]
+
+    def cooling() -> bool:
+        now = time.monotonic()
+        theirs = other.runtime.deployments["chat"].backends[0]
+        return not theirs.health.available(now)
+
+    # A 429 seen by one replica: it publishes the cooldown, the other applies it.
+    deadline = time.monotonic() + 10
+    while not cooling() and time.monotonic() < deadline:
+        one.run(one.app[COOLDOWNS].publish("chat", backend.name, 5.0))
+        await asyncio.sleep(0.2)
+    assert cooling() and other.app[COOLDOWNS].received >= 1
