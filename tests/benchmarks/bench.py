@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.auth import hash_key
+from tests.benchmarks import targets
 from tests.benchmarks.loadgen import Load, streams, wrk
 
 KEY = "bench-key"
@@ -114,6 +115,7 @@ class Row:
     added_ttfb_p50_ms: float | None = None
     gateway_cpu_s: float | None = None
     gateway_peak_rss_mb: float | None = None
+    gateway_idle_rss_mb: float | None = None
     note: str = ""
 
 
@@ -258,7 +260,9 @@ def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> R
     if target.proc:
         r.gateway_cpu_s = round(target.proc.cpu_seconds() - cpu, 2)
         r.gateway_peak_rss_mb = round(target.proc.memory_mb("VmHWM"), 1)
-        r.note = f"idle RSS {target.idle_mb:.1f} MB" if target.idle_mb else ""
+        if target.idle_mb:
+            r.gateway_idle_rss_mb = round(target.idle_mb, 1)
+            r.note = f"idle RSS {target.idle_mb:.1f} MB"
     return r
 
 
@@ -343,9 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} cores, Python {platform.python_version()}",
             "command": "python -m tests.benchmarks.bench " + " ".join(argv or sys.argv[1:])}
     args.out.mkdir(parents=True, exist_ok=True)
+    results = targets.verdicts(rows)
     (args.out / "latest.json").write_text(json.dumps(
-        {"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
-    table = markdown(rows, meta)
+        {"meta": meta, "rows": [asdict(r) for r in rows],
+         "targets": [asdict(v) for v in results]}, indent=1))
+    table = markdown(rows, meta) + "\n" + targets.markdown(results)
     (args.out / "latest.md").write_text(table)
     print(table)
     return 1 if any(r.errors for r in rows) else 0

@@ -22,4 +22,10 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
         assert r["errors"] == 0 and r["requests"] > 0 and r["p50_ms"] > 0
         if r["target"] == "gateway" and r["scenario"] != "slow streams (5 x 100 ms)":
             assert r["added_p50_ms"] is not None and r["gateway_peak_rss_mb"] > 0
-    assert "| chat | gateway |" in (tmp_path / "latest.md").read_text()
+    report = (tmp_path / "latest.md").read_text()
+    assert "| chat | gateway |" in report
+    # Every target of issue #7 gets a line: met, not met, or not measured in a smoke run.
+    verdicts = json.loads((tmp_path / "latest.json").read_text())["targets"]
+    assert len(verdicts) == 7 and "| idle RSS | <= 60 MB |" in report
+    idle = next(v for v in verdicts if v["target"] == "idle RSS")
+    assert idle["met"] in (True, False) and idle["measured"].endswith("MB")

@@ -1,0 +1,81 @@
+"""Issue #7's targets, read off one benchmark run: what was asked, what was measured,
+and whether it was met, so that a run answers the question it was made for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SLOW_STREAMS_GOAL = 10_000
+
+
+@dataclass
+class Verdict:
+    target: str
+    goal: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def _find(rows: Sequence[Any], scenario: str, target: str, concurrency: int | None = None) -> Any:
+    for r in rows:
+        if r.scenario.startswith(scenario) and r.target == target and (
+                concurrency is None or r.concurrency == concurrency):
+            return r
+    return None
+
+
+def _check(target: str, goal: str, value: float | None, ok: bool, unit: str) -> Verdict:
+    if value is None:
+        return Verdict(target, goal, "not measured", None)
+    return Verdict(target, goal, f"{value:g} {unit}".strip(), ok)
+
+
+def verdicts(rows: Sequence[Any]) -> list[Verdict]:
+    out = []
+    one = _find(rows, "chat", "gateway", 1)
+    added_p50 = one.added_p50_ms if one else None
+    added_p99 = one.added_p99_ms if one else None
+    out.append(_check("added latency at concurrency 1, p50", "<= 0.5 ms", added_p50,
+                      added_p50 is not None and added_p50 <= 0.5, "ms"))
+    out.append(_check("added latency at concurrency 1, p99", "<= 1.5 ms", added_p99,
+                      added_p99 is not None and added_p99 <= 1.5, "ms"))
+    busy = _find(rows, "chat", "gateway", 64)
+    rps = busy.rps if busy else None
+    out.append(_check("non-streamed requests/s at concurrency 64", ">= 3,000", rps,
+                      rps is not None and rps >= 3000, "req/s"))
+    stream = _find(rows, "stream", "gateway", 1)
+    ttfb = stream.added_ttfb_p50_ms if stream else None
+    out.append(_check("stream time-to-first-byte overhead, p50", "<= 0.5 ms", ttfb,
+                      ttfb is not None and ttfb <= 0.5, "ms"))
+    idle = [r.gateway_idle_rss_mb for r in rows
+            if r.target == "gateway" and r.gateway_idle_rss_mb is not None]
+    out.append(_check("idle RSS", "<= 60 MB", idle[0] if idle else None,
+                      bool(idle) and idle[0] <= 60, "MB"))
+    slow = [r for r in rows if r.scenario.startswith("slow streams") and r.target == "gateway"]
+    most = max(slow, key=lambda r: r.concurrency) if slow else None
+    if most is None:
+        out.append(Verdict("10,000 slow streams", "<= 600 MB, no errors", "not measured", None))
+    else:
+        measured = (f"{most.concurrency:,} streams: {most.gateway_peak_rss_mb:g} MB, "
+                    f"{most.errors} errors")
+        complete = most.concurrency >= SLOW_STREAMS_GOAL
+        ok = most.errors == 0 and (most.gateway_peak_rss_mb or 0) <= 600
+        out.append(Verdict("10,000 slow streams", "<= 600 MB, no errors", measured,
+                           ok if complete else None))
+    two = _find(rows, "chat", "gateway --workers 2", 64)
+    if two is None or busy is None:
+        out.append(Verdict("--workers 2 scales throughput", "more req/s than 1 worker",
+                           "not measured", None))
+    else:
+        out.append(Verdict("--workers 2 scales throughput", "more req/s than 1 worker",
+                           f"{two.rps:g} vs {busy.rps:g} req/s", two.rps > busy.rps))
+    return out
+
+
+def markdown(results: Sequence[Verdict]) -> str:
+    mark = {True: "met", False: "NOT met", None: "not measured here"}
+    lines = ["| target (issue #7) | goal | measured | |", "|---|---|---|---|"]
+    lines += [f"| {v.target} | {v.goal} | {v.measured} | {mark[v.met]} |" for v in results]
+    return "\n".join(lines) + "\n"
