@@ -93,31 +93,33 @@ def test_the_schema_validation_is_not_vacuous() -> None:
         kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
 
 
-@pytest.mark.parametrize("name", VALUE_SETS)
-def test_embedded_config_passes_model_gateway_check(name: str, tmp_path: Path) -> None:
-    objects = rendered(name)
+def check_in_pod(objects: list[dict[str, Any]], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`model-gateway check` on the rendered ConfigMap, with the environment the pod gets:
+    every variable the chart sets (Secret-backed ones hold stand-ins; the real values
+    live in the cluster) and none of this machine's that the config could name."""
+    text = one(objects, "ConfigMap")["data"]["config.yaml"]
     config = tmp_path / "config.yaml"
-    config.write_text(one(objects, "ConfigMap")["data"]["config.yaml"])
-    # The environment the pod gets: every Secret-backed variable present (the real
-    # values live in the cluster), so `check` also proves every key_env is wired.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_GATEWAY_")}
+    config.write_text(text)
+    named = {b["auth"].get("key_env") for d in yaml.safe_load(text)["deployments"]
+             for b in d["backends"] if "auth" in b}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MODEL_GATEWAY_") and k not in named}
     for var in gateway_container(objects).get("env", []):
         env[var["name"]] = var.get("value", SECRET_VALUES.get(var["name"], "secret-value"))
-    result = subprocess.run(
-        [*GATEWAY, "check", "--config", str(config)],
-        capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([*GATEWAY, "check", "--config", str(config)],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_embedded_config_passes_model_gateway_check(name: str, tmp_path: Path) -> None:
+    # Passing also proves every key_env of the config is wired to a Secret.
+    result = check_in_pod(rendered(name), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "config OK" in result.stdout
 
 
 def test_an_unwired_upstream_key_fails_the_check(tmp_path: Path) -> None:
-    objects = rendered("central", secretEnv=[])
-    config = tmp_path / "config.yaml"
-    config.write_text(one(objects, "ConfigMap")["data"]["config.yaml"])
-    env = {k: v for k, v in os.environ.items() if k != "WEST_KEY"}
-    result = subprocess.run(
-        [*GATEWAY, "check", "--config", str(config)],
-        capture_output=True, text=True, env=env, timeout=60)
+    result = check_in_pod(rendered("central", secretEnv=[]), tmp_path)
     assert result.returncode == 1 and "WEST_KEY" in result.stdout
 
 

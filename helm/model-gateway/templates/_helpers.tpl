@@ -39,13 +39,26 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- end }}
 
 {{- define "model-gateway.port" -}}
-{{- $server := .Values.config.server | default dict }}
-{{- $server.port | default 8080 | int }}
+{{- (.Values.config.server | default dict).port | default 8080 | int }}
 {{- end }}
 
 {{- define "model-gateway.drainSeconds" -}}
 {{- $server := .Values.config.server | default dict }}
 {{- if hasKey $server "drain_seconds" }}{{ $server.drain_seconds | ceil | int }}{{ else }}30{{ end }}
+{{- end }}
+
+{{/*
+Who can reach the gateway follows from the mode: a sidecar listens on loopback only
+(its own pod), a central gateway must not (its Service and probes could not reach it).
+*/}}
+{{- define "model-gateway.checkHost" -}}
+{{- $host := (.Values.config.server | default dict).host | default "0.0.0.0" }}
+{{- $loopback := has $host (list "127.0.0.1" "localhost" "::1") }}
+{{- if and (eq .Values.mode "sidecar") (not $loopback) }}
+{{- fail "sidecar mode: config.server.host must be 127.0.0.1 (the gateway is reachable from its own pod only)" }}
+{{- else if and (eq .Values.mode "central") $loopback }}
+{{- fail "central mode: config.server.host is a loopback address, so the Service and the probes cannot reach the gateway; use 0.0.0.0 (or mode: sidecar)" }}
+{{- end }}
 {{- end }}
 
 {{/*
