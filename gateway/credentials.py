@@ -117,12 +117,6 @@ class CredentialUnavailable(Exception):
     """An Entra credential cannot even be built here (its environment is missing)."""
 
 
-_NEEDS = {
-    "workload-identity": "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE "
-                         "(the workload identity webhook sets them on labelled pods)",
-}
-
-
 class Credentials:
     """All upstream credentials of one app, one per distinct setting; outlives config
     reloads so that tokens stay cached."""
@@ -137,10 +131,11 @@ class Credentials:
             try:
                 provider = TokenProvider(lambda: _make_credential(auth), auth.scope)
             except ValueError as exc:
-                needs = _NEEDS.get(auth.credential)
+                hint = ("; it needs AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE "
+                        "(the workload identity webhook sets them on labelled pods)"
+                        if auth.credential == "workload-identity" else "")
                 raise CredentialUnavailable(
-                    f"{where}: {auth.credential} credential: {exc}" + (f"; it needs {needs}" if needs else "")
-                ) from None
+                    f"{where}: {auth.credential} credential: {exc}{hint}") from None
             self._providers[key] = provider
         return provider
 
