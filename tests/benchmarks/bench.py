@@ -12,6 +12,7 @@ bench-results/latest.json and latest.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -33,7 +35,8 @@ from tests.benchmarks import targets
 from tests.benchmarks.loadgen import Load, streams, wrk
 
 KEY = "bench-key"
-CHAT = {"model": "bench", "messages": [{"role": "user", "content": "Benchmark the gateway, please."}]}
+CHAT: dict[str, object] = {
+    "model": "bench", "messages": [{"role": "user", "content": "Benchmark the gateway, please."}]}
 RESULTS = Path("bench-results")
 
 
@@ -90,6 +93,17 @@ class Proc:
                     total += int(line.split()[1])
         return total / 1024
 
+    def pss_mb(self) -> float:
+        """Proportional set size summed over the processes: forked workers share their
+        parent's pages, which a sum of RSS would count once per process."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        return total / 1024
+
     def stop(self) -> None:
         self.popen.send_signal(signal.SIGINT)
         try:
@@ -116,6 +130,7 @@ class Row:
     gateway_cpu_s: float | None = None
     gateway_peak_rss_mb: float | None = None
     gateway_idle_rss_mb: float | None = None
+    gateway_peak_pss_mb: float | None = None  # sampled; set for multi-process gateways
     note: str = ""
 
 
@@ -179,11 +194,17 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
     return str(path)
 
 
-def slow_stream_ceiling() -> int:
-    """10,000 streams need over 20,000 descriptors in the gateway (one inbound and one
-    upstream socket each); where the hard limit is lower, measure as many as fit."""
+SLOW_STREAMS = 10_000
+
+
+def slow_stream_processes(streams: int) -> int:
+    """Gateway processes needed to hold `streams` open: each stream takes two
+    descriptors (the client's socket and the upstream's), and where the per-process
+    hard limit is lower than that (20,000 in some sandboxes), the streams are spread
+    over worker processes on the same core."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return min(10_000, (hard - 1000) // 2)
+    per_process = (hard - 1000) // 2
+    return -(-streams // per_process)
 
 
 def raise_fd_limit() -> None:
@@ -198,6 +219,9 @@ def run(args: argparse.Namespace) -> list[Row]:
     raise_fd_limit()  # inherited by the processes started below
     two_cores = (os.cpu_count() or 1) >= 2 and not args.no_pin
     gw_cores, load_cores = ("0", "1") if two_cores else (None, None)
+    # Children inherit this process's pinning below: a multi-worker gateway is given
+    # every core explicitly, or it would share the load generator's.
+    all_cores = f"0-{(os.cpu_count() or 1) - 1}" if two_cores else None
     if load_cores:
         os.sched_setaffinity(0, {int(load_cores)})  # this process drives the stream clients
     sim_port, redis_port = free_port(), free_port()
@@ -217,11 +241,25 @@ def run(args: argparse.Namespace) -> list[Row]:
             port = free_port()
             config = gateway_config(sim_port, port, variant, f"redis://127.0.0.1:{redis_port}/0")
             gw = Proc(["serve", "--config", config, "--workers", str(variant.workers)],
-                      gw_cores if variant.workers == 1 else None, f"http://127.0.0.1:{port}/healthz")
+                      gw_cores if variant.workers == 1 else all_cores,
+                      f"http://127.0.0.1:{port}/healthz")
             started.append(gw)
             time.sleep(0.5 * variant.workers)
             targets.append(Target(variant.label, f"http://127.0.0.1:{port}/v1/chat/completions",
-                                  gw, variant.streams, gw.memory_mb("VmRSS")))
+                                  gw, variant.streams, gw.memory_mb("VmRSS"), gw.pss_mb()))
+        slow = targets[1]
+        # The smoke run always takes the multi-process path, so that CI proves it works.
+        processes = 2 if args.smoke else slow_stream_processes(SLOW_STREAMS)
+        if processes > 1:
+            port = free_port()
+            config = gateway_config(sim_port, port, VARIANTS[0], None)
+            gw = Proc(["serve", "--config", config, "--workers", str(processes)], gw_cores,
+                      f"http://127.0.0.1:{port}/healthz")
+            started.append(gw)
+            time.sleep(0.5 * processes)
+            slow = Target(f"gateway, {processes} processes on one core",
+                          f"http://127.0.0.1:{port}/v1/chat/completions", gw, True,
+                          gw.memory_mb("VmRSS"), gw.pss_mb())
         if args.baselines:
             upstream = f"http://127.0.0.1:{sim_port}/v1/chat/completions"
             for kind in ("aiohttp", "pyreqwest", "pyqwest"):
@@ -235,7 +273,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                                       f"http://127.0.0.1:{port}/v1/chat/completions",
                                       proxy, streams=False))
         targets += [Target(f"peer {url}", url, streams=True) for url in args.peer]
-        return scenarios(targets, args.seconds, load_cores, args.smoke)
+        return scenarios(targets, slow, args.seconds, load_cores, args.smoke)
     finally:
         for proc in reversed(started):
             if isinstance(proc, Proc):
@@ -252,22 +290,52 @@ class Target:
     proc: Proc | None = None
     streams: bool = True
     idle_mb: float = 0.0
+    idle_pss_mb: float = 0.0
+
+
+class PeakPss:
+    """Samples a gateway's summed PSS while a scenario runs (there is no kernel peak
+    for PSS as VmHWM is for RSS)."""
+
+    def __init__(self, proc: Proc) -> None:
+        self.proc, self.peak = proc, 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.25):
+            self.peak = max(self.peak, self.proc.pss_mb())
+
+    def __enter__(self) -> PeakPss:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> Row:
     cpu = target.proc.cpu_seconds() if target.proc else 0.0
-    r = row(scenario, target.name, concurrency, measure())
+    if target.proc and len(target.proc.pids()) > 1:
+        with PeakPss(target.proc) as pss:
+            r = row(scenario, target.name, concurrency, measure())
+        r.gateway_peak_pss_mb = round(pss.peak, 1)
+    else:
+        r = row(scenario, target.name, concurrency, measure())
     if target.proc:
         r.gateway_cpu_s = round(target.proc.cpu_seconds() - cpu, 2)
         r.gateway_peak_rss_mb = round(target.proc.memory_mb("VmHWM"), 1)
         if target.idle_mb:
             r.gateway_idle_rss_mb = round(target.idle_mb, 1)
             r.note = f"idle RSS {target.idle_mb:.1f} MB"
+            if len(target.proc.pids()) > 1:
+                r.note += f" (PSS {target.idle_pss_mb:.1f} MB)"
     return r
 
 
-def scenarios(targets: list[Target], seconds: float, load_cores: str | None,
-              smoke: bool) -> list[Row]:
+def scenarios(targets: list[Target], slow_target: Target, seconds: float,
+              load_cores: str | None, smoke: bool) -> list[Row]:
     headers = {"Content-Type": "application/json", "api-key": KEY}
     rows: list[Row] = []
     for concurrency in (1, 16) if smoke else (1, 16, 64):
@@ -296,12 +364,14 @@ def scenarios(targets: list[Target], seconds: float, load_cores: str | None,
     # Many slow streams open at once, through the plain gateway only: memory and fairness.
     tokens, gap = (5, 100) if smoke else (20, 500)
     slow = {**headers, "x-sim-token-ms": str(gap), "x-sim-tokens": str(tokens)}
-    gateway = targets[1]
-    for total in (50,) if smoke else (1000, slow_stream_ceiling()):
+    for total, gateway in ((50, targets[1]), (50, slow_target)) if smoke else (
+            (1000, targets[1]), (SLOW_STREAMS, slow_target)):
         r = measured(f"slow streams ({tokens} x {gap} ms)", gateway, total,
-                     lambda total=total: streams(gateway.url, stream_body, slow, total, total=total,
-                                                 ramp_s=0 if smoke else 2.0))
+                     lambda total=total, url=gateway.url: streams(
+                         url, stream_body, slow, total, total=total, ramp_s=0 if smoke else 2.0))
         r.note += f", duration p99/p50 {r.p99_ms / r.p50_ms:.2f}" if r.p50_ms else ""
+        if r.gateway_peak_pss_mb is not None:
+            r.note += f", peak PSS {r.gateway_peak_pss_mb:g} MB"
         rows.append(r)
     return rows
 
