@@ -89,6 +89,44 @@ async def test_never_more_than_capacity_plus_rate_times_t(store: Store) -> None:
     assert admitted >= 0.9 * (5 + 50 * elapsed)
 
 
+async def test_concurrent_calls_are_each_counted_once(store: Store) -> None:
+    # The Redis store sends calls made together in one pipeline: each must still
+    # get its own answer, in order, and charge the bucket exactly once.
+    b = bucket("together", capacity=50, per_second=1 / 600)
+    verdicts = await asyncio.gather(*(store.admit([b], [1]) for _ in range(80)))
+    assert sum(v.admitted for v in verdicts) == 50
+    assert all(v.admitted for v in verdicts[:50]) and not any(v.admitted for v in verdicts[50:])
+    await asyncio.gather(*(store.settle([b], [-1]) for _ in range(10)))
+    assert 10 <= (await store.admit([b], [0])).remaining[0] < 10.5
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_answers(store: Store) -> None:
+    b = bucket("cancel", capacity=100, per_second=1 / 600)
+    calls = [asyncio.ensure_future(store.admit([b], [1])) for _ in range(20)]
+    calls[3].cancel()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[3], asyncio.CancelledError)
+    assert all(r.admitted for i, r in enumerate(results) if i != 3)  # type: ignore[union-attr]
+    # The cancelled call may have reached the store before it was cancelled, or not.
+    assert 80 <= (await store.admit([b], [0])).remaining[0] < 81.5
+
+
+async def test_scripts_lost_by_redis_are_loaded_again() -> None:
+    server = RedisServer()
+    client = connect(server.url)
+    store = RedisStore(client)
+    try:
+        b = bucket("flushed", capacity=100, per_second=1 / 600)
+        assert (await store.admit([b], [1])).admitted
+        await client.script_flush()  # as after a restart or a failover
+        verdicts = await asyncio.gather(*(store.admit([b], [1]) for _ in range(20)))
+        assert all(v.admitted for v in verdicts)
+        assert 79 <= (await store.admit([b], [0])).remaining[0] <= 79.5
+    finally:
+        await store.close()
+        server.stop()
+
+
 def test_buckets_share_one_hash_tag_per_deployment() -> None:
     plan = buckets_for("gpt-4o", "team",
                        LimitsConfig(requests_per_minute=60),
