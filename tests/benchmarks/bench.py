@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} cores, Python {platform.python_version()}",
             "command": "python -m tests.benchmarks.bench " + " ".join(argv or sys.argv[1:])}
     args.out.mkdir(parents=True, exist_ok=True)
-    results = targets.verdicts(rows)
+    results = targets.verdicts(rows, os.cpu_count() or 1)
     (args.out / "latest.json").write_text(json.dumps(
         {"meta": meta, "rows": [asdict(r) for r in rows],
          "targets": [asdict(v) for v in results]}, indent=1))
