@@ -35,6 +35,10 @@ class Verdict:
 
 
 class Store(Protocol):
+    # True when calls never wait on I/O: a settlement is then made in place, cheaper
+    # than the task that keeps a network round trip off the response.
+    in_process: bool
+
     async def admit(self, buckets: Sequence[Bucket], costs: Sequence[float]) -> Verdict: ...
 
     async def settle(self, buckets: Sequence[Bucket], deltas: Sequence[float]) -> None: ...

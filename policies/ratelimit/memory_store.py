@@ -10,6 +10,8 @@ from policies.ratelimit.limits import Bucket
 
 
 class MemoryStore:
+    in_process = True
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._state: dict[str, tuple[float, float]] = {}  # key -> (available, at)

@@ -192,9 +192,13 @@ class RateLimitPolicy(Policy):
         delta = float(used - held.reservation.total)
         if delta == 0:
             return
-        # Its own task: the response is not held for it, and a cancelled request (the
-        # client left) still settles.
-        self.settlements.start(self._settle(token_buckets, delta))
+        if self.store.in_process:
+            # Never suspends: settled in place, even for a cancelled request.
+            await self._settle(token_buckets, delta)
+        else:
+            # Its own task: the response is not held for a round trip, and a cancelled
+            # request (the client left) still settles.
+            self.settlements.start(self._settle(token_buckets, delta))
 
     async def _settle(self, buckets: list[Bucket], delta: float) -> None:
         try:

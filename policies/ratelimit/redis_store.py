@@ -123,6 +123,8 @@ def _fail(batch: list[_Call], exc: Exception | None) -> None:
 
 
 class RedisStore:
+    in_process = False
+
     def __init__(self, client: Any, *, backoff_s: float = 1.0) -> None:
         self.client = client
         self._admit = _Script("admit.lua")
