@@ -55,7 +55,9 @@ class Blocklist(Filter):
                 line = line.split("#", 1)[0].strip()
                 if line:
                     terms.append(line)
-        parts = [r"(?<!\w)" + re.escape(t) + r"(?!\w)" for t in terms]
+        # The word boundaries once around all terms, not around each: the regex then
+        # tests one lookbehind per position instead of one per term.
+        parts = [r"(?<!\w)(?:" + "|".join(re.escape(t) for t in terms) + r")(?!\w)"] if terms else []
         parts += [f"(?:{p})" for p in config.patterns]
         self._regex = re.compile("|".join(parts), re.IGNORECASE) if parts else None
         self._category = config.name

@@ -16,6 +16,13 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "phone": re.compile(r"(?<![\w+])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4}(?!\w)"),
 }
 KINDS = tuple(PATTERNS)
+# A character each kind cannot match without. Most streamed prose has no digit and no
+# "@": one scan for each clue then spares running the kind's pattern.
+_DIGIT = re.compile(r"\d")
+_CLUES: dict[str, re.Pattern[str]] = {
+    "email": re.compile("@"), "card": _DIGIT, "iban": _DIGIT, "ssn": _DIGIT,
+    "ip": re.compile(r"[\d:]"), "phone": _DIGIT,
+}
 LABELS = {kind: f"[{kind.upper()}]" for kind in KINDS}
 
 
@@ -61,7 +68,14 @@ CHECKS: dict[str, Callable[[str], bool]] = {"card": _card, "iban": _iban, "ip": 
 def find(text: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, int, int]]:
     """(kind, start, end) of each finding, earlier kinds winning overlaps."""
     taken: list[tuple[int, int]] = []
+    clues: dict[re.Pattern[str], bool] = {}
     for kind in kinds:
+        clue = _CLUES[kind]
+        present = clues.get(clue)
+        if present is None:
+            present = clues[clue] = clue.search(text) is not None
+        if not present:
+            continue
         check = CHECKS.get(kind)
         for match in PATTERNS[kind].finditer(text):
             start, end = match.span()

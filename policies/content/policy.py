@@ -63,7 +63,12 @@ class _Holdback:
 
     def __init__(self) -> None:
         self.held: list[tuple[dict[str, Any], str]] = []  # (event, its content)
+        self.chars = 0  # the length of the held text
         self.tail = ""  # recently released text, scanned again with the next check
+
+    def hold(self, event: dict[str, Any], text: str) -> None:
+        self.held.append((event, text))
+        self.chars += len(text)
 
     @property
     def pending(self) -> str:
@@ -166,7 +171,7 @@ class ContentFilterPolicy(Policy):
             return [*await self._release_all(ctx, profile, state), event]
         index, _, text = found
         hold = state["holdback"].setdefault(index, _Holdback())
-        hold.held.append((event, text))
+        hold.hold(event, text)
         return await self._release(ctx, profile, hold, final=False)
 
     async def on_stream_end(self, ctx: RequestContext) -> list[dict[str, Any]]:
@@ -185,25 +190,24 @@ class ContentFilterPolicy(Policy):
 
     async def _release(self, ctx: RequestContext, profile: ContentProfile, hold: _Holdback,
                        final: bool) -> list[dict[str, Any]]:
-        pending = hold.pending
         # Release whole events from the front while the window stays covered.
         cut, count = 0, 0
         if final:
-            cut, count = len(pending), len(hold.held)
+            cut, count = hold.chars, len(hold.held)
         else:
             # Cut only between words, so that no match (an e-mail address, say) is
             # released half-seen, and keep at least holdback_chars back.
             candidate = 0
             for i, (_, text) in enumerate(hold.held):
                 candidate += len(text)
-                if len(pending) - candidate < self.holdback_chars:
+                if hold.chars - candidate < self.holdback_chars:
                     break
                 after = hold.held[i + 1][1] if i + 1 < len(hold.held) else ""
                 if text[-1:].isspace() or after[:1].isspace():
                     cut, count = candidate, i + 1
         if count == 0:
             return []
-        scanned = hold.tail + pending
+        scanned = hold.tail + hold.pending
         outcome = await self._check(ctx, profile, scanned, "completion")
         if outcome.blocked:
             raise _blocked(outcome, "completion")
@@ -217,6 +221,7 @@ class ContentFilterPolicy(Policy):
         released = hold.held[:count]
         del hold.held[:count]
         original = "".join(text for _, text in released)
+        hold.chars -= len(original)
         local = [type(f)(f.category, f.start - offset, f.end - offset, f.label)
                  for f in findings if f.start >= offset and f.end - offset <= cut]
         text = redact(original, local) if local else original

@@ -39,9 +39,10 @@ class ContentProfile:
     def __init__(self, name: str, configs: Sequence[FilterConfig], services: Any = None) -> None:
         self.name = name
         self.filters: list[Filter] = [build(c, services) for c in configs]
+        self._stages = frozenset(stage for f in self.filters for stage in f.stages)
 
     def applies(self, stage: str) -> bool:
-        return any(stage in f.stages for f in self.filters)
+        return stage in self._stages
 
     async def check(self, text: str, stage: str) -> Outcome:
         outcome = Outcome(text)
