@@ -20,13 +20,14 @@ import platform
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +274,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                                       f"http://127.0.0.1:{port}/v1/chat/completions",
                                       proxy, streams=False))
         targets += [Target(f"peer {url}", url, streams=True) for url in args.peer]
-        return scenarios(targets, slow, args.seconds, load_cores, args.smoke)
+        return scenarios(targets, slow, args.seconds, load_cores, args.smoke, args.rounds)
     finally:
         for proc in reversed(started):
             if isinstance(proc, Proc):
@@ -334,33 +335,53 @@ def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> R
     return r
 
 
+def median_row(runs: list[Row]) -> Row:
+    """One row from repeated runs of a scenario: the median of each figure, so that a
+    single lucky (or unlucky) run on a shared machine decides nothing."""
+    if len(runs) == 1:
+        return runs[0]
+
+    def med(name: str) -> Any:
+        values = [getattr(r, name) for r in runs if getattr(r, name) is not None]
+        return round(statistics.median(values), 3) if values else None
+
+    merged = replace(runs[0], requests=sum(r.requests for r in runs),
+                     errors=sum(r.errors for r in runs))
+    for name in ("rps", "p50_ms", "p90_ms", "p99_ms", "ttfb_p50_ms", "gateway_cpu_s"):
+        setattr(merged, name, med(name))
+    peaks = [r.gateway_peak_rss_mb for r in runs if r.gateway_peak_rss_mb is not None]
+    merged.gateway_peak_rss_mb = max(peaks) if peaks else None
+    merged.note = ", ".join(filter(None, [runs[0].note, f"median of {len(runs)} runs"]))
+    return merged
+
+
+def repeated(rounds: int, targets: list[Target], one: Any) -> list[Row]:
+    """Every target measured `rounds` times, interleaved (a slow minute of the machine
+    then touches all targets alike); the first target is the floor the others are
+    compared with."""
+    runs: dict[str, list[Row]] = {t.name: [] for t in targets}
+    for _ in range(rounds):
+        for t in targets:
+            runs[t.name].append(one(t))
+    rows = [median_row(runs[t.name]) for t in targets]
+    for r in rows[1:]:
+        compare(r, rows[0])
+    return rows
+
+
 def scenarios(targets: list[Target], slow_target: Target, seconds: float,
-              load_cores: str | None, smoke: bool) -> list[Row]:
+              load_cores: str | None, smoke: bool, rounds: int) -> list[Row]:
     headers = {"Content-Type": "application/json", "api-key": KEY}
     rows: list[Row] = []
     for concurrency in (1, 16) if smoke else (1, 16, 64):
-        floor = None
-        for t in targets:
-            r = measured("chat", t, concurrency, lambda t=t, c=concurrency: wrk(
-                t.url, CHAT, headers, c, seconds, load_cores))
-            if floor is None:
-                floor = r
-            else:
-                compare(r, floor)
-            rows.append(r)
+        rows += repeated(rounds, targets, lambda t, c=concurrency: measured(
+            "chat", t, c, lambda: wrk(t.url, CHAT, headers, c, seconds, load_cores)))
     stream_body = {**CHAT, "stream": True}
+    streamed = [t for t in targets if t.streams or t.proc is None]
     for concurrency in (1, 4) if smoke else (1, 64):
-        floor = None
-        for t in targets:
-            if not t.streams and t.proc is not None:
-                continue
-            r = measured("stream 20 chunks", t, concurrency, lambda t=t, c=concurrency: streams(
-                t.url, stream_body, headers, c, seconds=seconds))
-            if floor is None:
-                floor = r
-            else:
-                compare(r, floor)
-            rows.append(r)
+        rows += repeated(rounds, streamed, lambda t, c=concurrency: measured(
+            "stream 20 chunks", t, c, lambda: streams(t.url, stream_body, headers, c,
+                                                       seconds=seconds)))
     # Many slow streams open at once, through the plain gateway only: memory and fairness.
     tokens, gap = (5, 100) if smoke else (20, 500)
     slow = {**headers, "x-sim-token-ms": str(gap), "x-sim-tokens": str(tokens)}
@@ -401,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="another gateway's chat URL taking the same body and api-key header")
     p.add_argument("--workers", type=int, action="append",
                    help="gateway worker counts to run (default: 1 and 2)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="runs of each plain and stream scenario, interleaved; medians reported")
     p.add_argument("--smoke", action="store_true", help="a few seconds, to prove it works")
     p.add_argument("--baselines", action="store_true",
                    help="also minimal pass-through proxies (aiohttp client; pyreqwest if installed)")
@@ -409,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.smoke:
         args.seconds = min(args.seconds, 1.0)
+        args.rounds = min(args.rounds, 2)
     args.workers = args.workers or ([1] if args.smoke else [1, 2])
     if args.smoke:
         args.workers = [1]
