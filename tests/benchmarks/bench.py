@@ -335,6 +335,19 @@ def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> R
     return r
 
 
+def machine_speed() -> float:
+    """Milliseconds for a fixed pure-Python loop: on a shared VM the same code runs at
+    very different speeds from one hour to the next, and a run should say which."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def median_row(runs: list[Row]) -> Row:
     """One row from repeated runs of a scenario: the median of each figure, so that a
     single lucky (or unlucky) run on a shared machine decides nothing."""
@@ -400,7 +413,8 @@ def scenarios(targets: list[Target], slow_target: Target, seconds: float,
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     head = ("| scenario | target | conc. | req/s | p50 ms | p99 ms | added p50 | added p99 | "
             "TTFB p50 | added TTFB | errors | gw CPU s | gw peak RSS MB | note |")
-    lines = [f"Benchmark of {meta['date']} on {meta['machine']} ({meta['command']})", "", head,
+    lines = [f"Benchmark of {meta['date']} on {meta['machine']} ({meta['command']}); "
+             f"{meta['calibration']}", "", head,
              "|" + "---|" * 14]
 
     def f(v: float | None) -> str:
@@ -436,10 +450,14 @@ def main(argv: list[str] | None = None) -> int:
     args.workers = args.workers or ([1] if args.smoke else [1, 2])
     if args.smoke:
         args.workers = [1]
+    before = machine_speed()
     rows = run(args)
+    after = machine_speed()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}",
-            "command": "python -m tests.benchmarks.bench " + " ".join(argv or sys.argv[1:])}
+            "command": "python -m tests.benchmarks.bench " + " ".join(argv or sys.argv[1:]),
+            "calibration": f"a fixed Python loop took {before:.0f} ms before the run and "
+                           f"{after:.0f} ms after"}
     args.out.mkdir(parents=True, exist_ok=True)
     results = targets.verdicts(rows, os.cpu_count() or 1)
     (args.out / "latest.json").write_text(json.dumps(
