@@ -72,8 +72,9 @@ class _Batches:
                 batch, self.waiting = self.waiting, []
                 try:
                     results = await self._send(batch)
-                except asyncio.CancelledError:
-                    _fail(batch, None)
+                except asyncio.CancelledError:  # shutting down: nobody gets an answer
+                    _fail(batch + self.waiting, None)
+                    self.waiting = []
                     raise
                 except Exception as exc:
                     _fail(batch, exc)
