@@ -94,7 +94,7 @@ class _Batches:
         # them): load them and send those calls once more.
         lost = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if lost:
-            for script in {id(batch[i].script): batch[i].script for i in lost}.values():
+            for script in {batch[i].script for i in lost}:
                 await self.client.script_load(script.source)
             again = await self._pipeline([batch[i] for i in lost])
             for i, result in zip(lost, again, strict=True):

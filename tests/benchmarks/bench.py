@@ -85,25 +85,24 @@ class Proc:
             total += (int(fields[11]) + int(fields[12])) / ticks
         return total
 
-    def memory_mb(self, field: str) -> float:
-        """VmRSS (now) or VmHWM (peak), summed over the processes, in MB."""
-        total = 0
-        for pid in self.pids():
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith(field + ":"):
-                    total += int(line.split()[1])
-        return total / 1024
-
-    def pss_mb(self) -> float:
-        """Proportional set size summed over the processes: forked workers share their
-        parent's pages, which a sum of RSS would count once per process."""
+    def _summed_mb(self, file: str, field: str) -> float:
+        """A `field: N kB` line of /proc/<pid>/<file>, summed over the processes."""
         total = 0
         for pid in self.pids():
             with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
+                for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1])
         return total / 1024
+
+    def memory_mb(self, field: str) -> float:
+        """VmRSS (now) or VmHWM (peak), in MB."""
+        return self._summed_mb("status", field)
+
+    def pss_mb(self) -> float:
+        """Proportional set size: forked workers share their parent's pages, which a
+        sum of RSS would count once per process."""
+        return self._summed_mb("smaps_rollup", "Pss")
 
     def stop(self) -> None:
         self.popen.send_signal(signal.SIGINT)

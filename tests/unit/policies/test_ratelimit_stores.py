@@ -111,9 +111,8 @@ async def test_a_cancelled_caller_leaves_the_others_their_answers(store: Store) 
     assert 80 <= (await store.admit([b], [0])).remaining[0] < 81.5
 
 
-async def test_scripts_lost_by_redis_are_loaded_again() -> None:
-    server = RedisServer()
-    client = connect(server.url)
+async def test_scripts_lost_by_redis_are_loaded_again(redis_server: RedisServer) -> None:
+    client = connect(redis_server.url)
     store = RedisStore(client)
     try:
         b = bucket("flushed", capacity=100, per_second=1 / 600)
@@ -124,7 +123,6 @@ async def test_scripts_lost_by_redis_are_loaded_again() -> None:
         assert 79 <= (await store.admit([b], [0])).remaining[0] <= 79.5
     finally:
         await store.close()
-        server.stop()
 
 
 def test_buckets_share_one_hash_tag_per_deployment() -> None:
