@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway import catalog, health, middleware
 from gateway.accesslog import AccessLog
+from gateway.apis import MODEL_ROUTES
 from gateway.config import GatewayConfig
 from gateway.cooldown_bus import bus_ctx
 from gateway.credentials import Credentials
@@ -25,18 +26,14 @@ from gateway.keys import (
     METRICS,
     RUNTIME,
     SESSION,
+    TOKENIZER,
     Lifecycle,
 )
 from gateway.metrics import Metrics
 from gateway.proxy import model_handler
 from gateway.reload import build_runtime
-from gateway.routes import (
-    MODEL_INFO,
-    MODEL_LISTS,
-    MODEL_ROUTES,
-    UNSUPPORTED,
-    UNSUPPORTED_PREFIXES,
-)
+from gateway.routes import MODEL_INFO, MODEL_LISTS, UNSUPPORTED, UNSUPPORTED_PREFIXES
+from gateway.tokens import Tokenizer
 from policies import Policy
 
 log = logging.getLogger("gateway")
@@ -100,6 +97,7 @@ def create_app(
     app[LIFECYCLE] = Lifecycle()
     app[ACCESS_LOG] = access_log or AccessLog()
     app[EXTRA_POLICIES] = tuple(policies)
+    app[TOKENIZER] = Tokenizer()
     app.cleanup_ctx.extend([
         _credentials, _session, limiter_ctx,
         bus_ctx(lambda a: a[CONFIG].redis.url, COOLDOWNS),

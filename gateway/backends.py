@@ -60,6 +60,7 @@ class Backend:
     response_timeout: float
     health: BackendHealth
     spillover: Spillover | None = None
+    max_cooldown: float = 300.0
     inflight: int = 0
 
     def check_spillover(self, headers: Mapping[str, str]) -> None:
@@ -74,6 +75,10 @@ class Backend:
                     and int(value) < threshold:
                 self.health.spill(rule.seconds)
                 return
+
+    def body_model(self, operation: str) -> str:
+        """The body's `model` for an upstream call."""
+        return self.model
 
     async def auth_headers(self) -> dict[str, str]:
         if self.token is None:
@@ -120,4 +125,5 @@ def build_backend(
         health=BackendHealth(breaker.failures, breaker.open_seconds, breaker.failure_ratio,
                              breaker.window_seconds, breaker.min_requests),
         spillover=config.spillover,
+        max_cooldown=config.max_cooldown_seconds,
     )

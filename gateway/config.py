@@ -33,6 +33,10 @@ class ServerConfig(Strict):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     drain_seconds: float = Field(30.0, ge=0)
+    # An upstream answer (a whole body, or all of a stream) larger than this is cut off.
+    max_response_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    # One streamed event (or line) from an upstream.
+    max_event_bytes: int = Field(4 * 1024 * 1024, gt=0)
 
 
 class RedisConfig(Strict):
@@ -103,6 +107,9 @@ class BackendConfig(Strict):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9._:/-]+$")
     timeouts: Timeouts = Timeouts()
     spillover: Spillover | None = None
+    # The longest an upstream's 429 may keep this backend out (its retry-after is
+    # untrusted: an absurd value must not disable the backend for good).
+    max_cooldown_seconds: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _needs_deployment(self) -> BackendConfig:

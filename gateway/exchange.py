@@ -3,7 +3,7 @@ access log and the metrics are made of. Filled by the handler, read once at the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -22,3 +22,6 @@ class Exchange:
     completion_tokens: int | None = None
     ttft: float | None = None  # seconds to the first streamed event
     upstream_seconds: float = 0.0  # time spent waiting on the upstream
+    # Generated text seen so far, as escaped JSON-string pieces: counted when the
+    # upstream reports no usage (gateway.accounting).
+    output: list[bytes] = field(default_factory=list)

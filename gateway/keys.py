@@ -15,6 +15,7 @@ from gateway.exchange import Exchange
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
 from gateway.runtime import Runtime
+from gateway.tokens import Tokenizer
 from policies import RequestContext
 
 
@@ -34,5 +35,6 @@ ACCESS_LOG = web.AppKey("access_log", AccessLog)
 LIMITER = web.AppKey("limiter", Limiter)  # rate-limit store; outlives reloads
 COOLDOWNS = web.AppKey("cooldowns", CooldownBus)  # backend cooldowns shared via Redis
 EXTRA_POLICIES = web.AppKey("extra_policies", tuple)  # given to create_app, kept on reload
+TOKENIZER = web.AppKey("tokenizer", Tokenizer)  # counts what upstreams did not count
 EXCHANGE = web.RequestKey("exchange", Exchange)
 CONTEXT = web.RequestKey("context", RequestContext)  # set once the deployment is known

@@ -1,7 +1,9 @@
-"""The one forwarding handler: authenticate, read, resolve, enforce, call, relay."""
+"""The one forwarding handler: authenticate, read, resolve, enforce, call, relay.
+What depends on the API is asked of the route's adapter (`gateway.apis`)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -9,24 +11,32 @@ import orjson
 from aiohttp import web
 
 from gateway import upstream
+from gateway.accounting import account
+from gateway.apis import Api, ModelRoute
 from gateway.backends import Backend
 from gateway.errors import UnsupportedOperation, UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
-from gateway.inbound import Inbound, parse, read_json
-from gateway.keys import CONTEXT, COOLDOWNS, EXCHANGE, METRICS, RUNTIME, SESSION
+from gateway.inbound import parse, read_json
+from gateway.keys import CONTEXT, COOLDOWNS, EXCHANGE, METRICS, RUNTIME, SESSION, TOKENIZER
 from gateway.relay import StreamRelay, relay_json
-from gateway.routes import ModelRoute
 from gateway.runtime import Deployment
 from policies import PolicyChain, RequestContext
 
-# Operations whose streams can carry a usage chunk (stream_options.include_usage).
-_USAGE_STREAMS = frozenset({"chat/completions", "completions"})
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Upstream statuses that say the backend, not the request, is at fault: they count
+# towards its circuit breaker. Other 4xx (a bad request, one too large, a refused
+# prompt) are the caller's and say nothing about the backend's health; 401/403/404
+# mean the backend is misconfigured for everyone, and so count.
+BACKEND_FAILURES = frozenset({401, 403, 404, 408, 500, 502, 503, 504})
+
+
+def is_backend_failure(status: int) -> bool:
+    return status in BACKEND_FAILURES or (status >= 500 and status != 501)
 
 
 def model_handler(route: ModelRoute) -> Handler:
-    operation = route.operation
+    api = route.api
     from_path = "{deployment}" in route.path
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -38,13 +48,11 @@ def model_handler(route: ModelRoute) -> Handler:
             ex.identity = " ".join(f"{k}={v}" for k, v in caller.identity)
         body = await read_json(request, runtime.max_body_bytes)
         path_name = request.match_info["deployment"] if from_path else None
-        inbound = parse(operation, body, request.headers, path_name, route.model_from_headers)
+        inbound = parse(api, body, request.headers, path_name, route.model_from_headers)
         deployment = runtime.resolve(inbound.alias, caller)
         ex.deployment = deployment.name
         ex.stream = inbound.stream
-        ctx = RequestContext(
-            ex.request_id, operation, deployment.name, caller, inbound.body, inbound.stream
-        )
+        ctx = RequestContext(ex.request_id, api, deployment.name, caller, inbound.body, inbound.stream)
         request[CONTEXT] = ctx
         chain = runtime.chain
         inflight = request.app[METRICS].inflight
@@ -53,14 +61,13 @@ def model_handler(route: ModelRoute) -> Handler:
         try:
             if chain.looks_at_requests:
                 await chain.on_request(ctx)
-            return await forward(request, deployment, ctx, inbound, ex, chain)
+            return await forward(request, api, deployment, ctx, ex, chain)
         except BaseException:
             ctx.disconnected = request.transport is None or request.transport.is_closing()
             raise
         finally:
             inflight.inc(labels, -1)
-            if ctx.usage is None and ctx.produced_tokens:
-                ex.completion_tokens = ctx.produced_tokens  # a stream cut before its usage
+            await account(request.app[TOKENIZER], api, ctx, ex)
             if chain.looks_at_responses:
                 await chain.on_response(ctx)
 
@@ -71,40 +78,40 @@ class _Failover(Exception):
     """This backend failed before anything reached the client: try the next one."""
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the upstream asked us to wait: retry-after-ms first, then retry-after."""
+def retry_after(headers: Mapping[str, str], ceiling: float) -> float | None:
+    """Seconds the upstream asked us to wait: retry-after-ms first, then retry-after.
+    Upstream values are untrusted: nan, inf and negatives are ignored, and the wait
+    never exceeds `ceiling` (a huge value would disable a backend for good)."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                continue
+        if not value:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return min(seconds, ceiling)
     return None
 
 
 async def forward(
     request: web.Request,
+    api: Api,
     deployment: Deployment,
     ctx: RequestContext,
-    inbound: Inbound,
     ex: Exchange,
     chain: PolicyChain,
 ) -> web.StreamResponse:
     routing = deployment.config.routing
-    strip_usage = False
-    if ctx.stream and ctx.operation in _USAGE_STREAMS and not inbound.wants_usage:
-        options = ctx.body.get("stream_options")
-        ctx.body["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                      "include_usage": True}
-        strip_usage = True
+    strip_usage = ctx.stream and api.ask_stream_usage(ctx.body)
     now = time.monotonic()
-    tries = [b for b in deployment.candidates(now) if ctx.operation in b.urls]
+    tries = [b for b in deployment.candidates(now) if api.operation in b.urls]
     if not tries:
-        if not any(ctx.operation in b.urls for b in deployment.backends):
+        if not any(api.operation in b.urls for b in deployment.backends):
             apis = ", ".join(sorted({b.api for b in deployment.backends}))
             raise UnsupportedOperation(
-                f"No backend of deployment {deployment.name} has a {ctx.operation} operation "
+                f"No backend of deployment {deployment.name} serves {api.name} "
                 f"(its backends speak {apis}).")
         raise deployment.nothing_available(now)
     tries = tries[: routing.max_attempts]
@@ -114,8 +121,8 @@ async def forward(
         backend.health.picked(time.monotonic())
         backend.inflight += 1
         try:
-            return await _attempt(request, backend, ctx, ex, chain, strip_usage, routing.retry_on,
-                                  last)
+            return await _attempt(request, api, backend, ctx, ex, chain, strip_usage,
+                                  routing.retry_on, last)
         except _Failover:
             continue
         finally:
@@ -125,6 +132,7 @@ async def forward(
 
 async def _attempt(
     request: web.Request,
+    api: Api,
     backend: Backend,
     ctx: RequestContext,
     ex: Exchange,
@@ -133,10 +141,12 @@ async def _attempt(
     retry_on: tuple[int, ...],
     last: bool,
 ) -> web.StreamResponse:
-    metrics = request.app[METRICS]
+    app = request.app
+    metrics = app[METRICS]
+    server = app[RUNTIME].config.server
     labels = (ctx.deployment, backend.name)
-    url = backend.urls[ctx.operation]
-    ctx.body["model"] = backend.model
+    url = backend.urls[api.operation]
+    ctx.body["model"] = backend.body_model(api.operation)
     payload = orjson.dumps(ctx.body)
     ex.backend = backend.name
     health = backend.health
@@ -145,39 +155,58 @@ async def _attempt(
     for auth_try in (1, 2):
         headers = upstream.forward_headers(request.headers, await backend.auth_headers())
         started = time.perf_counter()
+        outcome = "error"  # what this call is counted as, once, when it is over
+        judged = False  # the breaker has heard about this call
         try:
-            async with upstream.call(request.app[SESSION], backend, url, headers, payload) as answer:
+            async with upstream.call(app[SESSION], backend, url, headers, payload) as answer:
                 ex.upstream_seconds += time.perf_counter() - started
                 status = answer.status
-                metrics.upstream_requests.inc((*labels, str(status)))
+                outcome = str(status)
                 if status == 401 and backend.token is not None:
                     backend.token.invalidate()
                     if auth_try == 1:
                         continue
                 if status == 429:
-                    wait = _retry_after(answer.headers)
-                    wait = wait if wait is not None else 1.0
-                    health.cool_down(wait)
-                    await request.app[COOLDOWNS].publish(ctx.deployment, backend.name, wait)
-                elif status >= 500:
+                    wait = retry_after(answer.headers, backend.max_cooldown)
+                    health.cool_down(wait if wait is not None else 1.0)
+                    await app[COOLDOWNS].publish(ctx.deployment, backend.name,
+                                                 wait if wait is not None else 1.0)
+                    judged = True
+                elif is_backend_failure(status) or not _answer_status(status):
                     health.failed(time.monotonic())
+                    judged = True
                 if status in retry_on and not last:
                     raise _Failover
-                if status < 429:
+                if not _answer_status(status):
+                    raise UpstreamError(
+                        f"The upstream {backend.name} answered HTTP {status}, which is not an "
+                        "answer (redirects are not followed).")
+                if not judged:
                     health.succeeded(time.monotonic())
                     backend.check_spillover(answer.headers)
-                if ctx.stream and status == 200 and answer.content_type == "text/event-stream":
-                    response = await StreamRelay(ctx, ex, chain, strip_usage).run(request, answer)
+                if ctx.stream and status == 200:
+                    # A stream, whatever the upstream's Content-Type says: some
+                    # Azure-compatible servers send none.
+                    relay = StreamRelay(api, ctx, ex, chain, strip_usage, server.max_event_bytes,
+                                        server.max_response_bytes)
+                    response = await relay.run(request, answer)
                     if ex.error_code.startswith("upstream"):
                         health.failed(time.monotonic())  # broke after the first byte
-                        metrics.upstream_requests.inc((*labels, "stream_error"))
+                        outcome = "stream_error"
                     return response
-                return await relay_json(answer, ctx, ex, chain)
+                return await relay_json(answer, api, ctx, ex, chain, server.max_response_bytes)
         except (UpstreamError, UpstreamTimeout) as exc:
-            label = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
-            metrics.upstream_requests.inc((*labels, label))
-            health.failed(time.monotonic())
+            if outcome in ("error", "200"):  # no answer, or a 200 whose body failed
+                outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
+                health.failed(time.monotonic())
             if last:
                 raise
             raise _Failover from exc
+        finally:
+            metrics.upstream_requests.inc((*labels, outcome))
     raise AssertionError("unreachable: the second auth try returns or raises")
+
+
+def _answer_status(status: int) -> bool:
+    """200, or an error the client may be shown: anything else is not an answer."""
+    return status == 200 or 400 <= status <= 599

@@ -1,9 +1,15 @@
 """Passing the upstream's answer to the client: whole JSON bodies, and streams
-event by event as they arrive, with the usage read on the way."""
+event by event as they arrive, with the usage read on the way. The wire shape of
+either is the request's API adapter's (`gateway.apis`).
+
+Once a stream's status line has gone out, nothing may produce a second one: every
+failure after that point ends the stream with an error event in the API's own
+format.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from typing import Any
 
@@ -11,11 +17,14 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from gateway import sse
+from gateway.apis import Api
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
+from gateway.sse import Decoder, Event, EventTooLarge
 from gateway.upstream import response_headers
-from policies import ContentBlocked, PolicyChain, PolicyError, RequestContext, Usage
+from policies import ContentBlocked, PolicyChain, PolicyError, RequestContext
+
+log = logging.getLogger("gateway.relay")
 
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -24,17 +33,35 @@ STREAM_HEADERS = {
 }
 
 
-def record_usage(usage: Any, ctx: RequestContext, ex: Exchange) -> None:
-    if not isinstance(usage, dict):
-        return
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens", 0)
-    if isinstance(prompt, int) and isinstance(completion, int):
-        ctx.usage = Usage(prompt, completion)
-        ex.prompt_tokens, ex.completion_tokens = prompt, completion
+class NotAnObject(ValueError):
+    """An upstream event or body that is JSON, but not a JSON object."""
 
 
-def _error_body(status: int, data: bytes) -> bytes:
+def parse_object(data: bytes) -> dict[str, Any]:
+    value = orjson.loads(data)
+    if not isinstance(value, dict):
+        raise NotAnObject("not a JSON object")
+    return value
+
+
+async def read_body(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole upstream body, refusing more than `limit` bytes as they arrive."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await upstream.content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(f"The upstream answer is larger than the {limit} bytes allowed.")
+            parts.append(chunk)
+    except TimeoutError:
+        raise UpstreamTimeout("The upstream stopped sending its response.") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError(f"The upstream response broke off: {type(exc).__name__}.") from None
+    return b"".join(parts)
+
+
+def error_body(status: int, data: bytes) -> bytes:
     """An upstream error body as it is when it has the contract's shape, else wrapped in it."""
     try:
         parsed = orjson.loads(data)
@@ -43,6 +70,8 @@ def _error_body(status: int, data: bytes) -> bytes:
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
         return data
     text = data[:200].decode(errors="replace").strip()
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        text = parsed["error"][:200]  # {"error": "some text"}, as some servers send
     return orjson.dumps(
         {
             "error": {
@@ -56,15 +85,11 @@ def _error_body(status: int, data: bytes) -> bytes:
 
 
 async def relay_json(
-    upstream: aiohttp.ClientResponse, ctx: RequestContext, ex: Exchange, chain: PolicyChain
+    upstream: aiohttp.ClientResponse, api: Api, ctx: RequestContext, ex: Exchange,
+    chain: PolicyChain, limit: int,
 ) -> web.Response:
     started = time.perf_counter()
-    try:
-        data = await upstream.read()
-    except TimeoutError:
-        raise UpstreamTimeout("The upstream stopped sending its response.") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"The upstream response broke off: {type(exc).__name__}.") from None
+    data = await read_body(upstream, limit)
     ex.upstream_seconds += time.perf_counter() - started
     headers = response_headers(upstream.headers)
     if upstream.status in (401, 403):
@@ -75,110 +100,134 @@ async def relay_json(
             "the operator must fix the backend's auth settings."
         )
     if upstream.status >= 400:
-        body = _error_body(upstream.status, data)
+        body = error_body(upstream.status, data)
         if body is not data:
             ex.error_code = "upstream_error"
         return web.Response(
             body=body, status=upstream.status, headers=headers, content_type="application/json"
         )
-    headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
+    headers["Content-Type"] = "application/json"
+    parsed = _answer(data)
+    if api.answer_error(parsed):
+        raise UpstreamError("The upstream answered 200 with an error instead of an answer: "
+                            + _error_text(parsed))
+    ctx.usage = api.usage(parsed)
+    if ctx.usage is None:
+        # Nothing counted upstream: the gateway counts what was generated.
+        ex.output += [orjson.dumps(t.value)[1:-1] for t in api.completion_texts(parsed)]
     if chain.looks_at_bodies:
-        try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError("The upstream answered 200 with a body that is not JSON.") from None
-        if isinstance(body, dict):
-            record_usage(body.get("usage"), ctx, ex)
-            await chain.on_response_body(ctx, body)
-            data = orjson.dumps(body)
-    elif b'"usage"' in data:
-        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-            record_usage(orjson.loads(data).get("usage"), ctx, ex)
+        await chain.on_response_body(ctx, parsed)
+        data = orjson.dumps(parsed)
     return web.Response(body=data, status=upstream.status, headers=headers)
 
 
+def _answer(data: bytes) -> dict[str, Any]:
+    try:
+        return parse_object(data)
+    except ValueError:
+        raise UpstreamError("The upstream answered 200 with a body that is not a JSON object.") from None
+
+
+def _error_text(body: dict[str, Any]) -> str:
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message)[:200] if message else "(no message)"
+
+
+class _UpstreamBroke(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 class StreamRelay:
-    """One streamed response: upstream events in, strict `data: ...` events out."""
+    """One streamed response: upstream events in, the API's own framing out."""
 
-    def __init__(
-        self, ctx: RequestContext, ex: Exchange, chain: PolicyChain, strip_usage: bool
-    ) -> None:
-        self.ctx, self.ex, self.chain = ctx, ex, chain
+    def __init__(self, api: Api, ctx: RequestContext, ex: Exchange, chain: PolicyChain,
+                 strip_usage: bool, max_event_bytes: int, max_response_bytes: int) -> None:
+        self.api, self.ctx, self.ex, self.chain = api, ctx, ex, chain
         self.strip_usage = strip_usage
+        self.max_event_bytes, self.max_response_bytes = max_event_bytes, max_response_bytes
         self.done = False
-        self.last = b""  # the last event sent, to shape a closing chunk like it
         self.blocked = False
+        self.first = b""  # the first and last event sent, to shape a closing event like them
+        self.last = b""
+        self.received = 0
 
-    async def events(self, datas: list[bytes]) -> bytes:
+    async def events(self, events: list[Event]) -> bytes:
+        api, ctx, ex = self.api, self.ctx, self.ex
         out: list[bytes] = []
-        for data in datas:
-            if data == sse.DONE:
+        for name, data in events:
+            if api.is_end(data):
                 self.done = True
                 break
+            pieces = api.output_text(data)
+            if pieces:
+                ex.output += pieces
             obj: dict[str, Any] | None = None
-            if sse.has_usage(data):
-                obj = orjson.loads(data)
-                record_usage(obj.get("usage"), self.ctx, self.ex)
-                if self.strip_usage and not obj.get("choices"):
-                    continue  # the usage-only chunk the client did not ask for
+            if api.may_carry_usage(data):
+                obj = parse_object(data)
+                ctx.usage = api.stream_usage(obj, ctx.usage)
+                if api.drop_event(obj, self.strip_usage):
+                    continue
             if self.chain.looks_at_chunks:
                 if obj is None:
-                    obj = orjson.loads(data)
+                    obj = parse_object(data)
                 try:
-                    for event in await self.chain.on_response_chunk(self.ctx, obj):
-                        out.append(self._emit(orjson.dumps(event)))
+                    for event in await self.chain.on_response_chunk(ctx, obj):
+                        out.append(self._emit(name, orjson.dumps(event)))
                 except ContentBlocked as exc:
                     # What was released before the block still goes out, then the end.
-                    out.append(self._filtered_end(exc))
-                    self.ex.error_code = exc.code
+                    out.append(api.blocked_end(self.first, self.last, exc.result))
+                    ex.error_code = exc.code
                     self.done = self.blocked = True
                     break
                 continue
-            out.append(self._emit(data))
-        if out and self.ex.ttft is None:
-            self.ex.ttft = time.perf_counter() - self.ex.started
+            out.append(self._emit(name, data))
+        if out and ex.ttft is None:
+            ex.ttft = time.perf_counter() - ex.started
         return b"".join(out)
 
-    def _emit(self, data: bytes) -> bytes:
-        if sse.has_content(data):
-            self.ctx.produced_tokens += 1
+    def _emit(self, name: bytes | None, data: bytes) -> bytes:
+        if not self.first:
+            self.first = data
         self.last = data
-        return sse.encode(data)
+        return self.api.encode(name, data)
 
     async def _flush(self) -> bytes:
         """What policies still hold when the upstream stream is over."""
         if not self.chain.looks_at_chunks:
             return b""
         events = await self.chain.on_stream_end(self.ctx)
-        return b"".join(self._emit(orjson.dumps(e)) for e in events)
+        return b"".join(self._emit(None, orjson.dumps(e)) for e in events)
 
-    def _filtered_end(self, exc: ContentBlocked) -> bytes:
-        """A completion blocked mid-stream ends like Azure's: a chunk whose
-        finish_reason is content_filter, then [DONE]."""
+    async def _read(self, upstream: aiohttp.ClientResponse) -> bytes:
+        started = time.perf_counter()
         try:
-            last = orjson.loads(self.last) if self.last else {}
-        except orjson.JSONDecodeError:
-            last = {}
-        chunk = {
-            "id": last.get("id", ""), "object": last.get("object", "chat.completion.chunk"),
-            "created": last.get("created", 0), "model": last.get("model", ""),
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter",
-                         "content_filter_results": exc.result}],
-        }
-        return sse.encode(orjson.dumps(chunk)) + sse.DONE_EVENT
+            chunk = await upstream.content.readany()
+        except TimeoutError:
+            raise _UpstreamBroke("upstream_timeout", "The upstream stream stalled.") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _UpstreamBroke("upstream_error",
+                                 f"The upstream stream failed: {type(exc).__name__}.") from None
+        finally:
+            self.ex.upstream_seconds += time.perf_counter() - started
+        self.received += len(chunk)
+        if self.received > self.max_response_bytes:
+            raise _UpstreamBroke("upstream_error", "The upstream stream is larger than the "
+                                 f"{self.max_response_bytes} bytes allowed.")
+        return chunk
 
     async def run(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200, headers={**STREAM_HEADERS, **response_headers(upstream.headers)}
         )
         await response.prepare(request)
-        decoder = sse.Decoder()
-        ex = self.ex
+        decoder = Decoder(self.max_event_bytes)
+        ex, api = self.ex, self.api
         try:
             while not self.done:
-                started = time.perf_counter()
-                chunk = await upstream.content.readany()
-                ex.upstream_seconds += time.perf_counter() - started
+                chunk = await self._read(upstream)
                 out = await self.events(decoder.feed(chunk) if chunk else decoder.close())
                 if out:
                     await response.write(out)
@@ -186,27 +235,31 @@ class StreamRelay:
                     break
             if not self.blocked:  # a block has already ended the stream
                 try:
-                    await response.write(await self._flush() + sse.DONE_EVENT)
+                    await response.write(await self._flush() + api.end())
                 except ContentBlocked as exc:
                     ex.error_code = exc.code
-                    await response.write(self._filtered_end(exc))
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
+                    await response.write(api.blocked_end(self.first, self.last, exc.result))
+        except ConnectionResetError:
+            raise  # the client is gone: nothing more can be written
+        except _UpstreamBroke as exc:
             # The client already has a 200 and some events: the only honest end is
             # an error event in the stream's own format.
-            code = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_error"
-            ex.error_code = code
-            await response.write(_stream_error(code, f"The upstream stream failed: {type(exc).__name__}."))
+            await self._fail(response, exc.code, exc.message)
+        except EventTooLarge as exc:
+            await self._fail(response, "upstream_error", str(exc))
         except PolicyError as exc:
             ex.error_code = exc.code
-            await response.write(_stream_error(exc.code, exc.message))
-        except orjson.JSONDecodeError:
-            ex.error_code = "upstream_error"
-            message = "The upstream sent an event that is not JSON."
-            await response.write(_stream_error("upstream_error", message))
+            await response.write(api.stream_error(exc.code, exc.message, self.last))
+        except ValueError:
+            await self._fail(response, "upstream_error",
+                             "The upstream sent an event that is not a JSON object.")
+        except Exception:
+            log.exception("stream of request %s failed", ex.request_id)
+            await self._fail(response, "internal_error",
+                             f"The gateway failed while relaying this stream (id {ex.request_id}).")
         await response.write_eof()
         return response
 
-
-def _stream_error(code: str, message: str) -> bytes:
-    body = {"error": {"code": code, "message": message, "type": "server_error", "param": None}}
-    return sse.encode(orjson.dumps(body))
+    async def _fail(self, response: web.StreamResponse, code: str, message: str) -> None:
+        self.ex.error_code = code
+        await response.write(self.api.stream_error(code, message, self.last))

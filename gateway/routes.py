@@ -1,36 +1,10 @@
-"""The URL table: which route, which client flavour, where the model name comes from."""
+"""The URLs that are not a model's: model lists, model info, and the surfaces the
+gateway deliberately does not serve. Each API's own routes are in its adapter
+module (`gateway.apis`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from gateway.flavours import Flavour
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRoute:
-    path: str
-    operation: str
-    flavour: Flavour
-    # /models/* also read the model from x-ms-model-mesh-model-name / azureml-model-deployment.
-    model_from_headers: bool = False
-
-
-MODEL_ROUTES = (
-    ModelRoute("/models/chat/completions", "chat/completions", Flavour.AZURE_INFERENCE, True),
-    ModelRoute("/models/embeddings", "embeddings", Flavour.AZURE_INFERENCE, True),
-    ModelRoute("/models/images/embeddings", "images/embeddings", Flavour.AZURE_INFERENCE, True),
-    ModelRoute("/openai/deployments/{deployment}/chat/completions", "chat/completions",
-               Flavour.AZURE_OPENAI),
-    ModelRoute("/openai/deployments/{deployment}/completions", "completions", Flavour.AZURE_OPENAI),
-    ModelRoute("/openai/deployments/{deployment}/embeddings", "embeddings", Flavour.AZURE_OPENAI),
-    ModelRoute("/openai/v1/chat/completions", "chat/completions", Flavour.OPENAI),
-    ModelRoute("/openai/v1/completions", "completions", Flavour.OPENAI),
-    ModelRoute("/openai/v1/embeddings", "embeddings", Flavour.OPENAI),
-    ModelRoute("/v1/chat/completions", "chat/completions", Flavour.OPENAI),
-    ModelRoute("/v1/completions", "completions", Flavour.OPENAI),
-    ModelRoute("/v1/embeddings", "embeddings", Flavour.OPENAI),
-)
 
 MODEL_LISTS = ("/v1/models", "/openai/v1/models")
 MODEL_INFO = "/models/info"

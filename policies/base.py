@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from policies.wire import WireApi
+
 ANONYMOUS = "anonymous"
 
 
@@ -31,21 +33,29 @@ class Caller:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the upstream's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens
+    # Counted by the gateway: the upstream reported none (a stream without usage, or
+    # one cut short by the client or the upstream).
+    estimated: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(slots=True)
 class RequestContext:
     request_id: str
-    operation: str  # "chat/completions", "completions", "embeddings", "images/embeddings"
+    api: WireApi  # the API's adapter: where texts and limits are in its bodies
     deployment: str  # the alias, i.e. the config name
     caller: Caller
     body: dict[str, Any]
     stream: bool
+    # What the upstream reported (or, when it reported nothing, what the gateway counted).
     usage: Usage | None = None
     # Set when the client went away before the response was complete.
     disconnected: bool = False
-    # Completion tokens streamed to the client so far (one per content event).
-    produced_tokens: int = 0
     # Headers a policy wants on the response (e.g. x-ratelimit-remaining-*).
     response_headers: dict[str, str] = field(default_factory=dict)
     # Scratch space for policies, keyed by policy name.

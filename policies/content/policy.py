@@ -1,22 +1,24 @@
 """Content filtering as a policy: prompts before the upstream call, completions in
 whole answers and in streams, where text reaches the client only after the
-filters have seen it, through a bounded hold-back window."""
+filters have seen it, through a bounded hold-back window (`holdback`).
+
+Where the texts are, and how a refusal looks, is the request's API adapter's
+business (`ctx.api`, see `policies.wire`); nothing here knows a wire shape.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from policies.base import Policy, RequestContext
+from policies.content.holdback import Holdback
 from policies.content.profile import ContentProfile, Outcome, redact
-from policies.errors import ContentBlocked
-
-# Released text kept to scan together with what is still held, so that a match
-# spanning the cut between two releases is still seen.
-OVERLAP_CHARS = 256
+from policies.errors import ContentBlocked, PolicyUnavailable
+from policies.wire import Results
 
 
 @dataclass
@@ -28,27 +30,11 @@ class ContentStats:
     checks: int = 0
 
 
-def _prompt_slots(operation: str, body: dict[str, Any]) -> list[tuple[Any, Any]]:
-    """(container, key) of every prompt text in a request body."""
-    slots: list[tuple[Any, Any]] = []
-    if operation == "chat/completions":
-        for message in body.get("messages") or []:
-            if not isinstance(message, dict):
-                continue
-            content = message.get("content")
-            if isinstance(content, str):
-                slots.append((message, "content"))
-            elif isinstance(content, list):
-                slots += [(part, "text") for part in content
-                          if isinstance(part, dict) and isinstance(part.get("text"), str)]
-        return slots
-    key = "prompt" if operation == "completions" else "input"
-    value = body.get(key)
-    if isinstance(value, str):
-        slots.append((body, key))
-    elif isinstance(value, list):
-        slots += [(value, i) for i, v in enumerate(value) if isinstance(v, str)]
-    return slots
+@dataclass
+class _State:
+    prompt: Results = field(default_factory=dict)
+    holdbacks: dict[Hashable, Holdback] = field(default_factory=dict)
+    seconds: float = 0.0  # spent on this request's checks
 
 
 def _blocked(outcome: Outcome, stage: str) -> ContentBlocked:
@@ -58,64 +44,34 @@ def _blocked(outcome: Outcome, stage: str) -> ContentBlocked:
         "Please modify it and retry.", result=outcome.results)
 
 
-class _Holdback:
-    """The streamed text of one choice that the client has not seen yet."""
-
-    def __init__(self) -> None:
-        self.held: list[tuple[dict[str, Any], str]] = []  # (event, its content)
-        self.chars = 0  # the length of the held text
-        self.tail = ""  # recently released text, scanned again with the next check
-
-    def hold(self, event: dict[str, Any], text: str) -> None:
-        self.held.append((event, text))
-        self.chars += len(text)
-
-    @property
-    def pending(self) -> str:
-        return "".join(text for _, text in self.held)
-
-
-def _delta_text(event: dict[str, Any]) -> tuple[int, str, str] | None:
-    """(choice index, field, text) of an event that carries generated text."""
-    choices = event.get("choices")
-    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
-        return None
-    choice = choices[0]
-    if choice.get("finish_reason"):
-        return None
-    delta = choice.get("delta")
-    if isinstance(delta, dict) and isinstance(delta.get("content"), str) and delta["content"]:
-        return int(choice.get("index", 0)), "content", delta["content"]
-    if isinstance(choice.get("text"), str) and choice["text"]:
-        return int(choice.get("index", 0)), "text", choice["text"]
-    return None
-
-
-def _set_text(event: dict[str, Any], fieldname: str, text: str) -> None:
-    choice = event["choices"][0]
-    if fieldname == "content":
-        choice["delta"]["content"] = text
-    else:
-        choice["text"] = text
-
-
 class ContentFilterPolicy(Policy):
     name = "content"
 
     def __init__(self, profiles: Mapping[str, ContentProfile], holdback_chars: int = 64,
-                 stats: ContentStats | None = None) -> None:
+                 stats: ContentStats | None = None, budget_seconds: float = 5.0) -> None:
         self.profiles = dict(profiles)  # deployment -> profile
         self.holdback_chars = holdback_chars
         self.stats = stats or ContentStats()
+        # Filter time one request may use: a linear-time filter still costs time in
+        # proportion to the text, and one request must not take the loop for long.
+        self.budget_seconds = budget_seconds
 
     async def _check(self, ctx: RequestContext, profile: ContentProfile, text: str,
                      stage: str) -> Outcome:
+        state: _State | None = ctx.state.get(self.name)
+        if state is not None and state.seconds > self.budget_seconds:
+            raise PolicyUnavailable(
+                f"The content filters used up this request's time budget of "
+                f"{self.budget_seconds:g} s; the rest of the {stage} was not served.")
         started = time.perf_counter()
         try:
             outcome = await profile.check(text, stage)
         finally:
-            self.stats.seconds += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            self.stats.seconds += spent
             self.stats.checks += 1
+            if state is not None:
+                state.seconds += spent
         for action in outcome.actions:
             self.stats.actions[(ctx.deployment, stage, action)] += 1
         return outcome
@@ -124,111 +80,110 @@ class ContentFilterPolicy(Policy):
         profile = self.profiles.get(ctx.deployment)
         if profile is None:
             return
-        results: dict[str, dict[str, object]] = {}
-        if profile.applies("prompt"):
-            for container, key in _prompt_slots(ctx.operation, ctx.body):
-                outcome = await self._check(ctx, profile, container[key], "prompt")
-                if outcome.blocked:
-                    raise _blocked(outcome, "prompt")
+        state = ctx.state[self.name] = _State()
+        if not profile.applies("prompt"):
+            return
+        for container, key in ctx.api.prompt_texts(ctx.body):
+            text = container[key]
+            if not text:
+                continue
+            outcome = await self._check(ctx, profile, text, "prompt")
+            if outcome.blocked:
+                raise _blocked(outcome, "prompt")
+            if outcome.text != text:
                 container[key] = outcome.text
-                results.update(outcome.results)
-        ctx.state[self.name] = {"prompt": results, "holdback": {}}
+            state.prompt.update(outcome.results)
 
     async def on_response_body(self, ctx: RequestContext, body: dict[str, Any]) -> None:
         profile = self.profiles.get(ctx.deployment)
-        state = ctx.state.get(self.name)
-        if profile is None or state is None or not isinstance(body.get("choices"), list):
+        state: _State | None = ctx.state.get(self.name)
+        if profile is None or state is None:
             return
-        for choice in body["choices"]:
-            if not isinstance(choice, dict):
-                continue
-            message = choice.get("message")
-            holder, key = (message, "content") if isinstance(message, dict) else (choice, "text")
-            text = holder.get(key)
-            results: dict[str, object] = {}
-            if isinstance(text, str) and text and profile.applies("completion"):
-                outcome = await self._check(ctx, profile, text, "completion")
-                results = dict(outcome.results)
+        results: dict[Hashable, Results] = {}
+        blocked: dict[Hashable, Results] = {}
+        if profile.applies("completion"):
+            for text in ctx.api.completion_texts(body):
+                found = results.setdefault(text.key, {})
+                if text.key in blocked or not text.value:
+                    continue
+                outcome = await self._check(ctx, profile, text.value, "completion")
+                found.update(outcome.results)
                 if outcome.blocked:
-                    holder[key] = ""
-                    choice["finish_reason"] = "content_filter"
+                    blocked[text.key] = found
                 else:
-                    holder[key] = outcome.text
-            choice["content_filter_results"] = results
-        body["prompt_filter_results"] = [
-            {"prompt_index": 0, "content_filter_results": state["prompt"]}]
+                    text.set(outcome.text)
+        for key, result in blocked.items():
+            ctx.api.block_completion(body, key, result)
+        ctx.api.annotate(body, state.prompt, results)
 
     async def on_response_chunk(
         self, ctx: RequestContext, event: dict[str, Any]
     ) -> list[dict[str, Any]]:
         profile = self.profiles.get(ctx.deployment)
-        state = ctx.state.get(self.name)
+        state: _State | None = ctx.state.get(self.name)
         if profile is None or state is None or not profile.applies("completion"):
             return [event]
-        found = _delta_text(event)
-        if found is None:
-            # Role, finish and usage events: everything held goes first, fully checked.
-            return [*await self._release_all(ctx, profile, state), event]
-        index, _, text = found
-        hold = state["holdback"].setdefault(index, _Holdback())
-        hold.hold(event, text)
-        return await self._release(ctx, profile, hold, final=False)
+        api = ctx.api
+        delta = api.stream_delta(event)
+        if delta is not None:
+            hold = state.holdbacks.get(delta.key)
+            if hold is None:
+                hold = state.holdbacks[delta.key] = Holdback(self.holdback_chars)
+            hold.hold(event, delta.value)
+            return await self._release(ctx, profile, hold, final=False)
+        if api.is_keepalive(event):
+            return [event]  # carries nothing: no reason to release held text early
+        out = await self._release_all(ctx, profile, state)
+        for text in api.stream_final(event):
+            hold = state.holdbacks.get(text.key)
+            if hold is not None:
+                text.set(hold.released_text)
+            elif text.value:
+                # A closing event for an output that streamed no deltas: check it whole.
+                outcome = await self._check(ctx, profile, text.value, "completion")
+                if outcome.blocked:
+                    raise _blocked(outcome, "completion")
+                text.set(outcome.text)
+        out.append(event)
+        return out
 
     async def on_stream_end(self, ctx: RequestContext) -> list[dict[str, Any]]:
         profile = self.profiles.get(ctx.deployment)
-        state = ctx.state.get(self.name)
+        state: _State | None = ctx.state.get(self.name)
         if profile is None or state is None:
             return []
         return await self._release_all(ctx, profile, state)
 
     async def _release_all(self, ctx: RequestContext, profile: ContentProfile,
-                           state: dict[str, Any]) -> list[dict[str, Any]]:
+                           state: _State) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for hold in state["holdback"].values():
-            out += await self._release(ctx, profile, hold, final=True)
+        for hold in state.holdbacks.values():
+            if hold.held:
+                out += await self._release(ctx, profile, hold, final=True)
         return out
 
-    async def _release(self, ctx: RequestContext, profile: ContentProfile, hold: _Holdback,
+    async def _release(self, ctx: RequestContext, profile: ContentProfile, hold: Holdback,
                        final: bool) -> list[dict[str, Any]]:
-        # Release whole events from the front while the window stays covered.
-        cut, count = 0, 0
-        if final:
-            cut, count = hold.chars, len(hold.held)
-        else:
-            # Cut only between words, so that no match (an e-mail address, say) is
-            # released half-seen, and keep at least holdback_chars back.
-            candidate = 0
-            for i, (_, text) in enumerate(hold.held):
-                candidate += len(text)
-                if hold.chars - candidate < self.holdback_chars:
-                    break
-                after = hold.held[i + 1][1] if i + 1 < len(hold.held) else ""
-                if text[-1:].isspace() or after[:1].isspace():
-                    cut, count = candidate, i + 1
+        cut, count = hold.cut(final)
         if count == 0:
             return []
-        scanned = hold.tail + hold.pending
-        outcome = await self._check(ctx, profile, scanned, "completion")
+        outcome = await self._check(ctx, profile, hold.tail + hold.pending, "completion")
         if outcome.blocked:
             raise _blocked(outcome, "completion")
         offset = len(hold.tail)
         findings = [f for f in outcome.findings if f.end > offset]
-        for f in findings:
-            if f.start < offset + cut < f.end:  # a match across the cut: release it whole
-                while count < len(hold.held) and cut < f.end - offset:
-                    cut += len(hold.held[count][1])
-                    count += 1
-        released = hold.held[:count]
-        del hold.held[:count]
-        original = "".join(text for _, text in released)
-        hold.chars -= len(original)
+        cut, count = hold.widen(cut, count, findings, offset)
+        released, original = hold.take(count)
         local = [type(f)(f.category, f.start - offset, f.end - offset, f.label)
                  for f in findings if f.start >= offset and f.end - offset <= cut]
-        text = redact(original, local) if local else original
-        hold.tail = (hold.tail + original)[-OVERLAP_CHARS:]
-        if text == original:
+        shown = redact(original, local) if local else original
+        hold.remember(original, shown)
+        if shown == original:
             return [event for event, _ in released]
-        first, fieldname = released[0][0], _delta_text(released[0][0])
-        assert fieldname is not None
-        _set_text(first, fieldname[1], text)
+        # The redacted text goes out in the first released event; the others carried
+        # parts of the same text and are dropped.
+        first = released[0][0]
+        text = ctx.api.stream_delta(first)
+        assert text is not None
+        text.set(shown)
         return [first]

@@ -1,11 +1,12 @@
 """How many tokens to reserve before the upstream has said how many it used.
 
-No tokenizer file can be fetched at run time here, so prompts are estimated
-conservatively from their size: one token per 3 bytes of UTF-8 text (English
-averages about 4 characters per token, so this over-reserves rather than
-under-reserves), plus 4 tokens of framing per chat message. The estimate only
-decides admission: every request is settled against the upstream's real
-`usage` afterwards, so an overestimate is refunded, never billed.
+Reservation must be cheap (it runs on every limited request) and must not come
+out low, so prompts are estimated from their size: one token per 3 bytes of UTF-8
+text (English averages about 4 characters per token, so this over-reserves), plus
+the framing the API's adapter names. The estimate only decides admission: every
+request is settled against the upstream's real `usage` afterwards (or, when the
+upstream reports none, against a tokenizer's count), so an overestimate is
+refunded, never billed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from policies.wire import WireApi
+
 BYTES_PER_TOKEN = 3
-PER_MESSAGE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +40,14 @@ def _text_tokens(value: Any) -> int:
     return 0
 
 
-def prompt_tokens(operation: str, body: dict[str, Any]) -> int:
-    if operation == "chat/completions":
-        messages = body.get("messages") or []
-        return _text_tokens(messages) + PER_MESSAGE * len(messages) + 3
-    if operation == "completions":
-        return _text_tokens(body.get("prompt")) + 1
-    return _text_tokens(body.get("input"))
+def prompt_tokens(api: WireApi, body: dict[str, Any]) -> int:
+    return sum(_text_tokens(part) for part in api.prompt_parts(body)) + api.prompt_framing(body)
 
 
-def reserve(operation: str, body: dict[str, Any], default_max_tokens: int) -> Reservation:
-    prompt = prompt_tokens(operation, body)
-    if operation.endswith("embeddings"):
+def reserve(api: WireApi, body: dict[str, Any], default_max_tokens: int) -> Reservation:
+    prompt = prompt_tokens(api, body)
+    if not api.generates:
         return Reservation(prompt, 0)
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    n = body.get("n")
-    choices = n if isinstance(n, int) and n > 0 else 1
-    completion = limit if isinstance(limit, int) and limit > 0 else default_max_tokens
-    return Reservation(prompt, completion * choices)
+    limit = api.max_output_tokens(body)
+    completion = limit if limit is not None and limit > 0 else default_max_tokens
+    return Reservation(prompt, completion * max(1, api.outputs(body)))

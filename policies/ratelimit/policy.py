@@ -120,7 +120,7 @@ class RateLimitPolicy(Policy):
         if not buckets:
             return
         dep = self.deployments.get(ctx.deployment)
-        held = reserve(ctx.operation, ctx.body, dep.default_max_tokens if dep else 1024)
+        held = reserve(ctx.api, ctx.body, dep.default_max_tokens if dep else 1024)
         costs = [1.0 if b.kind == "requests" else float(held.total) for b in buckets]
         for bucket, cost in zip(buckets, costs, strict=True):
             if cost > bucket.capacity:
@@ -181,14 +181,10 @@ class RateLimitPolicy(Policy):
         token_buckets = [b for b in held.buckets if b.kind == "tokens"]
         if not token_buckets:
             return
-        if ctx.usage is not None:
-            used = ctx.usage.prompt_tokens + ctx.usage.completion_tokens
-        elif ctx.disconnected or ctx.produced_tokens:
-            # The client left (or the stream broke) before usage arrived: charge the
-            # prompt as estimated and what was actually streamed.
-            used = held.reservation.prompt + ctx.produced_tokens
-        else:
-            used = 0  # the upstream answered with an error: nothing was generated
+        # The gateway fills in a counted usage when the upstream reported none (a stream
+        # without usage, or one the client left); no usage at all means an error answer
+        # that generated nothing.
+        used = ctx.usage.total if ctx.usage is not None else 0
         delta = float(used - held.reservation.total)
         if delta == 0:
             return

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from gateway.apis.chat import CHAT
 from policies import (
     Caller,
     Policy,
@@ -15,7 +16,7 @@ from policies import (
 
 
 def ctx() -> RequestContext:
-    return RequestContext("rid", "chat/completions", "chat", Caller("c", None), {}, False)
+    return RequestContext("rid", CHAT, "chat", Caller("c", None), {}, False)
 
 
 class Recorder(Policy):

@@ -1,0 +1,216 @@
+"""The adapter interface: everything that depends on one API's wire shape, in one
+class per API (one module each: chat, completions, embeddings, image_embeddings,
+responses, anthropic). The handler, relay, limiter and filters go through it and
+never branch on which API a request speaks.
+
+    Api  (implements policies.wire.WireApi, which is what policies see)
+     request   Body, known, validate, is_stream, ask_stream_usage
+     prompt    prompt_texts, prompt_parts, prompt_framing, max_output_tokens, outputs
+     answer    usage, answer_error, completion_texts, block_completion, annotate
+     stream    named, is_end, stream_usage, drop_event, output_text, encode, end,
+               stream_delta, stream_final, is_keepalive, blocked_end, stream_error
+     errors    flavour (the error body's shape, see gateway.errors)
+
+The defaults here are those of an API that generates nothing and never streams
+(embeddings); each module overrides what its API has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from gateway.errors import InvalidRequest
+from gateway.flavours import Flavour
+from policies import Usage
+from policies.wire import Results, Slot, Text
+
+# A usage object (not `"usage":null`) somewhere in an event: the only events whose
+# JSON the relay must read when no policy looks at streamed events.
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+
+
+def string_slots(value: Any, out: list[Slot]) -> None:
+    """Every string inside a JSON value (a tool's parameter schema, say), as slots.
+    Object keys are names, not text: a filter can block on them through `key_slots`."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if isinstance(item, str):
+                    out.append((node, key))
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, str):
+                    out.append((node, i))
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+
+
+def key_slots(value: Any, out: list[Slot]) -> None:
+    """The property names of a JSON schema, as read-only slots: a blocklist sees them, a
+    redaction cannot rename a property, so it is kept."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                out += [([name], 0) for name in props]
+            stack += [v for v in node.values() if isinstance(v, (dict, list))]
+        elif isinstance(node, list):
+            stack += [v for v in node if isinstance(v, (dict, list))]
+
+
+def as_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+class Api:
+    name: ClassVar[str]
+    # The upstream operation: the key into a backend's URLs ("chat/completions", ...).
+    operation: ClassVar[str]
+    generates: ClassVar[bool] = False
+    Body: ClassVar[type[BaseModel]]
+    # Parameters the API defines; anything else is an "extra parameter".
+    known: ClassVar[frozenset[str]] = frozenset()
+    # Streams whose events carry their name (`event: <type>`); else strict `data:` lines.
+    named: ClassVar[bool] = False
+
+    # --- request --------------------------------------------------------------------
+    def validate(self, body: dict[str, Any]) -> None:
+        try:
+            self.Body.model_validate(body)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            param = ".".join(str(p) for p in err["loc"]) or None
+            raise InvalidRequest(
+                f"Invalid value for '{param}': {err['msg']}." if param else err["msg"], param=param
+            ) from None
+
+    def is_stream(self, body: dict[str, Any]) -> bool:
+        return body.get("stream") is True
+
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        """Make a streamed request ask the upstream for usage; True when the client did
+        not ask for it itself (the relay then removes what only the gateway wanted)."""
+        return False
+
+    # --- prompt (policies.wire) -------------------------------------------------------
+    def prompt_texts(self, body: dict[str, Any]) -> list[Slot]:
+        return []
+
+    def prompt_parts(self, body: dict[str, Any]) -> list[Any]:
+        return []
+
+    def prompt_framing(self, body: dict[str, Any]) -> int:
+        return 0
+
+    def max_output_tokens(self, body: dict[str, Any]) -> int | None:
+        return None
+
+    def outputs(self, body: dict[str, Any]) -> int:
+        return 1
+
+    # --- whole answers ----------------------------------------------------------------
+    def usage(self, body: dict[str, Any]) -> Usage | None:
+        return None
+
+    def answer_error(self, body: dict[str, Any]) -> bool:
+        """A 200 whose body is an error object rather than an answer."""
+        return isinstance(body.get("error"), dict) and len(body) <= 2
+
+    def completion_texts(self, body: dict[str, Any]) -> list[Text]:
+        return []
+
+    def block_completion(self, body: dict[str, Any], key: Hashable, result: Results) -> None:
+        pass
+
+    def annotate(self, body: dict[str, Any], prompt: Results, outputs: dict[Hashable, Results]) -> None:
+        pass
+
+    # --- streams ----------------------------------------------------------------------
+    def is_end(self, data: bytes) -> bool:
+        """The upstream's end-of-stream marker (chat's `[DONE]`); else the stream ends at EOF."""
+        return False
+
+    @staticmethod
+    def may_carry_usage(data: bytes) -> bool:
+        return _USAGE_OBJECT.search(data) is not None
+
+    def stream_usage(self, event: dict[str, Any], usage: Usage | None) -> Usage | None:
+        """The usage known after `event` (some APIs spread it over several events)."""
+        return usage
+
+    def drop_event(self, event: dict[str, Any], strip_usage: bool) -> bool:
+        return False
+
+    def output_text(self, data: bytes) -> list[bytes]:
+        """The generated text in a raw event, as escaped JSON-string pieces: read without
+        parsing, so that a stream that ends without usage can still be counted."""
+        return []
+
+    def encode(self, name: bytes | None, data: bytes) -> bytes:
+        return b"data: " + data + b"\n\n"
+
+    def end(self) -> bytes:
+        """What the gateway sends after the last event of a complete stream."""
+        return b""
+
+    def stream_delta(self, event: dict[str, Any]) -> Text | None:
+        return None
+
+    def stream_final(self, event: dict[str, Any]) -> list[Text]:
+        return []
+
+    def is_keepalive(self, event: dict[str, Any]) -> bool:
+        return False
+
+    def blocked_end(self, first: bytes, last: bytes, result: Results) -> bytes:
+        """The events that end a stream a content filter blocked, in this API's terms;
+        `first` and `last` are the data of the first and last event the client got."""
+        return b""
+
+    def stream_error(self, code: str, message: str, last: bytes) -> bytes:
+        """An error inside a stream that has already started (the status line is sent)."""
+        body = {"error": {"code": code, "message": message, "type": "server_error", "param": None}}
+        return self.encode(None, orjson.dumps(body))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """A route that forwards to a model: its path, its API, and how its errors look."""
+
+    path: str
+    api: Api
+    flavour: Flavour
+    # /models/* also read the model from x-ms-model-mesh-model-name / azureml-model-deployment.
+    model_from_headers: bool = False
+
+
+def named_event(name: bytes | None, data: bytes) -> bytes:
+    """`event: <type>` + `data: <json>`, the framing of Responses and Anthropic streams.
+    An upstream that sent no event name gets one from the JSON's own `type`."""
+    if not name:
+        try:
+            kind = orjson.loads(data).get("type")
+        except (orjson.JSONDecodeError, AttributeError):
+            kind = None
+        name = kind.encode() if isinstance(kind, str) and _EVENT_NAME.fullmatch(kind) else b"message"
+    return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_.]{1,64}")
+
+
+def loads(data: bytes) -> dict[str, Any]:
+    value = orjson.loads(data)
+    return value if isinstance(value, dict) else {}
