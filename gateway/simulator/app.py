@@ -5,6 +5,7 @@ and keeps a record of every request for tests and benchmarks."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import random
 import time
@@ -171,6 +172,10 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
     if scripted:  # tests choose the completion's words
         words = scripted.split(" ")
         tokens = [("" if i == 0 else " ") + w for i, w in enumerate(words)][:n]
+    piece = request.headers.get("x-sim-chunk")
+    if piece:  # one piece of text, x-sim-chunks times (UTF-8 in base64 after "b64:")
+        text_piece = base64.b64decode(piece[4:]).decode() if piece.startswith("b64:") else piece
+        tokens = [text_piece] * int(request.headers.get("x-sim-chunks", "1"))
     ident = shapes.completion_id(model, text)
     if record.stream:
         return await _stream(request, sim, record, shape, op, body, model, ident, tokens,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from policies.content.normalize import compile_pattern
 from policies.content.pii import KINDS
 from policies.service_auth import ServiceAuth
 
@@ -25,10 +26,21 @@ class _Filter(BaseModel):
 class BlocklistConfig(_Filter):
     type: Literal["blocklist"]
     name: str = "custom_blocklist"
-    terms: tuple[str, ...] = ()  # whole words or phrases, any case
-    patterns: tuple[str, ...] = ()  # regular expressions
+    # Whole words or phrases: any case, any run of whitespace between words, any
+    # Unicode compatibility form (fullwidth, ligatures), invisible characters ignored.
+    terms: tuple[str, ...] = ()
+    # Regular expressions in RE2 syntax (linear time; no backreferences or lookaround),
+    # matched case-insensitively against the same normalized text.
+    patterns: tuple[str, ...] = ()
     files: tuple[Path, ...] = ()  # one term per line; '#' starts a comment
     action: Action = "block"
+
+    @field_validator("patterns")
+    @classmethod
+    def _re2(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            compile_pattern(pattern)  # raises ValueError naming the pattern
+        return patterns
 
 
 class PiiConfig(_Filter):

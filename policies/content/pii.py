@@ -1,5 +1,10 @@
 """Personal data found in text: e-mail addresses, phone numbers, payment cards
-(Luhn-checked), IBANs (mod-97 checked), US social-security numbers, IP addresses."""
+(Luhn-checked), IBANs (mod-97 checked), US social-security numbers, IP addresses.
+
+The patterns are RE2 (linear time, see `normalize`). RE2 has no lookaround, so
+what the patterns cannot say (an SSN's forbidden areas, a phone number that must
+not start inside a longer number) is checked on each match afterwards.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,21 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
-PATTERNS: dict[str, re.Pattern[str]] = {
-    "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
-    "card": re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),
-    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
-    "ssn": re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"),
-    "ip": re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b"),
-    "phone": re.compile(r"(?<![\w+])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4}(?!\w)"),
+from policies.content.normalize import compile_pattern
+
+# Kinds whose pattern consumes the characters around the match to check them (RE2's
+# stand-in for lookaround): the finding is group 1, and the next search resumes at its end.
+_BOUNDED = {"phone"}
+PATTERNS = {
+    "email": compile_pattern(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    "card": compile_pattern(r"\b(?:\d[ -]?){12,18}\d\b"),
+    "iban": compile_pattern(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+                            ignore_case=False),
+    "ssn": compile_pattern(r"\b\d{3}-\d{2}-\d{4}\b"),
+    "ip": compile_pattern(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b"),
+    # Not right after a word character or '+', and not followed by one.
+    "phone": compile_pattern(
+        r"(?:^|[^\w+])(\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4})(?:\W|$)"),
 }
 KINDS = tuple(PATTERNS)
 # A character each kind cannot match without. Most streamed prose has no digit and no
@@ -49,6 +62,12 @@ def _iban(text: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+def _ssn(text: str) -> bool:
+    area, group, serial = text.split("-")
+    return area not in ("000", "666") and not area.startswith("9") and group != "00" \
+        and serial != "0000"
+
+
 def _ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -62,7 +81,20 @@ def _phone(text: str) -> bool:
     return 7 <= len(digits) <= 15
 
 
-CHECKS: dict[str, Callable[[str], bool]] = {"card": _card, "iban": _iban, "ip": _ip, "phone": _phone}
+CHECKS: dict[str, Callable[[str], bool]] = {
+    "card": _card, "iban": _iban, "ssn": _ssn, "ip": _ip, "phone": _phone}
+
+
+def _matches(kind: str, text: str) -> Iterator[tuple[int, int]]:
+    pattern = PATTERNS[kind]
+    if kind not in _BOUNDED:
+        for whole in pattern.finditer(text):
+            yield whole.span()
+        return
+    at = 0
+    while (match := pattern.search(text, at)) is not None:
+        yield match.span(1)
+        at = match.end(1)
 
 
 def find(text: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, int, int]]:
@@ -77,11 +109,10 @@ def find(text: str, kinds: tuple[str, ...]) -> Iterator[tuple[str, int, int]]:
         if not present:
             continue
         check = CHECKS.get(kind)
-        for match in PATTERNS[kind].finditer(text):
-            start, end = match.span()
+        for start, end in _matches(kind, text):
             if any(start < e and s < end for s, e in taken):
                 continue
-            if check is not None and not check(match.group()):
+            if check is not None and not check(text[start:end]):
                 continue
             taken.append((start, end))
             yield kind, start, end

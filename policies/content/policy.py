@@ -171,11 +171,10 @@ class ContentFilterPolicy(Policy):
         if outcome.blocked:
             raise _blocked(outcome, "completion")
         offset = len(hold.tail)
-        findings = [f for f in outcome.findings if f.end > offset]
-        cut, count = hold.widen(cut, count, findings, offset)
+        cut, count = hold.widen(cut, count, [f for f in outcome.findings if f.end > offset], offset)
         released, original = hold.take(count)
         local = [type(f)(f.category, f.start - offset, f.end - offset, f.label)
-                 for f in findings if f.start >= offset and f.end - offset <= cut]
+                 for f in outcome.redactions if f.start >= offset and f.end - offset <= cut]
         shown = redact(original, local) if local else original
         hold.remember(original, shown)
         if shown == original:

@@ -9,6 +9,7 @@ from typing import Any
 
 from policies.content.config import FilterConfig
 from policies.content.filters import Filter, Finding, build
+from policies.content.normalize import Normalized, normalize
 from policies.errors import PolicyUnavailable
 
 log = logging.getLogger("policies.content")
@@ -21,7 +22,8 @@ class Outcome:
     # Azure-shaped per-category results: {category: {"filtered": bool, "severity": str}}
     results: dict[str, dict[str, object]] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)  # "block", "redact", "annotate" taken
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # every match, in `text`'s offsets
+    redactions: list[Finding] = field(default_factory=list)  # the matches to replace
 
 
 def redact(text: str, findings: Sequence[Finding]) -> str:
@@ -45,12 +47,23 @@ class ContentProfile:
         return stage in self._stages
 
     async def check(self, text: str, stage: str) -> Outcome:
+        """Every filter of the stage scans the same original text (pattern filters its
+        normalized form, their findings mapped back); redactions are applied once, at
+        the end, so that every finding's offsets are those of `text`."""
         outcome = Outcome(text)
+        normalized: Normalized | None = None
         for flt in self.filters:
             if stage not in flt.stages:
                 continue
             try:
-                findings = await flt.scan(outcome.text, stage)
+                if flt.normalized:
+                    if normalized is None:
+                        normalized = normalize(text)
+                    findings = [Finding(f.category, *normalized.span(f.start, f.end), f.label,
+                                        f.severity)
+                                for f in await flt.scan(normalized.text, stage)]
+                else:
+                    findings = await flt.scan(text, stage)
             except Exception as exc:
                 if flt.fail_open:
                     log.warning("content filter %s failed; failing open: %r", type(flt).__name__, exc)
@@ -65,11 +78,12 @@ class ContentProfile:
             for finding in findings:
                 outcome.results[finding.category] = {
                     "filtered": flt.action != "annotate", "severity": finding.severity}
+            outcome.findings += findings
             if flt.action == "block":
                 outcome.blocked = True
-                outcome.findings += findings
                 return outcome
             if flt.action == "redact":
-                outcome.text = redact(outcome.text, findings)
-            outcome.findings += findings
+                outcome.redactions += findings
+        if outcome.redactions:
+            outcome.text = redact(text, outcome.redactions)
         return outcome

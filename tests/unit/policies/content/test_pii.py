@@ -23,3 +23,13 @@ def test_checksums_reject_lookalikes() -> None:
     assert "iban" not in kinds("GB82 WEST 1234 5698 7654 33")
     assert "ip" not in kinds("version 999.1.2.3")
     assert "ssn" not in kinds("000-12-3456")
+
+
+def test_what_lookarounds_used_to_say_is_checked_on_the_match() -> None:
+    assert "ssn" not in kinds("666-12-3456") and "ssn" not in kinds("912-12-3456")
+    assert "ssn" not in kinds("123-00-6789") and "ssn" not in kinds("123-45-0000")
+    # A phone number does not start inside a word or a longer number, nor end in one.
+    assert "phone" not in kinds("id x4255550100y")
+    spans = [(s, e) for kind, s, e in find("a +1 425 555 0100, b 206 555 0199.", KINDS)
+             if kind == "phone"]
+    assert spans == [(2, 17), (21, 33)]  # adjacent numbers sharing a separator: both

@@ -1,0 +1,80 @@
+"""One hostile request must not stall the gateway for everybody else: filter input
+built to make a backtracking regex engine explode, and a long stream of text
+without spaces through the hold-back window."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import KEY_A, Stack, default_config
+
+# How long a concurrent request may take while the hostile one is served. The old
+# backtracking filters froze the loop for 4-13 s on these inputs; a linear-time
+# engine takes milliseconds. The bound is loose on purpose: CI machines are noisy.
+STALL_LIMIT_S = 1.5
+
+
+def filtered(sim: str) -> dict[str, Any]:
+    config = default_config(sim)
+    config["content_filters"] = {"strict": [
+        {"type": "blocklist", "terms": ["forbidden plan"], "patterns": [r"(\w+\.)+\w+@corp", r"(\d+\.?)+x"]},
+        {"type": "pii"},
+    ]}
+    config["deployments"][0]["content_filter"] = "strict"
+    return config
+
+
+async def _concurrent_latency(stack: Stack, hostile: Any) -> float:
+    """While `hostile` runs, how long the slowest of a series of health checks took."""
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.ensure_future(hostile(session))
+        await asyncio.sleep(0.05)
+        worst = 0.0
+        while not task.done():
+            started = time.perf_counter()
+            async with session.get(stack.url + "/healthz") as r:
+                assert r.status == 200
+            worst = max(worst, time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+        await task
+    return worst
+
+
+async def test_backtracking_bait_in_prompts_does_not_stall_others(make_stack: Any) -> None:
+    stack: Stack = make_stack(filtered)
+
+    async def hostile(session: aiohttp.ClientSession) -> None:
+        for bait in ("a." * 32_000, "1." * 32_000, "1" * 30_000 + "y"):
+            body = {"model": "chat", "messages": [{"role": "user", "content": bait}]}
+            async with session.post(stack.url + "/v1/chat/completions", json=body,
+                                    headers={"api-key": KEY_A}) as r:
+                assert r.status == 200, await r.text()
+
+    assert await _concurrent_latency(stack, hostile) < STALL_LIMIT_S
+
+
+async def test_a_long_stream_without_spaces_flows_through_the_holdback(make_stack: Any) -> None:
+    stack: Stack = make_stack(filtered)
+    received: list[float] = []
+
+    async def hostile(session: aiohttp.ClientSession) -> None:
+        body = {"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"api-key": KEY_A, "x-sim-chunk": "b64:" + base64.b64encode("漢字".encode()).decode(),
+                   "x-sim-chunks": "1500", "x-sim-token-ms": "0.2"}
+        text = b""
+        async with session.post(stack.url + "/v1/chat/completions", json=body, headers=headers) as r:
+            async for line in r.content:
+                if "漢字".encode() in line:
+                    received.append(time.monotonic())
+                text += line
+        assert text.count("漢字".encode()) == 1500
+
+    assert await _concurrent_latency(stack, hostile) < STALL_LIMIT_S
+    # Released while the upstream was still generating, not all at its end.
+    ended = stack.sim.records[-1].ended
+    assert ended is not None and received[0] < ended - 0.2
