@@ -183,6 +183,8 @@ class GatewayConfig(BaseSettings):
     content_filters: dict[str, Profile] = {}
     # Streamed completion text held back for the filters to see first (characters).
     content_holdback_chars: int = Field(64, ge=1)
+    # Filter time one request may use before it is refused (503 policy_unavailable).
+    content_filter_budget_seconds: float = Field(5.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

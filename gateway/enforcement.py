@@ -64,5 +64,5 @@ def build_policies(config: GatewayConfig, limiter: Limiter,
                      if d.content_filter is not None}
     if by_deployment:
         policies.append(ContentFilterPolicy(by_deployment, config.content_holdback_chars,
-                                            content_stats))
+                                            content_stats, config.content_filter_budget_seconds))
     return policies
