@@ -11,17 +11,22 @@ from aiohttp import web
 
 from gateway import catalog, health, middleware
 from gateway.accesslog import AccessLog
+from gateway.admission import InFlight
 from gateway.apis import MODEL_ROUTES
 from gateway.config import GatewayConfig
+from gateway.connections import Connections
 from gateway.cooldown_bus import bus_ctx
 from gateway.credentials import Credentials
 from gateway.enforcement import limiter_ctx
+from gateway.inbound import defer_continue
 from gateway.keys import (
     ACCESS_LOG,
     CONFIG,
+    CONNECTIONS,
     COOLDOWNS,
     CREDENTIALS,
     EXTRA_POLICIES,
+    INFLIGHT,
     LIFECYCLE,
     METRICS,
     RUNTIME,
@@ -98,6 +103,9 @@ def create_app(
     app[ACCESS_LOG] = access_log or AccessLog()
     app[EXTRA_POLICIES] = tuple(policies)
     app[TOKENIZER] = Tokenizer()
+    app[INFLIGHT] = InFlight()
+    server = config.server
+    app[CONNECTIONS] = Connections(server.header_timeout_seconds, server.max_connections)
     app.cleanup_ctx.extend([
         _credentials, _session, limiter_ctx,
         bus_ctx(lambda a: a[CONFIG].redis.url, COOLDOWNS),
@@ -107,7 +115,7 @@ def create_app(
 
     router = app.router
     for route in MODEL_ROUTES:
-        router.add_post(route.path, model_handler(route))
+        router.add_post(route.path, model_handler(route), expect_handler=defer_continue)
     for path in MODEL_LISTS:
         router.add_get(path, catalog.list_models)
         router.add_get(path + "/{model}", catalog.get_model)

@@ -37,6 +37,23 @@ class ServerConfig(Strict):
     max_response_bytes: int = Field(256 * 1024 * 1024, gt=0)
     # One streamed event (or line) from an upstream.
     max_event_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # Slow clients: complete headers within this of a connection's start (or of a
+    # request's first byte), the whole body within body_timeout_seconds, and an idle
+    # kept-alive connection is closed after keepalive_seconds.
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(60.0, gt=0)
+    keepalive_seconds: float = Field(75.0, gt=0)
+    # Open connections per process; one more is answered 503 and closed (0: no cap).
+    max_connections: int = Field(16384, ge=0)
+    # Model requests being served per process (503 over it), and per consumer (429 over
+    # it; a consumer's own max_inflight overrides). 0: no cap.
+    max_inflight_requests: int = Field(8192, ge=0)
+    max_inflight_per_consumer: int = Field(0, ge=0)
+    # Request bodies: JSON nested deeper than this, or with more values than
+    # max_json_items (counted as commas and opening brackets outside strings, plus one),
+    # is refused (400) before anything parses it.
+    max_json_depth: int = Field(64, ge=2, le=1000)
+    max_json_items: int = Field(100_000, ge=1)
 
 
 class RedisConfig(Strict):

@@ -66,8 +66,9 @@ def banner(url: str) -> str:
 async def _main(port: int, ttft_ms: float, token_ms: float) -> None:
     simulator = create_simulator(SimulatorSettings(ttft_ms=ttft_ms, token_ms=token_ms))
     sim_runner, sim_port = await start(simulator, "127.0.0.1", 0)
-    app = create_app(demo_config(f"http://127.0.0.1:{sim_port}", port))
-    runner, bound = await start(app, "127.0.0.1", port, shutdown_timeout=2)
+    config = demo_config(f"http://127.0.0.1:{sim_port}", port)
+    app = create_app(config)
+    runner, bound = await start(app, "127.0.0.1", port, shutdown_timeout=2, limits=config.server)
     print(banner(f"http://127.0.0.1:{bound}"), flush=True)
     try:
         await asyncio.Event().wait()

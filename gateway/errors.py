@@ -3,20 +3,27 @@
     Exception
      ├── policies.errors.PolicyError     a policy said no (401, 403, 429, 400, 503)
      └── GatewayError                    the gateway itself answers with an error
-          ├── InvalidRequest             400 invalid_request: malformed JSON, wrong types
+          ├── InvalidRequest             400 invalid_request: malformed JSON, wrong types, bad HTTP
           ├── NoModelName                400 no_model_name
           ├── ExtraParametersNotAllowed  400 extra_parameters_not_allowed
           ├── UnsupportedOperation       400 unsupported_operation: batch, files, realtime ...
           ├── UnknownModel               404 unknown_model / DeploymentNotFound
           ├── RouteNotFound              404 not_found / 405 method_not_allowed
+          ├── RequestTimeout             408 request_timeout: headers or body too slow
           ├── RequestTooLarge            413 request_too_large
-          ├── UpstreamError              502 upstream_error: no usable answer from upstream
-          ├── UpstreamAuthFailed         503 upstream_auth_failed: no token for the upstream
+          ├── UnsupportedEncoding        415 unsupported_content_encoding
+          ├── HeadersTooLarge            431 request_headers_too_large
+          ├── TooManyInFlight            429 too_many_requests: a consumer's in-flight cap
           ├── AllBackendsThrottled       429 429: every backend cooling down after a 429
+          ├── UpstreamError              502 upstream_error: no usable answer from upstream
+          ├── Unavailable                503 server_busy: connection or in-flight cap reached
+          ├── UpstreamAuthFailed         503 upstream_auth_failed: no token for the upstream
           ├── NoHealthyBackend           503 no_healthy_backend
           └── UpstreamTimeout            504 upstream_timeout
 
-Body, always: {"error": {"code", "message", "type", "param", ...details}}.
+Body: {"error": {"code", "message", "type", "param", ...details}} on OpenAI- and
+Azure-style routes; {"type": "error", "error": {"type", "message"}} on Anthropic
+routes, with Anthropic's error types, so that each SDK raises what it should.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from policies.errors import PolicyError, Unauthenticated
 class GatewayError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    close_connection: ClassVar[bool] = False
 
     def __init__(
         self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
@@ -71,8 +79,29 @@ class MethodNotAllowed(GatewayError):
     status, code = 405, "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    status, code = 408, "request_timeout"
+    close_connection = True  # the rest of a slow body is not worth waiting for
+
+
 class RequestTooLarge(GatewayError):
     status, code = 413, "request_too_large"
+
+
+class UnsupportedEncoding(GatewayError):
+    status, code = 415, "unsupported_content_encoding"
+
+
+class HeadersTooLarge(GatewayError):
+    status, code = 431, "request_headers_too_large"
+
+
+class TooManyInFlight(GatewayError):
+    status, code = 429, "too_many_requests"
+
+
+class Unavailable(GatewayError):
+    status, code = 503, "server_busy"
 
 
 class UpstreamError(GatewayError):
@@ -117,6 +146,8 @@ def error_code(exc: GatewayError | PolicyError, flavour: Flavour) -> str:
 
 
 def error_body(exc: GatewayError | PolicyError, flavour: Flavour) -> dict[str, Any]:
+    if flavour is Flavour.ANTHROPIC:
+        return {"type": "error", "error": {"type": anthropic_type(exc.status), "message": exc.message}}
     error: dict[str, Any] = {
         "code": error_code(exc, flavour),
         "message": exc.message,
@@ -128,11 +159,29 @@ def error_body(exc: GatewayError | PolicyError, flavour: Flavour) -> dict[str, A
     return {"error": error}
 
 
-def error_response(exc: GatewayError | PolicyError, flavour: Flavour) -> web.Response:
+# Anthropic's error types by status (its SDK picks the exception class by status,
+# and reads `error.type`).
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+                    403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
+                    408: "timeout_error", 409: "conflict_error", 413: "request_too_large",
+                    429: "rate_limit_error", 500: "api_error", 502: "api_error",
+                    503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+
+
+def anthropic_type(status: int) -> str:
+    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def render_error(exc: GatewayError | PolicyError, flavour: Flavour) -> tuple[int, bytes, dict[str, str]]:
+    """(status, body, headers) of an error, for a response or a raw socket write."""
     headers = exc.extra_headers if isinstance(exc, GatewayError) else exc.headers()
-    return web.Response(
-        status=exc.status,
-        body=orjson.dumps(error_body(exc, flavour)),
-        content_type="application/json",
-        headers=headers,
-    )
+    return exc.status, orjson.dumps(error_body(exc, flavour)), headers
+
+
+def error_response(exc: GatewayError | PolicyError, flavour: Flavour) -> web.Response:
+    status, body, headers = render_error(exc, flavour)
+    response = web.Response(status=status, body=body, content_type="application/json",
+                            headers=headers)
+    if isinstance(exc, GatewayError) and exc.close_connection:
+        response.force_close()
+    return response

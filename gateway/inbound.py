@@ -4,22 +4,31 @@ is a clear 400/413, never an exception that escapes."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
 
 from gateway.apis import Api
+from gateway.config import ServerConfig
 from gateway.errors import (
     ExtraParametersNotAllowed,
     InvalidRequest,
     NoModelName,
+    RequestTimeout,
     RequestTooLarge,
+    UnsupportedEncoding,
 )
 
 MODEL_HEADERS = ("x-ms-model-mesh-model-name", "azureml-model-deployment")
+# What a model name from a header may hold: header bytes are not always UTF-8.
+_NAME = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 EXTRA_MODES = ("error", "drop", "pass-through")
@@ -32,16 +41,70 @@ class Inbound:
     stream: bool
 
 
-async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
+# What the structure check keeps of a body: quotes, brackets and commas.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{},')
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1, ord(","): 0}
+ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
+
+
+def check_shape(raw: bytes, max_depth: int, max_items: int) -> None:
+    """Refuse JSON nested too deep or holding too many values before any parser (or
+    Python code walking the result) spends time on it. Values are counted as the
+    commas and opening brackets outside strings, plus one (every value but an empty
+    container's absence). Only C-level bytes operations: bounds first (counts of
+    quotes, commas, brackets), the exact count only when the bounds cannot decide."""
+    quotes = raw.count(b'"') - raw.count(b'\\"')
+    # Each object member has a key string and a value: values >= strings / 2.
+    if quotes // 4 > max_items:
+        raise _too_many(max_items)
+    openers = raw.count(b"[") + raw.count(b"{")
+    if openers + raw.count(b",") + 1 <= max_items and openers <= max_depth:
+        return
+    # Exact: drop escaped backslashes and quotes, keep the structure, and keep what lies
+    # outside strings (the even pieces between quotes).
+    flat = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    outside = b"".join(flat.split(b'"')[::2])
+    if outside.count(b",") + outside.count(b"[") + outside.count(b"{") + 1 > max_items:
+        raise _too_many(max_items)
+    if max(accumulate(map(_STEP.__getitem__, outside)), default=0) > max_depth:
+        raise _too_deep(max_depth)
+
+
+def _too_many(limit: int) -> InvalidRequest:
+    return InvalidRequest(f"The request body holds more than the {limit} JSON values allowed.")
+
+
+def _too_deep(limit: int) -> InvalidRequest:
+    return InvalidRequest(f"The request body's JSON is nested deeper than {limit} levels.")
+
+
+async def read_json(request: web.Request, limits: ServerConfig) -> dict[str, Any]:
+    limit = limits.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.")
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ENCODINGS:
+        raise UnsupportedEncoding(
+            "The request's Content-Encoding is not supported: send gzip, deflate or none.")
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        # Deferred until here, after authentication: a caller that would be refused is
+        # refused before it sends its body.
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     try:
         # A chunked body has no length up front; read() stops at the app's client_max_size.
-        raw = await request.read()
+        async with asyncio.timeout(limits.body_timeout_seconds):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.") from None
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The request body did not arrive within {limits.body_timeout_seconds:g} s.") from None
+    except (web.RequestPayloadError, ContentEncodingError):
+        raise InvalidRequest("The request body could not be read: it does not match its "
+                             "Content-Encoding or Transfer-Encoding.") from None
     if len(raw) > limit:
         raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.")
+    check_shape(raw, limits.max_json_depth, limits.max_json_items)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -51,12 +114,19 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     return body
 
 
+async def defer_continue(request: web.Request) -> None:
+    """The expect_handler of model routes: `100 Continue` waits for `read_json`."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="Unknown Expect header")
+
+
 def _apply_extra_parameters(api: Api, body: dict[str, Any], mode: str | None) -> None:
     if mode is None or mode == "pass-through":
         return
     if mode not in EXTRA_MODES:
         raise InvalidRequest(
-            f"Header 'extra-parameters' must be one of {', '.join(EXTRA_MODES)}, not {mode!r}.",
+            f"Header 'extra-parameters' must be one of {', '.join(EXTRA_MODES)}.",
             param="extra-parameters",
         )
     extra = [k for k in body if k not in api.known]
@@ -82,6 +152,9 @@ def model_name(
         for header in MODEL_HEADERS:
             model = headers.get(header)
             if model:
+                if not _NAME.fullmatch(model):
+                    raise InvalidRequest(f"Header {header!r} does not hold a model name.",
+                                         param=header)
                 break
     if not model:
         raise NoModelName(

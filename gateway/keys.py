@@ -8,7 +8,9 @@ import aiohttp
 from aiohttp import web
 
 from gateway.accesslog import AccessLog
+from gateway.admission import InFlight
 from gateway.config import GatewayConfig
+from gateway.connections import Connections
 from gateway.cooldown_bus import CooldownBus
 from gateway.credentials import Credentials
 from gateway.exchange import Exchange
@@ -35,6 +37,8 @@ ACCESS_LOG = web.AppKey("access_log", AccessLog)
 LIMITER = web.AppKey("limiter", Limiter)  # rate-limit store; outlives reloads
 COOLDOWNS = web.AppKey("cooldowns", CooldownBus)  # backend cooldowns shared via Redis
 EXTRA_POLICIES = web.AppKey("extra_policies", tuple)  # given to create_app, kept on reload
+INFLIGHT = web.AppKey("inflight", InFlight)  # model requests being served, against their caps
+CONNECTIONS = web.AppKey("connections", Connections)  # set by server.start for a gateway listener
 TOKENIZER = web.AppKey("tokenizer", Tokenizer)  # counts what upstreams did not count
 EXCHANGE = web.RequestKey("exchange", Exchange)
 CONTEXT = web.RequestKey("context", RequestContext)  # set once the deployment is known

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 
 from aiohttp import web
 
+from gateway.connections import FIXED_HEADERS, GatewayProtocol
 from gateway.errors import (
     GatewayError,
     InternalError,
@@ -20,9 +22,9 @@ from gateway.errors import (
     error_response,
 )
 from gateway.exchange import Exchange
+from gateway.flavours import flavour_of_path
 from gateway.keys import ACCESS_LOG, CONTEXT, EXCHANGE, METRICS
 from gateway.proxy import Handler
-from gateway.routes import flavour_of_path
 from policies import PolicyError, RateLimited
 
 log = logging.getLogger("gateway")
@@ -41,6 +43,9 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
     request_id = os.urandom(16).hex()
     ex = Exchange(request_id, _route(request), time.perf_counter())
     request[EXCHANGE] = ex
+    protocol = request.protocol
+    if isinstance(protocol, GatewayProtocol):
+        protocol.request_started()  # the headers are in: the header timer stops
     try:
         response = await _answer(request, handler, ex)
     except (asyncio.CancelledError, ConnectionResetError):
@@ -50,6 +55,8 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
         ex.status = response.status
         return response
     finally:
+        if isinstance(protocol, GatewayProtocol):
+            protocol.request_finished()
         elapsed = time.perf_counter() - ex.started
         request.app[METRICS].observe(ex, elapsed)
         request.app[ACCESS_LOG].emit(ex, elapsed)
@@ -79,14 +86,20 @@ async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.S
     return error_response(error, flavour)
 
 
+# What a client's x-ms-client-request-id may be to be echoed: a GUID or similar id.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
 async def request_id_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every response, error or stream, names its request."""
+    headers = response.headers
+    headers.update(FIXED_HEADERS)
     ex = request.get(EXCHANGE)
     if ex is not None:
-        response.headers["x-request-id"] = ex.request_id
+        headers["x-request-id"] = ex.request_id
     ctx = request.get(CONTEXT)
     if ctx is not None and ctx.response_headers:
-        response.headers.update(ctx.response_headers)
+        headers.update(ctx.response_headers)
     client_id = request.headers.get("x-ms-client-request-id")
-    if client_id:
-        response.headers["x-ms-client-request-id"] = client_id
+    if client_id and _CLIENT_ID.fullmatch(client_id):
+        headers["x-ms-client-request-id"] = client_id

@@ -17,10 +17,19 @@ from gateway.backends import Backend
 from gateway.errors import UnsupportedOperation, UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
 from gateway.inbound import parse, read_json
-from gateway.keys import CONTEXT, COOLDOWNS, EXCHANGE, METRICS, RUNTIME, SESSION, TOKENIZER
+from gateway.keys import (
+    CONTEXT,
+    COOLDOWNS,
+    EXCHANGE,
+    INFLIGHT,
+    METRICS,
+    RUNTIME,
+    SESSION,
+    TOKENIZER,
+)
 from gateway.relay import StreamRelay, relay_json
-from gateway.runtime import Deployment
-from policies import PolicyChain, RequestContext
+from gateway.runtime import Deployment, Runtime
+from policies import Caller, PolicyChain, RequestContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,13 +49,31 @@ def model_handler(route: ModelRoute) -> Handler:
     from_path = "{deployment}" in route.path
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        ex = request[EXCHANGE]
         runtime = request.app[RUNTIME]
+        inflight = request.app[INFLIGHT]
+        server = runtime.config.server
+        inflight.enter(server.max_inflight_requests)
+        try:
+            return await _serve(request, runtime)
+        finally:
+            inflight.leave()
+
+    async def _serve(request: web.Request, runtime: Runtime) -> web.StreamResponse:
+        ex = request[EXCHANGE]
         caller = await runtime.authenticator.authenticate(request.headers)
         ex.consumer = caller.consumer
         if caller.identity:
             ex.identity = " ".join(f"{k}={v}" for k, v in caller.identity)
-        body = await read_json(request, runtime.max_body_bytes)
+        inflight = request.app[INFLIGHT]
+        inflight.enter_consumer(caller.consumer, runtime.inflight_cap(caller.consumer))
+        try:
+            return await _forward(request, runtime, ex, caller)
+        finally:
+            inflight.leave_consumer(caller.consumer)
+
+    async def _forward(request: web.Request, runtime: Runtime, ex: Exchange,
+                       caller: Caller) -> web.StreamResponse:
+        body = await read_json(request, runtime.config.server)
         path_name = request.match_info["deployment"] if from_path else None
         inbound = parse(api, body, request.headers, path_name, route.model_from_headers)
         deployment = runtime.resolve(inbound.alias, caller)
@@ -55,9 +82,9 @@ def model_handler(route: ModelRoute) -> Handler:
         ctx = RequestContext(ex.request_id, api, deployment.name, caller, inbound.body, inbound.stream)
         request[CONTEXT] = ctx
         chain = runtime.chain
-        inflight = request.app[METRICS].inflight
+        gauge = request.app[METRICS].inflight
         labels = (deployment.name,)
-        inflight.inc(labels)
+        gauge.inc(labels)
         try:
             if chain.looks_at_requests:
                 await chain.on_request(ctx)
@@ -66,7 +93,7 @@ def model_handler(route: ModelRoute) -> Handler:
             ctx.disconnected = request.transport is None or request.transport.is_closing()
             raise
         finally:
-            inflight.inc(labels, -1)
+            gauge.inc(labels, -1)
             await account(request.app[TOKENIZER], api, ctx, ex)
             if chain.looks_at_responses:
                 await chain.on_response(ctx)

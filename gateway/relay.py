@@ -28,7 +28,7 @@ log = logging.getLogger("gateway.relay")
 
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
+    "Cache-Control": "no-store",
     "X-Accel-Buffering": "no",
 }
 

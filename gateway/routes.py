@@ -4,8 +4,6 @@ module (`gateway.apis`)."""
 
 from __future__ import annotations
 
-from gateway.flavours import Flavour
-
 MODEL_LISTS = ("/v1/models", "/openai/v1/models")
 MODEL_INFO = "/models/info"
 
@@ -27,10 +25,3 @@ UNSUPPORTED = {
 }
 UNSUPPORTED_PREFIXES = ("/v1", "/openai/v1", "/openai", "/openai/deployments/{deployment}")
 
-
-def flavour_of_path(path: str) -> Flavour:
-    if path.startswith("/openai/deployments/"):
-        return Flavour.AZURE_OPENAI
-    if path.startswith("/models"):
-        return Flavour.AZURE_INFERENCE
-    return Flavour.OPENAI

@@ -99,7 +99,11 @@ class Runtime:
             config.consumers, allow_anonymous=config.auth.allow_anonymous, entra=entra
         )
         self.chain = PolicyChain(policies)
-        self.max_body_bytes = config.server.max_body_bytes
+        self._inflight_caps = {c.name: c.max_inflight for c in config.consumers
+                               if c.max_inflight is not None}
+
+    def inflight_cap(self, consumer: str) -> int:
+        return self._inflight_caps.get(consumer, self.config.server.max_inflight_per_consumer)
 
     def allowed(self, caller: Caller) -> list[str]:
         return [name for name in self.deployments if caller.may_use(name)]

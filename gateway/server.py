@@ -17,8 +17,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig
-from gateway.keys import LIFECYCLE
+from gateway.config import GatewayConfig, ServerConfig
+from gateway.connections import GatewaySite
+from gateway.keys import CONNECTIONS, LIFECYCLE
 from gateway.reload import reload
 
 log = logging.getLogger("gateway")
@@ -29,6 +30,7 @@ READY_GRACE_S = 2.0
 
 
 MAX_HEADER_BYTES = 32 * 1024
+LINGER_S = 2.0
 GC_THRESHOLD = 20_000
 
 
@@ -50,28 +52,42 @@ def _quiet_parse_errors() -> None:
 
 async def start(
     app: web.Application, host: str, port: int, *, reuse_port: bool = False,
-    shutdown_timeout: float = 30.0,
+    shutdown_timeout: float = 30.0, limits: ServerConfig | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Serve `app` on host:port (0 = any free port); returns the runner and the port."""
+    """Serve `app` on host:port (0 = any free port); returns the runner and the port.
+    With `limits` (the gateway's server settings), connections get the gateway's
+    timeouts, cap and JSON parser errors (`connections`); without, aiohttp's own (the
+    simulator and test servers)."""
     _quiet_parse_errors()
-    runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout,
+    handler_args: dict[str, Any] = {
+        "access_log": None,
         # Room for large Entra tokens, so that an oversized one reaches the gateway's own
-        # check and gets a JSON 401 rather than the HTTP parser's plain 400.
-        max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES,
-    )
+        # check and gets a JSON 401 rather than a parser error.
+        "max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES,
+    }
+    if limits is not None:
+        handler_args["keepalive_timeout"] = limits.keepalive_seconds
+        # After an answer given before the body was read (a 401, a 408), aiohttp reads
+        # and drops the rest for this long so that the client sees the answer before
+        # the connection closes; its default of 10 s would let a slow client keep
+        # the connection that long.
+        handler_args["lingering_time"] = LINGER_S
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=shutdown_timeout,
+                           **handler_args)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
+        site: web.TCPSite
+        if limits is not None:
+            site = GatewaySite(runner, host, port, app[CONNECTIONS], handler_args,
+                               reuse_port=reuse_port or None, backlog=2048)
+        else:
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
         await site.start()
     except BaseException:
         # Close what the contexts already opened (the HTTP session, Redis).
         await runner.cleanup()
         raise
-    server = site._server  # the asyncio server: the only way to learn port 0's choice
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    return runner, bound
+    return runner, site.port
 
 
 def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -100,7 +116,7 @@ async def serve_once(
     server = config.server
     runner, port = await start(
         app, server.host, server.port, reuse_port=reuse_port,
-        shutdown_timeout=server.drain_seconds,
+        shutdown_timeout=server.drain_seconds, limits=server,
     )
     log.info("model-gateway pid %d listening on http://%s:%d", os.getpid(), server.host, port)
     # Everything allocated so far lives as long as the process: keep it out of the

@@ -115,7 +115,8 @@ class Stack:
         self.sim_url = f"http://127.0.0.1:{sim_port}"
         self.config = GatewayConfig(**self._config(self.sim_url))
         self.app = create_app(self.config, access_log=AccessLog(self.log))
-        runner, port = await start(self.app, "127.0.0.1", 0, shutdown_timeout=1)
+        runner, port = await start(self.app, "127.0.0.1", 0, shutdown_timeout=1,
+                                   limits=self.config.server)
         self._runners.append(runner)
         self.url = f"http://127.0.0.1:{port}"
 

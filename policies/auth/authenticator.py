@@ -17,15 +17,23 @@ MISSING = (
 INVALID = "Access denied due to an invalid API key. Check the key this gateway issued to you."
 
 
+# Where a key may come: `api-key` (Azure clients, Anthropic's Foundry client) and
+# `x-api-key` (the anthropic SDK), or `Authorization: Bearer`.
+CREDENTIAL_HEADERS = ("api-key", "x-api-key")
+
+
 def presented_credentials(headers: Mapping[str, str]) -> list[str]:
     """The distinct credential values a request carries, `api-key` first.
 
     azure-ai-inference sends the same key in both headers; other clients send one.
     """
     found: list[str] = []
-    key = headers.get("api-key")
-    if key:
-        found.append(key.strip())
+    for name in CREDENTIAL_HEADERS:
+        key = headers.get(name)
+        if key:
+            key = key.strip()
+            if key and key not in found:
+                found.append(key)
     auth = headers.get("Authorization")
     if auth and auth[:7].lower() == "bearer ":
         bearer = auth[7:].strip()
@@ -59,6 +67,9 @@ class Authenticator:
 
     async def authenticate(self, headers: Mapping[str, str]) -> Caller:
         credentials = presented_credentials(headers)
+        if not all(c.isascii() and c.isprintable() for c in credentials):
+            # Keys and tokens are printable ASCII; header bytes that are not cannot match.
+            raise Unauthenticated(INVALID)
         for credential in credentials:
             owner = self._keys.lookup(credential)
             if owner is not None:

@@ -21,6 +21,9 @@ class ConsumerConfig(BaseModel):
     # Counted per consumer and deployment pair; limits_by_deployment overrides per alias.
     limits: LimitsConfig | None = None
     limits_by_deployment: dict[str, LimitsConfig] = {}
+    # Requests this consumer may have in flight at once (429 over it); default: the
+    # server's max_inflight_per_consumer.
+    max_inflight: int | None = Field(None, ge=1)
 
     @field_validator("api_keys")
     @classmethod

@@ -15,7 +15,7 @@ import re2
 
 from policies.content import pii
 from policies.content.config import BlocklistConfig, FilterConfig, HookConfig, PiiConfig
-from policies.content.normalize import compile_pattern, normalize
+from policies.content.normalize import compile_pattern, normalize, spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,8 @@ class Blocklist(Filter):
     async def scan(self, text: str, stage: str) -> list[Finding]:
         found: list[Finding] = []
         if self._terms is not None:
-            at = 0
-            while (m := self._terms.search(text, at)) is not None:
-                found.append(Finding(self._category, m.start(1), m.end(1), "[BLOCKED]"))
-                at = m.end(1)
+            found += [Finding(self._category, start, end, "[BLOCKED]")
+                      for start, end in spans(self._terms, text, 1)]
         if self._patterns is not None:
             found += [Finding(self._category, m.start(), m.end(), "[BLOCKED]")
                       for m in self._patterns.finditer(text) if m.end() > m.start()]

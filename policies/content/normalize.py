@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import re2
@@ -35,6 +36,33 @@ def compile_pattern(pattern: str, *, ignore_case: bool = True) -> re2._Regexp[st
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) \
             else str(exc)
         raise ValueError(f"pattern {pattern!r} is not valid RE2: {reason}") from None
+
+
+def spans(pattern: re2._Regexp[str], text: str, group: int = 0) -> Iterator[tuple[int, int]]:
+    """The (start, end) of `group` in each match, resuming after the group rather than
+    after the whole match (a pattern that consumes the characters around what it
+    finds, RE2's stand-in for lookaround, can then find neighbours that share one).
+
+    The text is encoded once and searched as bytes: the binding's own `search(text,
+    pos)` encodes the whole text on every call, which would make this quadratic.
+    Byte offsets are turned into character offsets walking forward only."""
+    data = text.encode()
+    ascii_text = len(data) == len(text)
+    at = 0
+    byte_mark = char_mark = 0  # a byte offset and the character offset it is at
+
+    def chars(offset: int) -> int:
+        nonlocal byte_mark, char_mark
+        char_mark += len(data[byte_mark:offset].decode())
+        byte_mark = offset
+        return char_mark
+
+    while (match := pattern.search(data, at)) is not None:
+        start, end = match.span(group)
+        at = end if end > start else end + 1
+        yield (start, end) if ascii_text else (chars(start), chars(end))
+        if at > len(data):
+            return
 
 
 @dataclass(frozen=True, slots=True)

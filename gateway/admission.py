@@ -1,0 +1,44 @@
+"""Requests in flight, overall and per consumer, against their caps: a flood from
+one consumer is refused (429) before it takes every slot, and a process at its
+limit refuses (503) rather than queueing without end. Both say when to retry."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from gateway.errors import TooManyInFlight, Unavailable
+
+RETRY = {"Retry-After": "1", "retry-after-ms": "1000"}
+
+
+class InFlight:
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_consumer: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()  # "total" | "consumer", for /metrics
+
+    def enter(self, cap: int) -> None:
+        if cap and self.total >= cap:
+            self.refused["total"] += 1
+            raise Unavailable(
+                f"The gateway is serving as many requests as it accepts ({cap}); retry shortly.",
+                headers=RETRY)
+        self.total += 1
+
+    def leave(self) -> None:
+        self.total -= 1
+
+    def enter_consumer(self, consumer: str, cap: int) -> None:
+        if cap and self.by_consumer[consumer] >= cap:
+            self.refused["consumer"] += 1
+            raise TooManyInFlight(
+                f"Consumer {consumer} already has {cap} requests in flight, as many as it may; "
+                "retry when one has finished.", headers=RETRY)
+        self.by_consumer[consumer] += 1
+
+    def leave_consumer(self, consumer: str) -> None:
+        left = self.by_consumer[consumer] - 1
+        if left > 0:
+            self.by_consumer[consumer] = left
+        else:
+            del self.by_consumer[consumer]
