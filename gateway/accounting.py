@@ -43,7 +43,8 @@ async def count(tokenizer: Tokenizer, text: str) -> int:
 
 
 async def account(tokenizer: Tokenizer, api: Api, ctx: RequestContext, ex: Exchange) -> None:
-    if ctx.usage is None and api.generates and ex.backend and (ex.output or ctx.disconnected):
+    if ctx.usage is None and api.generates and ex.backend and not ctx.pending \
+            and (ex.output or ctx.disconnected):
         prompt = await count(tokenizer, strings(api.prompt_parts(ctx.body)))
         completion = await count(tokenizer, generated_text(ex.output))
         ctx.usage = Usage(prompt + api.prompt_framing(ctx.body), completion, estimated=True)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import aiohttp
 from aiohttp import web
 
-from gateway import catalog, health, middleware
+from gateway import catalog, health, middleware, stored_responses
 from gateway.accesslog import AccessLog
 from gateway.admission import InFlight
 from gateway.apis import MODEL_ROUTES
@@ -17,6 +17,7 @@ from gateway.config import GatewayConfig
 from gateway.connections import Connections
 from gateway.cooldown_bus import bus_ctx
 from gateway.credentials import Credentials
+from gateway.database import database_ctx
 from gateway.enforcement import limiter_ctx
 from gateway.inbound import defer_continue
 from gateway.keys import (
@@ -25,6 +26,7 @@ from gateway.keys import (
     CONNECTIONS,
     COOLDOWNS,
     CREDENTIALS,
+    DATABASE,
     EXTRA_POLICIES,
     INFLIGHT,
     LIFECYCLE,
@@ -107,7 +109,7 @@ def create_app(
     server = config.server
     app[CONNECTIONS] = Connections(server.header_timeout_seconds, server.max_connections)
     app.cleanup_ctx.extend([
-        _credentials, _session, limiter_ctx,
+        _credentials, _session, database_ctx(DATABASE, lambda a: a[CONFIG]), limiter_ctx,
         bus_ctx(lambda a: a[CONFIG].redis.url, COOLDOWNS),
         _runtime,
     ])
@@ -119,6 +121,7 @@ def create_app(
     for path in MODEL_LISTS:
         router.add_get(path, catalog.list_models)
         router.add_get(path + "/{model}", catalog.get_model)
+    stored_responses.add_routes(router)
     router.add_get(MODEL_INFO, catalog.model_info)
     surfaces = "|".join(UNSUPPORTED)
     for prefix in UNSUPPORTED_PREFIXES:

@@ -80,6 +80,31 @@ class RedisConfig(Strict):
         return self
 
 
+class DatabaseConfig(Strict):
+    """What must last: stored-response owners, runtime consumers and keys, the usage
+    ledger, the audit trail. SQLite unless a PostgreSQL URL is given."""
+
+    # sqlite:///relative/path.db, sqlite:////absolute/path.db, or postgresql://user@host/db
+    url: str = "sqlite:///model-gateway.db"
+    # The PostgreSQL password, never in the URL: an environment variable or a file.
+    password_env: str | None = None
+    password_file: Path | None = None
+    # auto: migrate at start-up; manual: refuse to start until `model-gateway db upgrade`.
+    migrate: Literal["auto", "manual"] = "auto"
+
+    @model_validator(mode="after")
+    def _known_url(self) -> DatabaseConfig:
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("database.url must start with sqlite:/// or postgresql://")
+        if urlsplit(self.url).password:
+            raise ValueError("database.url must not hold a password: use password_env or "
+                             "password_file")
+        if self.password_env and self.password_file:
+            raise ValueError("name one of database.password_env and database.password_file")
+        return self
+
+
 class AuthConfig(Strict):
     # Accept callers without a credential: only for a sidecar listening on loopback.
     allow_anonymous: bool = False
@@ -111,7 +136,7 @@ class Spillover(Strict):
 
 class BackendConfig(Strict):
     url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
-    api: Literal["azure-openai", "azure-ai-inference", "openai"]
+    api: Literal["azure-openai", "azure-ai-inference", "openai", "anthropic"]
     # The upstream deployment name (azure-openai only).
     deployment: str | None = None
     # The model name sent upstream in the body; defaults to the deployment's `model`.
@@ -194,6 +219,7 @@ class GatewayConfig(BaseSettings):
 
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
+    database: DatabaseConfig = DatabaseConfig()
     auth: AuthConfig = AuthConfig()
     consumers: tuple[ConsumerConfig, ...] = ()
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 import textwrap
 
 from gateway.app import create_app
@@ -16,9 +18,10 @@ from policies.auth import hash_key
 DEMO_KEY = "demo-key-not-secret"
 
 
-def demo_config(simulator_url: str, port: int) -> GatewayConfig:
+def demo_config(simulator_url: str, port: int, database: str) -> GatewayConfig:
     return GatewayConfig(
         server={"host": "127.0.0.1", "port": port},
+        database={"url": f"sqlite:///{database}"},
         consumers=[{"name": "demo", "api_keys": [hash_key(DEMO_KEY)], "deployments": ["*"]}],
         deployments=[
             {
@@ -66,7 +69,8 @@ def banner(url: str) -> str:
 async def _main(port: int, ttft_ms: float, token_ms: float) -> None:
     simulator = create_simulator(SimulatorSettings(ttft_ms=ttft_ms, token_ms=token_ms))
     sim_runner, sim_port = await start(simulator, "127.0.0.1", 0)
-    config = demo_config(f"http://127.0.0.1:{sim_port}", port)
+    folder = tempfile.mkdtemp(prefix="model-gateway-demo-")
+    config = demo_config(f"http://127.0.0.1:{sim_port}", port, f"{folder}/demo.db")
     app = create_app(config)
     runner, bound = await start(app, "127.0.0.1", port, shutdown_timeout=2, limits=config.server)
     print(banner(f"http://127.0.0.1:{bound}"), flush=True)
@@ -75,6 +79,7 @@ async def _main(port: int, ttft_ms: float, token_ms: float) -> None:
     finally:
         await runner.cleanup()
         await sim_runner.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(port: int, ttft_ms: float = 50.0, token_ms: float = 20.0) -> None:

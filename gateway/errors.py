@@ -9,6 +9,7 @@
           ├── UnsupportedOperation       400 unsupported_operation: batch, files, realtime ...
           ├── UnknownModel               404 unknown_model / DeploymentNotFound
           ├── RouteNotFound              404 not_found / 405 method_not_allowed
+          ├── ResponseNotFound           404 response_not_found: a stored response not the caller's
           ├── RequestTimeout             408 request_timeout: headers or body too slow
           ├── RequestTooLarge            413 request_too_large
           ├── UnsupportedEncoding        415 unsupported_content_encoding
@@ -73,6 +74,10 @@ class UnknownModel(GatewayError):
 
 class RouteNotFound(GatewayError):
     status, code = 404, "not_found"
+
+
+class ResponseNotFound(GatewayError):
+    status, code = 404, "response_not_found"
 
 
 class MethodNotAllowed(GatewayError):
@@ -145,13 +150,16 @@ def error_code(exc: GatewayError | PolicyError, flavour: Flavour) -> str:
     return exc.code
 
 
-def error_body(exc: GatewayError | PolicyError, flavour: Flavour) -> dict[str, Any]:
+def error_body(exc: GatewayError | PolicyError, flavour: Flavour,
+               status: int | None = None) -> dict[str, Any]:
+    """The body of an error; `status` when it is not the error's own (an upstream's)."""
+    status = status or exc.status
     if flavour is Flavour.ANTHROPIC:
-        return {"type": "error", "error": {"type": anthropic_type(exc.status), "message": exc.message}}
+        return {"type": "error", "error": {"type": anthropic_type(status), "message": exc.message}}
     error: dict[str, Any] = {
         "code": error_code(exc, flavour),
         "message": exc.message,
-        "type": _type_for(exc.status),
+        "type": _type_for(status),
         "param": exc.param if isinstance(exc, GatewayError) else None,
     }
     if isinstance(exc, PolicyError):

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.flavours import Flavour
+
 
 @dataclass(slots=True)
 class Exchange:
     request_id: str
     route: str  # the route template, never the raw path
     started: float  # perf_counter
+    flavour: Flavour = Flavour.OPENAI  # how errors look to this client
     consumer: str = ""
     identity: str = ""  # oid/appid of an Entra caller; never a token
     deployment: str = ""

@@ -13,6 +13,7 @@ from gateway.config import GatewayConfig
 from gateway.connections import Connections
 from gateway.cooldown_bus import CooldownBus
 from gateway.credentials import Credentials
+from gateway.database import Database
 from gateway.exchange import Exchange
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
@@ -37,6 +38,7 @@ ACCESS_LOG = web.AppKey("access_log", AccessLog)
 LIMITER = web.AppKey("limiter", Limiter)  # rate-limit store; outlives reloads
 COOLDOWNS = web.AppKey("cooldowns", CooldownBus)  # backend cooldowns shared via Redis
 EXTRA_POLICIES = web.AppKey("extra_policies", tuple)  # given to create_app, kept on reload
+DATABASE = web.AppKey("database", Database)  # what must last: stored-response owners, ...
 INFLIGHT = web.AppKey("inflight", InFlight)  # model requests being served, against their caps
 CONNECTIONS = web.AppKey("connections", Connections)  # set by server.start for a gateway listener
 TOKENIZER = web.AppKey("tokenizer", Tokenizer)  # counts what upstreams did not count

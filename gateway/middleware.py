@@ -22,7 +22,7 @@ from gateway.errors import (
     error_response,
 )
 from gateway.exchange import Exchange
-from gateway.flavours import flavour_of_path
+from gateway.flavours import Flavour, flavour_of_path
 from gateway.keys import ACCESS_LOG, CONTEXT, EXCHANGE, METRICS
 from gateway.proxy import Handler
 from policies import PolicyError, RateLimited
@@ -41,7 +41,7 @@ def _route(request: web.Request) -> str:
 @web.middleware
 async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = os.urandom(16).hex()
-    ex = Exchange(request_id, _route(request), time.perf_counter())
+    ex = Exchange(request_id, _route(request), time.perf_counter(), flavour_of_path(request.path))
     request[EXCHANGE] = ex
     protocol = request.protocol
     if isinstance(protocol, GatewayProtocol):
@@ -81,9 +81,8 @@ async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.S
     if isinstance(error, RateLimited):
         request.app[METRICS].ratelimit_rejections.inc(
             (ex.deployment, ex.consumer, error.scope, error.limit))
-    flavour = flavour_of_path(request.path)
-    ex.error_code = error_code(error, flavour)
-    return error_response(error, flavour)
+    ex.error_code = error_code(error, ex.flavour)
+    return error_response(error, ex.flavour)
 
 
 # What a client's x-ms-client-request-id may be to be echoed: a GUID or similar id.
@@ -97,6 +96,8 @@ async def request_id_headers(request: web.Request, response: web.StreamResponse)
     ex = request.get(EXCHANGE)
     if ex is not None:
         headers["x-request-id"] = ex.request_id
+        if ex.flavour is Flavour.ANTHROPIC:
+            headers["request-id"] = ex.request_id  # where the anthropic SDK looks
     ctx = request.get(CONTEXT)
     if ctx is not None and ctx.response_headers:
         headers.update(ctx.response_headers)

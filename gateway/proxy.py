@@ -3,23 +3,33 @@ What depends on the API is asked of the route's adapter (`gateway.apis`)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import upstream
 from gateway.accounting import account
 from gateway.apis import Api, ModelRoute
 from gateway.backends import Backend
-from gateway.errors import UnsupportedOperation, UpstreamError, UpstreamTimeout
+from gateway.database.responses import Owner
+from gateway.errors import (
+    InvalidRequest,
+    ResponseNotFound,
+    UnsupportedOperation,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from gateway.exchange import Exchange
 from gateway.inbound import parse, read_json
 from gateway.keys import (
     CONTEXT,
     COOLDOWNS,
+    DATABASE,
     EXCHANGE,
     INFLIGHT,
     METRICS,
@@ -27,9 +37,11 @@ from gateway.keys import (
     SESSION,
     TOKENIZER,
 )
-from gateway.relay import StreamRelay, relay_json
+from gateway.relay import Remember, StreamRelay, relay_json
 from gateway.runtime import Deployment, Runtime
 from policies import Caller, PolicyChain, RequestContext
+
+log = logging.getLogger("gateway.proxy")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -132,8 +144,10 @@ async def forward(
 ) -> web.StreamResponse:
     routing = deployment.config.routing
     strip_usage = ctx.stream and api.ask_stream_usage(ctx.body)
+    store = await _continued_store(request, api, deployment, ctx)
     now = time.monotonic()
-    tries = [b for b in deployment.candidates(now) if api.operation in b.urls]
+    tries = [b for b in deployment.candidates(now)
+             if api.operation in b.urls and (store is None or b.store_key == store)]
     if not tries:
         if not any(api.operation in b.urls for b in deployment.backends):
             apis = ", ".join(sorted({b.api for b in deployment.backends}))
@@ -157,6 +171,44 @@ async def forward(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+async def _continued_store(request: web.Request, api: Api, deployment: Deployment,
+                           ctx: RequestContext) -> str | None:
+    """A request that continues a stored response (previous_response_id) can only go to
+    the upstream store that holds it; None when it continues nothing."""
+    previous = api.previous_response(ctx.body)
+    if previous is None:
+        return None
+    owner = await request.app[DATABASE].responses.owner(previous)
+    if owner is None or owner.consumer != ctx.caller.consumer:
+        raise ResponseNotFound(f"Previous response with id '{previous}' not found.",
+                               param="previous_response_id")
+    if not any(b.store_key == owner.store_key for b in deployment.backends):
+        raise InvalidRequest(
+            f"Previous response '{previous}' is stored by an upstream that deployment "
+            f"{deployment.name} does not use; continue it with the model that created it.",
+            param="previous_response_id")
+    return owner.store_key
+
+
+def _rememberer(request: web.Request, api: Api, backend: Backend,
+                ctx: RequestContext) -> Remember | None:
+    """What records the owner of a response the upstream will store."""
+    if not api.stores(ctx.body):
+        return None
+    owners = request.app[DATABASE].responses
+    owner = Owner(ctx.caller.consumer, ctx.deployment, backend.name, backend.store_key)
+
+    async def remember(ident: str) -> None:
+        try:
+            await owners.remember(ident, owner)
+        except SQLAlchemyError as exc:
+            # The answer was generated (and paid for): it still goes out, but following
+            # it up through the gateway will not work.
+            log.error("owner of stored response %s not recorded: %s", ident, type(exc).__name__)
+
+    return remember
+
+
 async def _attempt(
     request: web.Request,
     api: Api,
@@ -174,13 +226,15 @@ async def _attempt(
     labels = (ctx.deployment, backend.name)
     url = backend.urls[api.operation]
     ctx.body["model"] = backend.body_model(api.operation)
+    remember = _rememberer(request, api, backend, ctx)
     payload = orjson.dumps(ctx.body)
     ex.backend = backend.name
     health = backend.health
     # A second call only when an Entra token was refused: it may have been revoked
     # before its expiry, and a fresh one is worth one more try.
     for auth_try in (1, 2):
-        headers = upstream.forward_headers(request.headers, await backend.auth_headers())
+        headers = upstream.forward_headers(request.headers, await backend.auth_headers(),
+                                           backend.defaults)
         started = time.perf_counter()
         outcome = "error"  # what this call is counted as, once, when it is over
         judged = False  # the breaker has heard about this call
@@ -215,13 +269,14 @@ async def _attempt(
                     # A stream, whatever the upstream's Content-Type says: some
                     # Azure-compatible servers send none.
                     relay = StreamRelay(api, ctx, ex, chain, strip_usage, server.max_event_bytes,
-                                        server.max_response_bytes)
+                                        server.max_response_bytes, remember)
                     response = await relay.run(request, answer)
                     if ex.error_code.startswith("upstream"):
                         health.failed(time.monotonic())  # broke after the first byte
                         outcome = "stream_error"
                     return response
-                return await relay_json(answer, api, ctx, ex, chain, server.max_response_bytes)
+                return await relay_json(answer, api, ctx, ex, chain, server.max_response_bytes,
+                                        remember)
         except (UpstreamError, UpstreamTimeout) as exc:
             if outcome in ("error", "200"):  # no answer, or a 200 whose body failed
                 outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "error"

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
 from aiohttp import web
 
+from gateway import errors
 from gateway.apis import Api
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.exchange import Exchange
+from gateway.flavours import Flavour
 from gateway.sse import Decoder, Event, EventTooLarge
 from gateway.upstream import response_headers
 from policies import ContentBlocked, PolicyChain, PolicyError, RequestContext
@@ -61,8 +64,9 @@ async def read_body(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def error_body(status: int, data: bytes) -> bytes:
-    """An upstream error body as it is when it has the contract's shape, else wrapped in it."""
+def error_body(status: int, data: bytes, flavour: Flavour) -> bytes:
+    """An upstream error body as it is when it has the contract's shape, else wrapped in
+    the route's error shape."""
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -72,21 +76,16 @@ def error_body(status: int, data: bytes) -> bytes:
     text = data[:200].decode(errors="replace").strip()
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         text = parsed["error"][:200]  # {"error": "some text"}, as some servers send
-    return orjson.dumps(
-        {
-            "error": {
-                "code": "upstream_error",
-                "message": f"The upstream answered HTTP {status}: {text}",
-                "type": "server_error" if status >= 500 else "invalid_request_error",
-                "param": None,
-            }
-        }
-    )
+    wrapped = UpstreamError(f"The upstream answered HTTP {status}: {text}")
+    return orjson.dumps(errors.error_body(wrapped, flavour, status))
+
+
+Remember = Callable[[str], Awaitable[None]]
 
 
 async def relay_json(
     upstream: aiohttp.ClientResponse, api: Api, ctx: RequestContext, ex: Exchange,
-    chain: PolicyChain, limit: int,
+    chain: PolicyChain, limit: int, remember: Remember | None = None,
 ) -> web.Response:
     started = time.perf_counter()
     data = await read_body(upstream, limit)
@@ -100,7 +99,7 @@ async def relay_json(
             "the operator must fix the backend's auth settings."
         )
     if upstream.status >= 400:
-        body = error_body(upstream.status, data)
+        body = error_body(upstream.status, data, ex.flavour)
         if body is not data:
             ex.error_code = "upstream_error"
         return web.Response(
@@ -112,9 +111,12 @@ async def relay_json(
         raise UpstreamError("The upstream answered 200 with an error instead of an answer: "
                             + _error_text(parsed))
     ctx.usage = api.usage(parsed)
-    if ctx.usage is None:
+    ctx.pending = api.pending(parsed)
+    if ctx.usage is None and not ctx.pending:
         # Nothing counted upstream: the gateway counts what was generated.
         ex.output += [orjson.dumps(t.value)[1:-1] for t in api.completion_texts(parsed)]
+    if remember is not None and (ident := api.stored_id(parsed)) is not None:
+        await remember(ident)
     if chain.looks_at_bodies:
         await chain.on_response_body(ctx, parsed)
         data = orjson.dumps(parsed)
@@ -144,8 +146,12 @@ class StreamRelay:
     """One streamed response: upstream events in, the API's own framing out."""
 
     def __init__(self, api: Api, ctx: RequestContext, ex: Exchange, chain: PolicyChain,
-                 strip_usage: bool, max_event_bytes: int, max_response_bytes: int) -> None:
+                 strip_usage: bool, max_event_bytes: int, max_response_bytes: int,
+                 remember: Remember | None = None) -> None:
         self.api, self.ctx, self.ex, self.chain = api, ctx, ex, chain
+        # Called with the id of the stored response, before its first event goes out,
+        # so that no client can ask for it before the gateway knows whose it is.
+        self.remember = remember
         self.strip_usage = strip_usage
         self.max_event_bytes, self.max_response_bytes = max_event_bytes, max_response_bytes
         self.done = False
@@ -165,8 +171,13 @@ class StreamRelay:
             if pieces:
                 ex.output += pieces
             obj: dict[str, Any] | None = None
-            if api.may_carry_usage(data):
+            if self.remember is not None:
                 obj = parse_object(data)
+                remember, self.remember = self.remember, None
+                if (ident := api.stored_id(obj)) is not None:
+                    await remember(ident)
+            if api.may_carry_usage(data):
+                obj = obj or parse_object(data)
                 ctx.usage = api.stream_usage(obj, ctx.usage)
                 if api.drop_event(obj, self.strip_usage):
                     continue

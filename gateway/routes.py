@@ -16,7 +16,6 @@ UNSUPPORTED = {
     "threads": "the Assistants API (threads)",
     "vector_stores": "vector stores",
     "realtime": "the Realtime API",
-    "responses": "the Responses API",
     "fine_tuning": "fine-tuning",
     "audio": "the audio endpoints",
     "images": "image generation",

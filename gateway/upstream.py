@@ -36,11 +36,14 @@ PASS_RESPONSE = (
 )
 
 
-def forward_headers(inbound: Mapping[str, str], auth: Mapping[str, str]) -> CIMultiDict[str]:
+def forward_headers(inbound: Mapping[str, str], auth: Mapping[str, str],
+                    defaults: Mapping[str, str] = {}) -> CIMultiDict[str]:
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in inbound.items():
         if name.lower() not in _DROP_REQUEST:
             out.add(name, value)
+    for name, value in defaults.items():
+        out.setdefault(name, value)
     out["Content-Type"] = "application/json"
     out.update(auth)
     return out
@@ -56,13 +59,16 @@ async def call(
     backend: Backend,
     url: str,
     headers: CIMultiDict[str],
-    body: bytes,
+    body: bytes | None,
+    method: str = "POST",
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """POST to the upstream; yields once the response headers are in."""
+    """Call the upstream (a POST, unless told otherwise); yields once the response
+    headers are in."""
     try:
         async with asyncio.timeout(backend.response_timeout):
-            response = await session.post(
-                url, data=body, headers=headers, timeout=backend.timeout, allow_redirects=False
+            response = await session.request(
+                method, url, data=body, headers=headers, timeout=backend.timeout,
+                allow_redirects=False,
             )
     except TimeoutError:
         raise UpstreamTimeout(

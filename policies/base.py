@@ -56,6 +56,9 @@ class RequestContext:
     usage: Usage | None = None
     # Set when the client went away before the response was complete.
     disconnected: bool = False
+    # The answer is not final (a background job): its usage is not known yet, and what
+    # was reserved stays charged.
+    pending: bool = False
     # Headers a policy wants on the response (e.g. x-ratelimit-remaining-*).
     response_headers: dict[str, str] = field(default_factory=dict)
     # Scratch space for policies, keyed by policy name.

@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -238,6 +239,15 @@ def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError("did not come up")
+
+
+@pytest.fixture(autouse=True)
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test its own SQLite database, for the gateways it runs in process and the
+    ones it starts as processes (the environment overrides any config file)."""
+    url = f"sqlite:///{tmp_path}/gateway.db"
+    monkeypatch.setenv("MODEL_GATEWAY_DATABASE__URL", url)
+    return url
 
 
 @pytest.fixture

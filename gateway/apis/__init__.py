@@ -1,12 +1,14 @@
 """One adapter per API; `MODEL_ROUTES` is every route that forwards to a model."""
 
-from gateway.apis import chat, completions, embeddings, image_embeddings
+from gateway.apis import anthropic, chat, completions, embeddings, image_embeddings, responses
 from gateway.apis.base import Api, ModelRoute
 
 APIS: tuple[Api, ...] = (chat.CHAT, completions.COMPLETIONS, embeddings.EMBEDDINGS,
-                         image_embeddings.IMAGE_EMBEDDINGS)
+                         image_embeddings.IMAGE_EMBEDDINGS, responses.RESPONSES,
+                         anthropic.MESSAGES, anthropic.COUNT_TOKENS)
 MODEL_ROUTES: tuple[ModelRoute, ...] = (
     *chat.ROUTES, *completions.ROUTES, *embeddings.ROUTES, *image_embeddings.ROUTES,
+    *responses.ROUTES, *anthropic.ROUTES,
 )
 
 __all__ = ["APIS", "MODEL_ROUTES", "Api", "ModelRoute"]

@@ -6,6 +6,7 @@ never branch on which API a request speaks.
     Api  (implements policies.wire.WireApi, which is what policies see)
      request   Body, known, validate, is_stream, ask_stream_usage
      prompt    prompt_texts, prompt_parts, prompt_framing, max_output_tokens, outputs
+     stored    previous_response, stores, stored_id, pending
      answer    usage, answer_error, completion_texts, block_completion, annotate
      stream    named, is_end, stream_usage, drop_event, output_text, encode, end,
                stream_delta, stream_final, is_keepalive, blocked_end, stream_error
@@ -119,6 +120,23 @@ class Api:
 
     def outputs(self, body: dict[str, Any]) -> int:
         return 1
+
+    # --- state an upstream keeps (the Responses API's stored responses) -------------------
+    def previous_response(self, body: dict[str, Any]) -> str | None:
+        """The id of an earlier stored answer this request continues."""
+        return None
+
+    def stores(self, body: dict[str, Any]) -> bool:
+        """The upstream will store this request's answer under an id."""
+        return False
+
+    def stored_id(self, body: dict[str, Any]) -> str | None:
+        """That id, from the whole answer or from the first streamed event."""
+        return None
+
+    def pending(self, body: dict[str, Any]) -> bool:
+        """The answer is not final (a background job): its usage comes later."""
+        return False
 
     # --- whole answers ----------------------------------------------------------------
     def usage(self, body: dict[str, Any]) -> Usage | None:

@@ -176,7 +176,7 @@ class RateLimitPolicy(Policy):
 
     async def on_response(self, ctx: RequestContext) -> None:
         held: _Held | None = ctx.state.get(self.name)
-        if held is None:
+        if held is None or ctx.pending:
             return
         token_buckets = [b for b in held.buckets if b.kind == "tokens"]
         if not token_buckets:

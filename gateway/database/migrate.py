@@ -1,0 +1,109 @@
+"""Schema migrations (Alembic, scripts in `migrations/`): run by `model-gateway db
+upgrade`, or at start-up with `database.migrate: auto`. A database whose schema is
+newer than this gateway knows is refused: an older gateway must not write into a
+schema it does not understand (during a rollback, say)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+SCRIPTS = Path(__file__).parent / "migrations"
+
+
+class SchemaError(Exception):
+    """The database's schema cannot be used by this gateway as it is."""
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def _known(revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(_config())
+    return any(r.revision == revision for r in scripts.walk_revisions())
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
+    """Migrate to `revision`; returns the revision the database is at. Replicas starting
+    together migrate one at a time: the revision is read again under the lock."""
+    with _sqlite_lock(engine):
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                         {"key": ADVISORY_LOCK})
+            await connection.run_sync(_check_known)
+            await connection.run_sync(lambda c: command.upgrade(_config(c), revision))
+            at = await connection.run_sync(_current)
+    assert at is not None
+    return at
+
+
+ADVISORY_LOCK = 7_311_022  # any constant: one lock for this gateway's migrations
+
+
+@contextlib.contextmanager
+def _sqlite_lock(engine: AsyncEngine) -> Iterator[None]:
+    """A file lock beside a SQLite database, held while it is migrated."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(database + ".migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _check_known(connection: Connection) -> None:
+    at = _current(connection)
+    if at is not None and not _known(at):
+        raise SchemaError(
+            f"the database's schema is at revision {at}, newer than this gateway knows "
+            f"(its newest is {head()}): run a gateway at least as new as the one that "
+            "migrated it")
+
+
+async def prepare(engine: AsyncEngine, *, migrate: bool) -> None:
+    """At start-up: the schema must be this gateway's head, migrated there if allowed."""
+    async with engine.connect() as connection:
+        await connection.run_sync(_check_known)
+        at = await connection.run_sync(_current)
+    if at == head():
+        return
+    if not migrate:
+        raise SchemaError(
+            f"the database's schema is at revision {at or 'none'}, this gateway needs {head()}: "
+            "run `model-gateway db upgrade` (or set database.migrate: auto)")
+    await upgrade(engine)
