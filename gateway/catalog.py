@@ -5,33 +5,39 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from gateway.apis import APIS
 from gateway.errors import UnsupportedOperation
 from gateway.inbound import model_name
 from gateway.keys import EXCHANGE, RUNTIME
 from gateway.routes import UNSUPPORTED
+from gateway.runtime import Deployment
 
 
 def _json(data: object) -> web.Response:
     return web.Response(body=orjson.dumps(data), content_type="application/json")
 
 
-def _model(alias: str) -> dict[str, object]:
-    return {"id": alias, "object": "model", "created": 0, "owned_by": "model-gateway"}
+def _model(deployment: Deployment) -> dict[str, object]:
+    """An OpenAI model object, with the APIs the alias serves (those some backend has)."""
+    operations = {op for backend in deployment.backends for op in backend.urls}
+    apis = [api.name for api in APIS if api.operation in operations]
+    return {"id": deployment.name, "object": "model", "created": 0, "owned_by": "model-gateway",
+            "apis": apis}
 
 
 async def list_models(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     caller = await runtime.authenticator.authenticate(request.headers)
     request[EXCHANGE].consumer = caller.consumer
-    return _json({"object": "list", "data": [_model(a) for a in runtime.allowed(caller)]})
+    return _json({"object": "list",
+                  "data": [_model(runtime.deployments[a]) for a in runtime.allowed(caller)]})
 
 
 async def get_model(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     caller = await runtime.authenticator.authenticate(request.headers)
     request[EXCHANGE].consumer = caller.consumer
-    deployment = runtime.resolve(request.match_info["model"], caller)
-    return _json(_model(deployment.name))
+    return _json(_model(runtime.resolve(request.match_info["model"], caller)))
 
 
 async def model_info(request: web.Request) -> web.Response:
@@ -56,6 +62,7 @@ async def unsupported(request: web.Request) -> web.Response:
     what = UNSUPPORTED[request.match_info["surface"]]
     raise UnsupportedOperation(
         f"Model Gateway does not support {what} ({request.path}). It serves chat completions, "
-        "completions and embeddings; call the service directly for anything else."
+        "completions, embeddings, the Responses API and Anthropic's Messages API; call the "
+        "service directly for anything else."
     )
 

@@ -177,7 +177,7 @@ class RoutingConfig(Strict):
     max_attempts: int = Field(3, ge=1)
     deadline_seconds: float = Field(120.0, gt=0)
     # Upstream statuses that move the request to the next backend.
-    retry_on: tuple[int, ...] = (429, 500, 502, 503, 504)
+    retry_on: tuple[int, ...] = (429, 500, 502, 503, 504, 529)  # 529: Anthropic overloaded
     breaker: BreakerConfig = BreakerConfig()
 
 

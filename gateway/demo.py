@@ -37,6 +37,17 @@ def demo_config(simulator_url: str, port: int, database: str) -> GatewayConfig:
                 "backends": [{"url": simulator_url, "api": "azure-ai-inference"}],
             },
             {
+                "name": "gpt-5-mini",
+                "model": "gpt-5-mini",
+                "backends": [{"url": simulator_url, "api": "azure-openai", "deployment": "gpt-5-mini"}],
+            },
+            {
+                "name": "claude-sonnet-4-5",
+                "model": "claude-sonnet-4-5",
+                "provider": "Anthropic",
+                "backends": [{"url": simulator_url + "/anthropic", "api": "anthropic"}],
+            },
+            {
                 "name": "text-embedding-3-small",
                 "model": "text-embedding-3-small",
                 "model_type": "embeddings",
@@ -49,7 +60,8 @@ def demo_config(simulator_url: str, port: int, database: str) -> GatewayConfig:
 def banner(url: str) -> str:
     return textwrap.dedent(f"""\
         Model Gateway demo: gateway {url} -> built-in upstream simulator
-        aliases: gpt-4o-mini (chat), mistral-large (chat), text-embedding-3-small (embeddings)
+        aliases: gpt-4o-mini (chat), gpt-5-mini (chat, responses), claude-sonnet-4-5 (anthropic
+                 messages), mistral-large (chat), text-embedding-3-small (embeddings)
         demo key: {DEMO_KEY}
 
         curl {url}/v1/chat/completions -H "api-key: {DEMO_KEY}" -H "Content-Type: application/json" \\
@@ -58,9 +70,16 @@ def banner(url: str) -> str:
         python - <<'EOF'
         from openai import OpenAI
         client = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}")
-        reply = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello"}}])
-        print(reply.choices[0].message.content)
+        reply = client.responses.create(model="gpt-5-mini", input="Hello")
+        print(reply.output_text)
+        EOF
+
+        python - <<'EOF'
+        from anthropic import Anthropic
+        client = Anthropic(base_url="{url}/anthropic", api_key="{DEMO_KEY}")
+        reply = client.messages.create(model="claude-sonnet-4-5", max_tokens=256,
+                                       messages=[{{"role": "user", "content": "Hello"}}])
+        print(reply.content[0].text)
         EOF
 
         Ctrl-C stops it.""")

@@ -1,6 +1,7 @@
 """The upstream simulator: an aiohttp app that answers like Azure OpenAI, Azure AI
-model inference and OpenAI-compatible servers, with latency and fault injection,
-and keeps a record of every request for tests and benchmarks."""
+model inference, OpenAI-compatible servers (chat, completions, embeddings, the
+Responses API with stored responses) and Anthropic's Messages API, with latency
+and fault injection (`faults`), and keeps a record of every request."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.simulator import shapes
+from gateway.simulator import anthropic, faults, responses, shapes
 from gateway.simulator.settings import Fault, SimulatorSettings
 
 OPS = ("chat/completions", "completions", "images/embeddings", "embeddings")
@@ -35,6 +36,7 @@ class Record:
     headers: dict[str, str]
     body: dict[str, Any]
     stream: bool
+    method: str = "POST"
     started: float = field(default_factory=time.monotonic)
     # complete | cancelled | fault:<kind> | rejected
     outcome: str = "open"
@@ -48,8 +50,10 @@ class Simulator:
         self.settings = settings
         self.records: deque[Record] = deque(maxlen=settings.keep_records or None)
         self.count = 0
+        self.store = responses.Store()
         self._random = random.Random(settings.seed)
         self._counter = itertools.count(1)
+        self._encoding: Any = None
 
     def pick_fault(self, request: web.Request) -> str | None:
         forced = request.headers.get("x-sim-fault")
@@ -70,21 +74,53 @@ class Simulator:
         accept = self.settings.accept
         if not accept:
             return True
-        key = request.headers.get("api-key")
+        keys = {request.headers.get("api-key"), request.headers.get("x-api-key")}
         auth = request.headers.get("Authorization", "")
         bearer = auth[7:] if auth.lower().startswith("bearer ") else None
-        return (key in accept) or (bearer in accept)
+        return bool(keys.intersection(accept)) or (bearer in accept)
+
+    # --- tokens -----------------------------------------------------------------------
+    def encoding(self) -> Any:
+        if self._encoding is None:
+            from gateway.tokens import load_encoding  # a real tokenizer only when asked for
+
+            self._encoding = load_encoding(self.settings.tokenizer)
+        return self._encoding
+
+    def count_tokens(self, text: str, messages: int) -> int:
+        if self.settings.tokenizer == "words":
+            return shapes.count_tokens(text)
+        # OpenAI's own accounting: 3 tokens around each message, 3 to prime the reply.
+        return len(self.encoding().encode_ordinary(text)) + 3 * messages + 3
+
+    def tokens(self, words: list[str]) -> list[str]:
+        """The reply as streamed: one word per event, or one real token per event."""
+        if self.settings.tokenizer == "words":
+            return words
+        enc = self.encoding()
+        return [enc.decode([t]) for t in enc.encode_ordinary("".join(words))]
 
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 
 
-def _shape_and_op(path: str) -> tuple[str, str, str | None]:
+def _route(path: str) -> tuple[str, str, str | None]:
+    """(shape, operation, deployment) of a path."""
     if path.startswith("/openai/deployments/"):
         deployment, _, rest = path[len("/openai/deployments/"):].partition("/")
         return "azure-openai", rest, deployment
     if path.startswith("/models/"):
         return "azure-ai-inference", path[len("/models/"):], None
+    if path.endswith("/v1/messages"):
+        return "anthropic", "messages", None
+    if path.endswith("/v1/messages/count_tokens"):
+        return "anthropic", "messages/count_tokens", None
+    head, marker, rest = path.partition("/responses")
+    if marker and (not rest or rest.startswith("/")):
+        shape = "azure-openai" if head.startswith("/openai") else "openai"
+        parts = rest.strip("/").split("/") if rest else []
+        op = "responses" if not parts else "responses/" + ("/".join(parts[1:]) or "get")
+        return shape, op, parts[0] if parts else None
     for op in OPS:
         if path.endswith("/" + op):
             return "openai", op, None
@@ -106,119 +142,198 @@ def _ms(request: web.Request, header: str, default: float) -> float:
 async def handle(request: web.Request) -> web.StreamResponse:
     sim = request.app[SIMULATOR]
     sim.count += 1
-    shape, op, deployment = _shape_and_op(request.path)
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        return _json(shapes.error("invalid_request", "Body is not JSON."), 400)
-    if not isinstance(body, dict):
-        return _json(shapes.error("invalid_request", "Body must be an object."), 400)
-    model = deployment or str(body.get("model") or "")
+    shape, op, deployment = _route(request.path)
+    body: Any = {}
+    if request.method == "POST" and request.can_read_body:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _json(shapes.error("invalid_request", "Body is not JSON."), 400)
+        if not isinstance(body, dict):
+            return _json(shapes.error("invalid_request", "Body must be an object."), 400)
+    stored = op.startswith("responses/")
+    model = (None if stored else deployment) or str(body.get("model") or "")
     record = Record(
         path=request.path_qs, shape=shape, operation=op, model=model,
-        api_key=request.headers.get("api-key"),
+        api_key=request.headers.get("api-key") or request.headers.get("x-api-key"),
         authorization=request.headers.get("Authorization"),
         headers={k: v for k, v in request.headers.items()
-                 if k.lower() not in ("api-key", "authorization")},
-        body=body, stream=body.get("stream") is True,
+                 if k.lower() not in ("api-key", "authorization", "x-api-key")},
+        body=body, stream=body.get("stream") is True, method=request.method,
     )
     sim.records.append(record)
     try:
-        response = await _serve(request, sim, record, shape, op, body, model)
+        response: web.StreamResponse
+        if stored:
+            response = _stored(sim, record, op, deployment or "")
+        else:
+            response = await _serve(request, sim, record, shape, op, body, model)
         if record.outcome == "open":
             record.outcome = "complete"
         return response
-    except asyncio.CancelledError:
-        record.outcome = "cancelled"
-        raise
-    except ConnectionResetError:
+    except (asyncio.CancelledError, ConnectionResetError):
         record.outcome = "cancelled"
         raise
     finally:
         record.ended = time.monotonic()
 
 
+def _stored(sim: Simulator, record: Record, op: str, ident: str) -> web.Response:
+    kept = sim.store.responses.get(ident)
+    found = sim.store.get(ident)
+    if kept is None or found is None:
+        record.outcome = "rejected"
+        return _json(responses.not_found(ident), 404)
+    if op == "responses/get" and record.method == "GET":
+        return _json(found)
+    if op == "responses/get" and record.method == "DELETE":
+        del sim.store.responses[ident]
+        return _json({"id": ident, "object": "response", "deleted": True})
+    if op == "responses/input_items":
+        return _json(responses.items_page(kept))
+    if op == "responses/cancel" and found.get("background"):
+        kept.response = {**found, "status": "cancelled"} if kept.final is not None else found
+        kept.final = None
+        return _json(kept.response)
+    return _json(shapes.error("invalid_request", "Only background responses can be cancelled."), 400)
+
+
 async def _serve(request: web.Request, sim: Simulator, record: Record, shape: str, op: str,
                  body: dict[str, Any], model: str) -> web.StreamResponse:
     settings = sim.settings
+    claude = shape == "anthropic"
     if not sim.authorized(request):
         record.outcome = "rejected"
-        return _json(shapes.error("401", "Access denied due to invalid subscription key or "
-                                  "wrong API endpoint."), 401)
-    if op not in OPS or not model:
+        message = "Access denied due to invalid subscription key or wrong API endpoint."
+        return _json(anthropic.error(401, "invalid x-api-key") if claude else shapes.error("401", message),
+                     401)
+    known = (*OPS, "responses", "messages", "messages/count_tokens")
+    if op not in known or not model:
         record.outcome = "rejected"
-        return _json(shapes.error("404", "Resource not found"), 404)
+        return _json(anthropic.error(404, f"model: {model}") if claude
+                     else shapes.error("404", "Resource not found"), 404)
+    previous = body.get("previous_response_id")
+    if op == "responses" and isinstance(previous, str) and sim.store.get(previous) is None:
+        record.outcome = "rejected"
+        return _json(responses.not_found(previous, "previous_response_id"), 400)
     fault = sim.pick_fault(request)
-    if fault and fault != "stall":
+    if fault in faults.ANSWER_FAULTS:
         record.outcome = f"fault:{fault}"
-        return await _fault(request, fault, settings)
+        return await faults.answer(request, fault, settings, shape)
     ttft = _ms(request, "x-sim-ttft-ms", settings.ttft_ms)
     if ttft:
         await asyncio.sleep(ttft)
-    text = shapes.prompt_text(op, body)
     if op.endswith("embeddings"):
         inputs = body.get("input")
         items = [inputs] if isinstance(inputs, str) else [
             i if isinstance(i, str) else orjson.dumps(i).decode() for i in (inputs or [])]
         return _json(shapes.embeddings(shape, model, items, settings.embedding_dims,
                                        body.get("encoding_format")))
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if op == "responses":
+        text, messages = responses.prompt_text(body), len(responses.input_items(body))
+    elif claude:
+        text, messages = anthropic.prompt_text(body), len(body.get("messages") or [])
+    else:
+        text, messages = shapes.prompt_text(op, body), len(body.get("messages") or [1])
+    prompt_tokens = sim.count_tokens(text, messages)
+    if op == "messages/count_tokens":
+        return _json({"input_tokens": prompt_tokens})
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
     wanted = int(request.headers.get("x-sim-tokens", settings.completion_tokens))
     n = min(wanted, limit) if isinstance(limit, int) and limit > 0 else wanted
     finish = "length" if n < wanted else "stop"
-    prompt_tokens = shapes.count_tokens(text)
-    tokens = shapes.reply_tokens(model, text, n)
+    tokens = sim.tokens(shapes.reply_tokens(model, text, n))
     scripted = request.headers.get("x-sim-reply")
     if scripted:  # tests choose the completion's words
         words = scripted.split(" ")
-        tokens = [("" if i == 0 else " ") + w for i, w in enumerate(words)][:n]
+        tokens = sim.tokens([("" if i == 0 else " ") + w for i, w in enumerate(words)][:n])
     piece = request.headers.get("x-sim-chunk")
     if piece:  # one piece of text, x-sim-chunks times (UTF-8 in base64 after "b64:")
         text_piece = base64.b64decode(piece[4:]).decode() if piece.startswith("b64:") else piece
         tokens = [text_piece] * int(request.headers.get("x-sim-chunks", "1"))
-    ident = shapes.completion_id(model, text)
     if record.stream:
-        return await _stream(request, sim, record, shape, op, body, model, ident, tokens,
-                             prompt_tokens, finish, stall=fault == "stall")
-    reply = "".join(tokens)
+        return await _stream(request, sim, record, shape, op, body, model, tokens, prompt_tokens,
+                             finish, fault)
     headers = ({"x-ratelimit-remaining-tokens": str(settings.remaining_tokens)}
                if settings.remaining_tokens is not None else None)
+    if op == "responses":
+        return _json(responses.create(sim.store, body, model, tokens, prompt_tokens,
+                                      incomplete=finish == "length"), 200, headers)
+    if claude:
+        return _json(anthropic.message(body, model, tokens, prompt_tokens, finish), 200, headers)
+    ident = shapes.completion_id(model, text)
     if op == "completions":
-        return _json(shapes.completion(model, ident, reply, prompt_tokens, n, finish), 200, headers)
-    return _json(shapes.chat(shape, model, ident, reply, prompt_tokens, n, finish), 200, headers)
+        return _json(shapes.completion(model, ident, "".join(tokens), prompt_tokens, len(tokens),
+                                       finish), 200, headers)
+    answer = shapes.chat(shape, model, ident, "".join(tokens), prompt_tokens, len(tokens), finish)
+    if fault == "no-usage":
+        del answer["usage"]
+    return _json(answer, 200, headers)
 
 
-async def _fault(request: web.Request, fault: str, settings: SimulatorSettings) -> web.StreamResponse:
-    if fault == "429":
-        ms = int(request.headers.get("x-sim-retry-after-ms", settings.retry_after_ms))
-        seconds = max(1, -(-ms // 1000))
-        return _json(
-            shapes.error("429", "Requests to the ChatCompletions_Create Operation under Azure "
-                         "OpenAI API have exceeded the token rate limit of your current pricing "
-                         f"tier. Please retry after {seconds} seconds."),
-            429,
-            {"retry-after": str(seconds), "retry-after-ms": str(ms),
-             "x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "0"},
-        )
-    if fault in ("500", "503"):
-        return _json(shapes.error("InternalServerError" if fault == "500" else "ServiceUnavailable",
-                                  "The simulator was told to fail this request."), int(fault))
-    if fault == "hang":
-        await asyncio.sleep(3600)
-    if fault == "reset" and request.transport is not None:
-        request.transport.abort()
-        raise ConnectionResetError("simulated reset")
-    return _json(shapes.error("invalid_request", f"Unknown fault {fault!r}."), 400)
+class _Raw:
+    """A response written straight to the connection: how a server that sends no
+    Content-Type at all answers (aiohttp always adds one). Close-delimited."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+
+    async def prepare(self) -> None:
+        await self.request.writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+
+    async def write(self, data: bytes) -> None:
+        await self.request.writer.write(data)
+
+    async def write_eof(self) -> None:
+        if self.request.transport is not None:
+            self.request.transport.close()
 
 
 async def _stream(request: web.Request, sim: Simulator, record: Record, shape: str, op: str,
-                  body: dict[str, Any], model: str, ident: str, tokens: list[str],
-                  prompt_tokens: int, finish: str, stall: bool) -> web.StreamResponse:
+                  body: dict[str, Any], model: str, tokens: list[str], prompt_tokens: int,
+                  finish: str, fault: str | None) -> web.StreamResponse:
+    response: Any
+    if fault == "no-content-type":
+        response = _Raw(request)
+        await response.prepare()
+    else:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+    delay = _ms(request, "x-sim-token-ms", sim.settings.token_ms)
+    stall = fault == "stall"
+    if stall:
+        record.outcome = "fault:stall"
+
+    async def named(name: bytes, data: bytes | dict[str, Any]) -> None:
+        raw = data if isinstance(data, bytes) else orjson.dumps(data)
+        await response.write(b"event: " + name + b"\ndata: " + raw + b"\n\n")
+
+    if fault == "long-line":
+        await response.write(b"data: " + b"x" * int(request.headers.get("x-sim-size", 8 << 20)))
+    elif fault == "endless":
+        while True:
+            await response.write(b"data: " + orjson.dumps(shapes.chunk(
+                shape, "chat/completions", model, "x", {"content": " more"}, None, False)) + b"\n\n")
+            await asyncio.sleep(0)
+    elif op == "responses":
+        await responses.stream(named, sim.store, body, model, tokens, prompt_tokens, delay, stall)
+    elif shape == "anthropic":
+        await anthropic.stream(named, body, model, tokens, prompt_tokens, finish, delay, stall)
+    else:
+        await _chat_stream(response, shape, op, body, model, tokens, prompt_tokens, finish, delay,
+                           fault)
+    await response.write_eof()
+    # A raw answer is already on the wire: what aiohttp writes after it goes nowhere.
+    return response if isinstance(response, web.StreamResponse) else web.Response()
+
+
+async def _chat_stream(response: Any, shape: str, op: str, body: dict[str, Any],
+                       model: str, tokens: list[str], prompt_tokens: int, finish: str, delay: float,
+                       fault: str | None) -> None:
     options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
-    await response.prepare(request)
-    token_delay = _ms(request, "x-sim-token-ms", sim.settings.token_ms)
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True \
+        and fault != "no-usage"
+    ident = shapes.completion_id(model, str(prompt_tokens))
 
     async def send(obj: dict[str, Any]) -> None:
         await response.write(b"data: " + orjson.dumps(obj) + b"\n\n")
@@ -229,20 +344,24 @@ async def _stream(request: web.Request, sim: Simulator, record: Record, shape: s
         await send(shapes.chunk(shape, op, model, ident, {"content": "", "role": "assistant"},
                                 None, include_usage))
     for i, token in enumerate(tokens):
-        if stall and i == len(tokens) // 2:
-            record.outcome = "fault:stall"
+        if fault == "stall" and i == len(tokens) // 2:
             await asyncio.sleep(3600)
-        if token_delay and i:
-            await asyncio.sleep(token_delay)
+        if delay and i:
+            await asyncio.sleep(delay)
+        if fault == "not-object-event" and i == len(tokens) // 2:
+            await response.write(b'data: [{"usage": {"prompt_tokens": 1}}]\n\n')
+        if fault == "garbage-event" and i == len(tokens) // 2:
+            await response.write(b'data: {"usage": {not json\n\n')
         delta: dict[str, Any] | str = token if op == "completions" else {"content": token}
         await send(shapes.chunk(shape, op, model, ident, delta, None, include_usage))
     await send(shapes.chunk(shape, op, model, ident, "" if op == "completions" else {},
                             finish, include_usage))
     if include_usage:
         await send(shapes.usage_chunk(op, model, ident, prompt_tokens, len(tokens)))
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
-    return response
+    if fault == "bare-done":
+        await response.write(b"[DONE]\n\n")
+    elif fault != "no-done":
+        await response.write(b"data: [DONE]\n\n")
 
 
 async def model_info(request: web.Request) -> web.Response:
@@ -265,5 +384,5 @@ def create_simulator(settings: SimulatorSettings | None = None) -> web.Applicati
     app.router.add_get("/_sim/requests", records)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models/info", model_info)
-    app.router.add_post("/{path:.*}", handle)
+    app.router.add_route("*", "/{path:.*}", handle)
     return app

@@ -6,7 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["429", "500", "503", "hang", "reset", "stall"]
+# Before the answer: 429 (with both retry headers), 429-retry-after (Retry-After and
+# x-ratelimit-reset-* only), 429-retry-inf, 500, 503, 529, hang, reset; instead of an
+# answer: string-error, text-error, error-200, not-object, redirect, 204, status-999,
+# oversized, hostile-headers; in a stream: stall, no-content-type, bare-done, no-done,
+# no-usage, not-object-event, endless, long-line, garbage-event.
+FaultKind = Literal[
+    "429", "429-retry-after", "429-retry-inf", "500", "503", "529", "hang", "reset",
+    "string-error", "text-error", "error-200", "not-object", "redirect", "204", "status-999",
+    "oversized", "hostile-headers",
+    "stall", "no-content-type", "bare-done", "no-done", "no-usage", "not-object-event", "endless",
+    "long-line", "garbage-event",
+]
 
 
 class Fault(BaseModel):
@@ -35,3 +46,7 @@ class SimulatorSettings(BaseModel):
     seed: int = 0
     # Keep the last N request records for tests and /_sim/requests.
     keep_records: int = Field(10_000, ge=0)
+    # How tokens are counted and streamed: one word per token, or as a real model does it
+    # (o200k_base: the reply is encoded, each token streamed as one event, and usage is
+    # the true count).
+    tokenizer: Literal["words", "o200k_base"] = "words"

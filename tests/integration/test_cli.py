@@ -144,10 +144,22 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     url = f"http://127.0.0.1:{port}"
     wait_up(url, demo)
     assert demo.stdout is not None
-    banner = "".join(demo.stdout.readline() for _ in range(3))
+    banner = ""
+    while "demo key: " not in banner:
+        banner += demo.stdout.readline()
     key = banner.split("demo key: ")[1].split()[0]
     status, models = get(url + "/v1/models", {"api-key": key})
-    assert status == 200 and len(models["data"]) == 3
+    assert status == 200
+    apis = {m["id"]: m["apis"] for m in models["data"]}
+    assert apis["gpt-5-mini"] == ["chat.completions", "completions", "embeddings", "responses"]
+    assert apis["claude-sonnet-4-5"] == ["messages", "messages.count_tokens"]
+    assert len(apis) == 5
     status, reply = get(url + "/v1/chat/completions", {"api-key": key},
                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
     assert status == 200 and reply["choices"][0]["message"]["content"]
+    status, reply = get(url + "/v1/responses", {"api-key": key}, {"model": "gpt-5-mini", "input": "hi"})
+    assert status == 200 and reply["output"][0]["content"][0]["text"]
+    status, reply = get(url + "/anthropic/v1/messages", {"x-api-key": key},
+                        {"model": "claude-sonnet-4-5", "max_tokens": 16,
+                         "messages": [{"role": "user", "content": "hi"}]})
+    assert status == 200 and reply["content"][0]["text"]

@@ -219,3 +219,35 @@ async def test_cooldowns_are_shared_between_gateway_processes(
     assert [await post_to(urls[1]) for _ in range(5)] == [200] * 5
     assert up.sim(0).count == 1  # ... and the second process never asks b0 meanwhile
     assert up.sim(1).count == 6
+
+
+@pytest.mark.parametrize(("path", "body", "fault"), [
+    ("/v1/responses", {"model": "new", "input": "hi"}, "500"),
+    ("/v1/responses", {"model": "new", "input": "hi", "stream": True}, "503"),
+    ("/anthropic/v1/messages", {"model": "claude", "max_tokens": 16, "stream": True,
+                                "messages": [{"role": "user", "content": "hi"}]}, "529"),
+])
+async def test_the_new_apis_fail_over_before_the_first_byte(
+        make_stack: Any, exit_stack: contextlib.ExitStack, path: str, body: dict[str, Any],
+        fault: str) -> None:
+    ups = Upstreams(exit_stack, SimulatorSettings(faults=[Fault(kind=fault)]), SimulatorSettings())
+
+    def make(sim: str) -> dict[str, Any]:
+        c = default_config(sim)
+        c["deployments"] += [
+            {"name": "new", "model": "gpt-5-mini", "backends": [
+                {"url": u, "api": "azure-openai", "deployment": "d", "name": f"b{i}", "priority": i}
+                for i, u in enumerate(ups.urls)]},
+            {"name": "claude", "model": "claude-sonnet-4-5", "backends": [
+                {"url": u + "/anthropic", "api": "anthropic", "name": f"c{i}", "priority": i}
+                for i, u in enumerate(ups.urls)]}]
+        return c
+
+    stack: Stack = make_stack(make)
+    async with aiohttp.ClientSession() as session, session.post(
+            stack.url + path, json=body, headers={"api-key": "key-team-b"}) as r:
+        assert r.status == 200
+        raw = await r.read()
+    assert raw and b'"error":{' not in raw and b'"type":"error"' not in raw
+    assert [rec.outcome for rec in ups.sim(0).records] == [f"fault:{fault}"]
+    assert [rec.outcome for rec in ups.sim(1).records] == ["complete"]
