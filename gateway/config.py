@@ -54,6 +54,9 @@ class ServerConfig(Strict):
     # is refused (400) before anything parses it.
     max_json_depth: int = Field(64, ge=2, le=1000)
     max_json_items: int = Field(100_000, ge=1)
+    # Request headers to forward upstream beyond the built-in set (see docs/contract.md):
+    # names, or prefixes ending in "*" ("x-tenant-*"). Credentials never cross.
+    forward_request_headers: tuple[str, ...] = ()
 
 
 class RedisConfig(Strict):

@@ -222,7 +222,8 @@ async def _attempt(
 ) -> web.StreamResponse:
     app = request.app
     metrics = app[METRICS]
-    server = app[RUNTIME].config.server
+    runtime = app[RUNTIME]
+    server = runtime.config.server
     labels = (ctx.deployment, backend.name)
     url = backend.urls[api.operation]
     ctx.body["model"] = backend.body_model(api.operation)
@@ -234,7 +235,7 @@ async def _attempt(
     # before its expiry, and a fresh one is worth one more try.
     for auth_try in (1, 2):
         headers = upstream.forward_headers(request.headers, await backend.auth_headers(),
-                                           backend.defaults)
+                                           backend.defaults, runtime.headers)
         started = time.perf_counter()
         outcome = "error"  # what this call is counted as, once, when it is over
         judged = False  # the breaker has heard about this call

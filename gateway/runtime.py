@@ -12,6 +12,7 @@ from gateway.backends import Backend, build_backend
 from gateway.config import DeploymentConfig, GatewayConfig
 from gateway.credentials import Credentials
 from gateway.errors import AllBackendsThrottled, GatewayError, NoHealthyBackend, UnknownModel
+from gateway.upstream import HeaderPolicy
 from policies import Caller, Policy, PolicyChain
 from policies.auth import Authenticator, EntraValidator
 from policies.auth.entra import FetchJson
@@ -101,6 +102,7 @@ class Runtime:
         self.chain = PolicyChain(policies)
         self._inflight_caps = {c.name: c.max_inflight for c in config.consumers
                                if c.max_inflight is not None}
+        self.headers = HeaderPolicy(config.server.forward_request_headers)
 
     def inflight_cap(self, consumer: str) -> int:
         return self._inflight_caps.get(consumer, self.config.server.max_inflight_per_consumer)

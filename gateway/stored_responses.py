@@ -108,7 +108,7 @@ def _handler(method: str, suffix: str, filtered: bool) -> Any:
             if chain.looks_at_requests:
                 await chain.on_request(ctx)
             headers = upstream.forward_headers(request.headers, await backend.auth_headers(),
-                                               backend.defaults)
+                                               backend.defaults, runtime.headers)
             server = runtime.config.server
             async with upstream.call(request.app[SESSION], backend, url, headers, None,
                                      method) as answer:

@@ -12,20 +12,18 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.backends import Backend
 from gateway.errors import UpstreamError, UpstreamTimeout
+from policies.auth import presented_credentials
 
-# Never forwarded upstream: inbound credentials, cookies, hop-by-hop headers, and
-# what the gateway sets itself.
-_DROP_REQUEST = frozenset(
-    h.lower()
-    for h in (
-        "Host", "Content-Length", "Content-Type", "Content-Encoding", "Accept-Encoding",
-        "Authorization", "api-key", "Ocp-Apim-Subscription-Key", "x-api-key", "Cookie",
-        "Proxy-Authorization", "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
-        "Transfer-Encoding", "Upgrade", "Expect", "Forwarded", "X-Forwarded-For",
-        "X-Forwarded-Host", "X-Forwarded-Proto", "x-ms-model-mesh-model-name",
-        "azureml-model-deployment",
-    )
-)
+# The only request headers that reach an upstream: what the APIs define for their
+# clients, tracing, and Azure's client request id. Everything else (credentials under
+# any name, cookies, forwarding and hop-by-hop headers, SDK telemetry, an OpenAI
+# organisation or project that would pick another account) stays here.
+FORWARDED = frozenset({
+    "accept", "user-agent", "anthropic-version", "anthropic-beta", "openai-beta", "extra-parameters",
+    "x-ms-client-request-id", "traceparent", "tracestate", "baggage", "idempotency-key",
+})
+# A header value this long that holds a presented credential is a credential.
+_SECRET_MIN = 8
 
 # Upstream response headers worth passing to the client; everything else stays here.
 PASS_RESPONSE = (
@@ -36,13 +34,40 @@ PASS_RESPONSE = (
 )
 
 
+class HeaderPolicy:
+    """Which client headers cross: the built-in set and the operator's additions."""
+
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
+        names = {e.lower() for e in extra if not e.endswith("*")}
+        self.names = FORWARDED | (names - _NEVER)
+        self.prefixes = tuple(e[:-1].lower() for e in extra if e.endswith("*"))
+
+    def allows(self, lowered: str) -> bool:
+        return lowered in self.names or (bool(self.prefixes) and lowered.startswith(self.prefixes)
+                                         and lowered not in _NEVER)
+
+
+# Never, whatever an operator adds: the inbound credentials and what the gateway sets.
+_NEVER = frozenset({"authorization", "api-key", "x-api-key", "ocp-apim-subscription-key",
+                    "proxy-authorization", "cookie", "host", "content-length", "content-type",
+                    "content-encoding", "transfer-encoding", "connection", "te", "upgrade"})
+BUILT_IN = HeaderPolicy()
+
+
 def forward_headers(inbound: Mapping[str, str], auth: Mapping[str, str],
-                    defaults: Mapping[str, str] = {}) -> CIMultiDict[str]:
+                    defaults: Mapping[str, str] | None = None,
+                    policy: HeaderPolicy = BUILT_IN) -> CIMultiDict[str]:
+    """The headers of an upstream call: the allowed ones of the client's, less any that
+    its Connection header names (hop-by-hop, whatever they are called) or that carry
+    one of the caller's credentials; then defaults, then the gateway's own auth."""
+    hop = {t.strip().lower() for t in inbound.get("Connection", "").split(",")}
+    secrets = [c for c in presented_credentials(inbound) if len(c) >= _SECRET_MIN]
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in inbound.items():
-        if name.lower() not in _DROP_REQUEST:
+        lowered = name.lower()
+        if policy.allows(lowered) and lowered not in hop and not any(s in value for s in secrets):
             out.add(name, value)
-    for name, value in defaults.items():
+    for name, value in (defaults or {}).items():
         out.setdefault(name, value)
     out["Content-Type"] = "application/json"
     out.update(auth)

@@ -41,6 +41,8 @@ OPENAI_KEY = "openai-upstream-secret"
 
 def default_config(sim: str) -> dict[str, Any]:
     return {
+        # The simulator's own control headers (x-sim-fault, x-sim-reply, ...) cross.
+        "server": {"forward_request_headers": ["x-sim-*"]},
         "consumers": [
             {"name": "team-a", "api_keys": [hash_key(KEY_A)], "deployments": ["chat", "embed"]},
             {"name": "team-b", "api_keys": [hash_key(KEY_B)], "deployments": ["*"]},

@@ -176,8 +176,11 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
     deployment: dict[str, Any] = {"name": "bench", "model": "bench-model", "backends": [
         {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai",
          "timeouts": {"response": 300, "idle": 300}}]}
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
     config: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 1},
+        "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 1,
+                   "forward_request_headers": ["x-sim-*"]},
+        "database": {"url": f"sqlite:///{folder}/bench.db"},
         "consumers": [consumer], "deployments": [deployment],
     }
     if variant.limits:
@@ -189,7 +192,7 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
             {"type": "blocklist", "terms": ["forbidden plan", "zorp"], "patterns": [r"secret-\d+"]},
             {"type": "pii", "action": "redact"}]}
         deployment["content_filter"] = "bench"
-    path = Path(tempfile.mkdtemp()) / "bench.yaml"
+    path = folder / "bench.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return str(path)
 

@@ -55,7 +55,9 @@ async def test_malformed_json(stack: Stack) -> None:
 
 
 def small_bodies(sim: str) -> dict[str, Any]:
-    return {**default_config(sim), "server": {"max_body_bytes": 1000}}
+    config = default_config(sim)
+    config["server"]["max_body_bytes"] = 1000
+    return config
 
 
 async def test_body_too_large(make_stack: Any) -> None:

@@ -131,3 +131,40 @@ async def test_unknown_alias_lists_callers_aliases(stack: Stack) -> None:
     assert body["error"]["code"] == "DeploymentNotFound"
     assert body["error"]["message"].endswith("chat, embed.")
     assert "mistral" not in body["error"]["message"].split(":", 2)[-1]
+
+
+async def test_only_the_documented_request_headers_cross(stack: Stack) -> None:
+    headers = {
+        "api-key": KEY_A, "openai-organization": "org-elsewhere", "openai-project": "proj-x",
+        "x-forwarded-for": "10.0.0.1", "x-custom-tenant": "t1", "x-stainless-lang": "python",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "anthropic-beta": "tools-2024", "baggage": "team=search",
+        # Hop-by-hop by being named in Connection, whatever its name.
+        "Connection": "keep-alive, baggage",
+        # The caller's credential under another name.
+        "x-ms-client-request-id": f"id-{KEY_A}",
+    }
+    response = await post(stack.url + "/v1/chat/completions", {"model": "chat", "messages": MESSAGES},
+                          headers)
+    assert response.status == 200
+    sent = {k.lower() for k in stack.sim.records[-1].headers}
+    assert {"traceparent", "anthropic-beta"} <= sent
+    for name in ("openai-organization", "openai-project", "x-forwarded-for", "x-custom-tenant",
+                 "x-stainless-lang", "baggage", "x-ms-client-request-id"):
+        assert name not in sent, name
+    assert KEY_A not in repr(stack.sim.records[-1])
+
+
+async def test_an_operator_may_forward_more_but_never_credentials(make_stack: Any) -> None:
+    def config(sim: str) -> dict[str, Any]:
+        made = default_config(sim)
+        made["server"]["forward_request_headers"] = ["x-tenant-*", "api-key", "x-api-key"]
+        return made
+
+    stack: Stack = make_stack(config)
+    response = await post(stack.url + "/v1/chat/completions", {"model": "chat", "messages": MESSAGES},
+                          {"api-key": KEY_A, "x-tenant-id": "t1", "x-api-key": KEY_A})
+    assert response.status == 200
+    record = stack.sim.records[-1]
+    assert {k.lower(): v for k, v in record.headers.items()}.get("x-tenant-id") == "t1"
+    assert record.api_key == UPSTREAM_KEY and KEY_A not in repr(record)

@@ -20,7 +20,9 @@ BODY = b'{"model":"chat","messages":[{"role":"user","content":"hi"}]}'
 
 def with_server(**server: Any) -> Any:
     def make(sim: str) -> dict[str, Any]:
-        return {**default_config(sim), "server": server}
+        config = default_config(sim)
+        config["server"] = {**config["server"], **server}
+        return config
     return make
 
 
