@@ -4,6 +4,7 @@ stream), the gateway's own count of the prompt and of what was generated."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -11,7 +12,8 @@ import orjson
 from gateway.apis import Api
 from gateway.exchange import Exchange
 from gateway.tokens import EncodingUnavailable, Tokenizer, strings
-from policies import RequestContext, Usage
+from policies import PolicyChain, RequestContext, Usage
+from policies.ratelimit import Settlements
 
 log = logging.getLogger("gateway.accounting")
 
@@ -34,19 +36,58 @@ def generated_text(pieces: list[bytes]) -> str:
     return text if isinstance(text, str) else ""
 
 
+# Counted in place up to this many characters (a few tens of milliseconds at most);
+# beyond, or before the encoding is loaded, in a thread.
+SYNC_CHARS = 100_000
+
+
+def _fallback(text: str) -> int:
+    return -(-len(text.encode()) // BYTES_PER_TOKEN)
+
+
 async def count(tokenizer: Tokenizer, text: str) -> int:
     try:
-        return await tokenizer.acount(text)
+        return await asyncio.to_thread(tokenizer.count, text)
     except EncodingUnavailable as exc:
         log.warning("token count estimated from size: %s", exc)
-        return -(-len(text.encode()) // BYTES_PER_TOKEN)
+        return _fallback(text)
 
 
-async def account(tokenizer: Tokenizer, api: Api, ctx: RequestContext, ex: Exchange) -> None:
-    if ctx.usage is None and api.generates and ex.backend and not ctx.pending \
-            and (ex.output or ctx.disconnected):
-        prompt = await count(tokenizer, strings(api.prompt_parts(ctx.body)))
-        completion = await count(tokenizer, generated_text(ex.output))
-        ctx.usage = Usage(prompt + api.prompt_framing(ctx.body), completion, estimated=True)
+def _needs_count(api: Api, ctx: RequestContext, ex: Exchange) -> bool:
+    return ctx.usage is None and api.generates and bool(ex.backend) and not ctx.pending \
+        and bool(ex.output or ctx.disconnected)
+
+
+def _record(ctx: RequestContext, ex: Exchange) -> None:
     if ctx.usage is not None:
         ex.prompt_tokens, ex.completion_tokens = ctx.usage.prompt_tokens, ctx.usage.completion_tokens
+
+
+async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, ctx: RequestContext,
+                 ex: Exchange, chain: PolicyChain) -> None:
+    """Once the response is over: the usage (counted if the upstream reported none), then
+    the policies' on_response (settlement). Neither may be lost to a client that hangs
+    up meanwhile: a count that has to wait (a thread) runs in a task of the app's, which
+    this awaits shielded, so that the handler's cancellation does not cancel it."""
+    if _needs_count(api, ctx, ex):
+        prompt, output = strings(api.prompt_parts(ctx.body)), generated_text(ex.output)
+        if tokenizer.loaded and len(prompt) + len(output) <= SYNC_CHARS:
+            ctx.usage = Usage(tokenizer.count(prompt) + api.prompt_framing(ctx.body),
+                              tokenizer.count(output), estimated=True)
+        else:
+            ex.finishing = background.start(_count_and_settle(tokenizer, api, ctx, ex, chain,
+                                                              prompt, output))
+            await asyncio.shield(ex.finishing)
+            return
+    _record(ctx, ex)
+    if chain.looks_at_responses:
+        await chain.on_response(ctx)
+
+
+async def _count_and_settle(tokenizer: Tokenizer, api: Api, ctx: RequestContext, ex: Exchange,
+                            chain: PolicyChain, prompt: str, output: str) -> None:
+    ctx.usage = Usage(await count(tokenizer, prompt) + api.prompt_framing(ctx.body),
+                      await count(tokenizer, output), estimated=True)
+    _record(ctx, ex)
+    if chain.looks_at_responses:
+        await chain.on_response(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -86,9 +87,16 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
 
     app[METRICS].backends = backends
     app[COOLDOWNS].start(apply)
+    preload = None
+    if app[CONFIG].has_limits:
+        # Counts of streams without usage settle token limits: have the tokenizer ready
+        # (a thread, so that start-up does not wait for it).
+        preload = asyncio.get_running_loop().create_task(app[TOKENIZER].preload())
     app[LIFECYCLE].ready = True
     yield
     app[LIFECYCLE].ready = False
+    if preload is not None and not preload.done():
+        await asyncio.wait([preload], timeout=5)
 
 
 def create_app(

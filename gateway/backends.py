@@ -92,8 +92,8 @@ class Backend:
         for threshold, header in ((rule.remaining_tokens, "x-ratelimit-remaining-tokens"),
                                   (rule.remaining_requests, "x-ratelimit-remaining-requests")):
             value = headers.get(header)
-            if threshold is not None and value is not None and value.isdigit() \
-                    and int(value) < threshold:
+            if threshold is not None and value is not None and value.isascii() \
+                    and value.isdigit() and int(value) < threshold:
                 self.health.spill(rule.seconds)
                 return
 

@@ -38,6 +38,8 @@ from gateway.flavours import flavour_of_path
 
 log = logging.getLogger("gateway.connections")
 
+LINGER_S = 1.0  # after a 408 for slow headers, how long the connection drains before closing
+
 # On every answer: no version banner, no content sniffing, no caching of API answers.
 FIXED_HEADERS = {"Server": "model-gateway", "X-Content-Type-Options": "nosniff",
                  "Cache-Control": "no-store"}
@@ -138,13 +140,19 @@ class GatewayProtocol(web.RequestHandler):
         if self._in_request or self.transport is None:
             return
         self._connections.header_timeouts += 1
-        if self._bytes_seen:
-            error = RequestTimeout(
-                f"The request headers did not arrive within "
-                f"{self._connections.header_timeout:g} s.")
-            self.transport.write(_raw_response(error, "/"))
-        self.force_close()
-        self.transport.close()
+        transport = self.transport
+        if not self._bytes_seen:
+            self.force_close()
+            return
+        error = RequestTimeout(
+            f"The request headers did not arrive within {self._connections.header_timeout:g} s.")
+        transport.write(_raw_response(error, "/"))
+        # Closing now, with the client's bytes unread, would send a reset that can destroy
+        # the answer before it is read: half-close, drop what still arrives, close soon.
+        self._force_close = True  # aiohttp's flag: data_received ignores what comes
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(LINGER_S, transport.close)
 
     # --- what aiohttp answers without the app -----------------------------------------------
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,

@@ -3,6 +3,7 @@ access log and the metrics are made of. Filled by the handler, read once at the 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from gateway.flavours import Flavour
@@ -28,3 +29,6 @@ class Exchange:
     # Generated text seen so far, as escaped JSON-string pieces: counted when the
     # upstream reports no usage (gateway.accounting).
     output: list[bytes] = field(default_factory=list)
+    # A count still running when the handler ended (the client hung up): the access-log
+    # line and the metrics wait for it, so that they agree with what was settled.
+    finishing: asyncio.Task[None] | None = None

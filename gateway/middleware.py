@@ -58,8 +58,16 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
         if isinstance(protocol, GatewayProtocol):
             protocol.request_finished()
         elapsed = time.perf_counter() - ex.started
-        request.app[METRICS].observe(ex, elapsed)
-        request.app[ACCESS_LOG].emit(ex, elapsed)
+        app = request.app
+
+        def record(_: object = None) -> None:
+            app[METRICS].observe(ex, elapsed)
+            app[ACCESS_LOG].emit(ex, elapsed)
+
+        if ex.finishing is not None and not ex.finishing.done():
+            ex.finishing.add_done_callback(record)
+        else:
+            record()
 
 
 async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.StreamResponse:
@@ -100,7 +108,12 @@ async def request_id_headers(request: web.Request, response: web.StreamResponse)
             headers["request-id"] = ex.request_id  # where the anthropic SDK looks
     ctx = request.get(CONTEXT)
     if ctx is not None and ctx.response_headers:
-        headers.update(ctx.response_headers)
+        for name, value in ctx.response_headers.items():
+            # The tightest of the upstream's and the gateway's own remaining counts.
+            theirs = headers.get(name)
+            if theirs is not None and theirs.isdigit() and value.isdigit():
+                value = str(min(int(theirs), int(value)))
+            headers[name] = value
     client_id = request.headers.get("x-ms-client-request-id")
     if client_id and _CLIENT_ID.fullmatch(client_id):
         headers["x-ms-client-request-id"] = client_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -13,7 +14,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import upstream
-from gateway.accounting import account
+from gateway.accounting import finish
 from gateway.apis import Api, ModelRoute
 from gateway.backends import Backend
 from gateway.database.responses import Owner
@@ -32,6 +33,7 @@ from gateway.keys import (
     DATABASE,
     EXCHANGE,
     INFLIGHT,
+    LIMITER,
     METRICS,
     RUNTIME,
     SESSION,
@@ -106,9 +108,8 @@ def model_handler(route: ModelRoute) -> Handler:
             raise
         finally:
             gauge.inc(labels, -1)
-            await account(request.app[TOKENIZER], api, ctx, ex)
-            if chain.looks_at_responses:
-                await chain.on_response(ctx)
+            await finish(request.app[TOKENIZER], request.app[LIMITER].settlements, api, ctx, ex,
+                         chain)
 
     return handle
 
@@ -117,13 +118,26 @@ class _Failover(Exception):
     """This backend failed before anything reached the client: try the next one."""
 
 
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?")
+
+
+def _duration(value: str) -> float | None:
+    """OpenAI's reset times: "6s", "1m30s", "20ms", "2.5s"."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or not any(match.groups()):
+        return None
+    h, m, sec, ms = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + sec + ms / 1000
+
+
 def retry_after(headers: Mapping[str, str], ceiling: float) -> float | None:
-    """Seconds the upstream asked us to wait: retry-after-ms first, then retry-after.
-    Upstream values are untrusted: nan, inf and negatives are ignored, and the wait
-    never exceeds `ceiling` (a huge value would disable a backend for good)."""
+    """Seconds the upstream asked us to wait: retry-after-ms first, then retry-after, then
+    the x-ratelimit-reset-* times. Upstream values are untrusted: nan, inf, negatives
+    and non-ASCII digits are ignored, and the wait never exceeds `ceiling` (a huge value
+    would disable a backend for good)."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
-        if not value:
+        if not value or not value.isascii():
             continue
         try:
             seconds = float(value) * scale
@@ -131,7 +145,16 @@ def retry_after(headers: Mapping[str, str], ceiling: float) -> float | None:
             continue
         if math.isfinite(seconds) and seconds >= 0:
             return min(seconds, ceiling)
-    return None
+    resets = [d for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+              if (value := headers.get(name)) and value.isascii() and (d := _duration(value)) is not None]
+    return min(max(resets), ceiling) if resets else None
+
+
+def retry_headers(seconds: float) -> dict[str, str]:
+    """Both headers, always: azure-core reads Retry-After (whole seconds), the openai
+    and anthropic SDKs prefer retry-after-ms."""
+    ms = max(1, math.ceil(seconds * 1000))
+    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(ms)}
 
 
 async def forward(
@@ -248,11 +271,13 @@ async def _attempt(
                     backend.token.invalidate()
                     if auth_try == 1:
                         continue
+                passed: dict[str, str] = {}
                 if status == 429:
                     wait = retry_after(answer.headers, backend.max_cooldown)
-                    health.cool_down(wait if wait is not None else 1.0)
-                    await app[COOLDOWNS].publish(ctx.deployment, backend.name,
-                                                 wait if wait is not None else 1.0)
+                    wait = min(1.0, backend.max_cooldown) if wait is None else wait
+                    health.cool_down(wait)
+                    await app[COOLDOWNS].publish(ctx.deployment, backend.name, wait)
+                    passed = retry_headers(wait)
                     judged = True
                 elif is_backend_failure(status) or not _answer_status(status):
                     health.failed(time.monotonic())
@@ -277,7 +302,7 @@ async def _attempt(
                         outcome = "stream_error"
                     return response
                 return await relay_json(answer, api, ctx, ex, chain, server.max_response_bytes,
-                                        remember)
+                                        remember, passed)
         except (UpstreamError, UpstreamTimeout) as exc:
             if outcome in ("error", "200"):  # no answer, or a 200 whose body failed
                 outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "error"

@@ -86,11 +86,12 @@ Remember = Callable[[str], Awaitable[None]]
 async def relay_json(
     upstream: aiohttp.ClientResponse, api: Api, ctx: RequestContext, ex: Exchange,
     chain: PolicyChain, limit: int, remember: Remember | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> web.Response:
     started = time.perf_counter()
     data = await read_body(upstream, limit)
     ex.upstream_seconds += time.perf_counter() - started
-    headers = response_headers(upstream.headers)
+    headers = {**response_headers(upstream.headers), **(overrides or {})}
     if upstream.status in (401, 403):
         # The upstream refused the gateway's own credential: not the caller's fault,
         # and passing a 401 on would tell the caller its key is wrong.

@@ -18,11 +18,14 @@ import base64
 import gzip
 import hashlib
 import importlib.resources
+import logging
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 import tiktoken
+
+log = logging.getLogger("gateway.tokens")
 
 # The encodings' split patterns, special tokens and file hashes, as tiktoken
 # defines them (tiktoken_ext/openai_public.py).
@@ -90,7 +93,10 @@ class Tokenizer:
         return self._encoding
 
     async def preload(self) -> None:
-        await asyncio.to_thread(self.encoding)
+        try:
+            await asyncio.to_thread(self.encoding)
+        except EncodingUnavailable as exc:
+            log.warning("token counts will be estimated from size: %s", exc)
 
     def count(self, text: str) -> int:
         return len(self.encoding().encode_ordinary(text)) if text else 0

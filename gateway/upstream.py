@@ -4,6 +4,7 @@ may cross, timeouts, and turning transport failures into gateway errors."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -75,7 +76,24 @@ def forward_headers(inbound: Mapping[str, str], auth: Mapping[str, str],
 
 
 def response_headers(upstream: CIMultiDictProxy[str]) -> dict[str, str]:
-    return {h: upstream[h] for h in PASS_RESPONSE if h in upstream}
+    """The upstream's headers a client may see. Counts must be plain ASCII numbers (an
+    upstream's other digits, or a value that is not a number, stay here) and no value may
+    be longer than an honest one would be."""
+    out = {}
+    for name in PASS_RESPONSE:
+        value = upstream.get(name)
+        if value is None or len(value) > 256:
+            continue
+        if name in _NUMERIC and not _NUMBER.fullmatch(value):
+            continue
+        out[name] = value
+    return out
+
+
+_NUMERIC = frozenset({"x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
+                      "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "retry-after",
+                      "retry-after-ms", "openai-processing-ms"})
+_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
 
 
 @asynccontextmanager

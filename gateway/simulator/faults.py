@@ -15,7 +15,7 @@ from gateway.simulator.settings import SimulatorSettings
 
 # Faults that replace the answer.
 ANSWER_FAULTS = frozenset({
-    "429", "429-retry-after", "429-retry-inf", "500", "503", "529", "hang", "reset",
+    "400", "429", "429-retry-after", "429-retry-inf", "500", "503", "529", "hang", "reset",
     "string-error", "text-error", "error-200", "not-object", "redirect", "204", "status-999",
     "oversized", "hostile-headers",
 })
@@ -60,6 +60,10 @@ async def answer(request: web.Request, fault: str, settings: SimulatorSettings,
         body = (anthropic.error(status, message) if claude else
                 shapes.error("InternalServerError" if status == 500 else "ServiceUnavailable", message))
         return _json(body, status)
+    if fault == "400":
+        message = "The request is invalid (as the simulator was told to say)."
+        return _json(anthropic.error(400, message) if claude else shapes.error("invalid_request",
+                                                                                 message), 400)
     if fault == "hang":
         await asyncio.sleep(3600)
     if fault == "reset" and request.transport is not None:

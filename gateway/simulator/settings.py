@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Before the answer: 429 (with both retry headers), 429-retry-after (Retry-After and
+# Before the answer: 400 (the client's fault), 429 (with both retry headers), 429-retry-after (Retry-After and
 # x-ratelimit-reset-* only), 429-retry-inf, 500, 503, 529, hang, reset; instead of an
 # answer: string-error, text-error, error-200, not-object, redirect, 204, status-999,
 # oversized, hostile-headers; in a stream: stall, no-content-type, bare-done, no-done,
 # no-usage, not-object-event, endless, long-line, garbage-event.
 FaultKind = Literal[
-    "429", "429-retry-after", "429-retry-inf", "500", "503", "529", "hang", "reset",
+    "400", "429", "429-retry-after", "429-retry-inf", "500", "503", "529", "hang", "reset",
     "string-error", "text-error", "error-200", "not-object", "redirect", "204", "status-999",
     "oversized", "hostile-headers",
     "stall", "no-content-type", "bare-done", "no-done", "no-usage", "not-object-event", "endless",

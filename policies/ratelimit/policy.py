@@ -48,10 +48,11 @@ class Settlements:
     def __init__(self) -> None:
         self.pending: set[asyncio.Task[None]] = set()
 
-    def start(self, settle: Coroutine[Any, Any, None]) -> None:
+    def start(self, settle: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(settle)
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
+        return task
 
     async def drain(self, timeout_s: float) -> None:
         if self.pending:

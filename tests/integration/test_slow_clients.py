@@ -73,6 +73,11 @@ async def test_slowloris_connections_are_closed_at_the_header_timeout(make_stack
     for raw in answers:
         assert raw.startswith(b"HTTP/1.1 408"), raw[:80]
         assert _json_body(raw)["error"]["code"] == "request_timeout"
+    # The slots come back once the connections have drained (a second after the answer).
+    for _ in range(40):
+        if stack.app[CONNECTIONS].open == 0:
+            break
+        await asyncio.sleep(0.05)
     assert stack.app[CONNECTIONS].open == 0
 
 
