@@ -9,6 +9,7 @@ import io
 import json
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -230,6 +231,11 @@ class RedisServer:
             self.proc.wait(10)
             self.proc = None
 
+    def remove(self) -> None:
+        """Stop for good and delete its folder."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
 
 def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
     for _ in range(150):
@@ -269,7 +275,7 @@ def background() -> Iterator[list[subprocess.Popen[str]]]:
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture

@@ -12,12 +12,14 @@ bench-results/latest.json and latest.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib.util
 import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -177,6 +179,7 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
         {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai",
          "timeouts": {"response": 300, "idle": 300}}]}
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    atexit.register(shutil.rmtree, folder, True)
     config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 1,
                    "forward_request_headers": ["x-sim-*"]},

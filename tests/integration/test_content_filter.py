@@ -3,6 +3,7 @@ redacted completions (whole and streamed), custom hooks failing open or closed."
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -170,3 +171,57 @@ def test_blocklist_terms_from_a_file(make_stack: Any, tmp_path: Any) -> None:
             model="chat", messages=[{"role": "user", "content": "status of Project Bluebird?"}])
     body: Any = err.value.body
     assert "projects" in body["innererror"]["content_filter_result"]
+
+
+@pytest.mark.parametrize("where", [
+    {"messages": [{"role": "user", "name": "zorp", "content": "hi"}]},
+    {"messages": [{"role": "user", "content": "hi"}],
+     "tools": [{"type": "function", "function": {"name": "f", "description": "does the zorp"}}]},
+    {"messages": [{"role": "user", "content": "hi"}],
+     "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+         "type": "object", "properties": {"x": {"type": "string", "enum": ["zorp"]}}}}}]},
+    {"messages": [{"role": "user", "content": "hi"}],
+     "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+         "type": "object", "properties": {"zorp": {"type": "string"}}}}}]},
+    {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None,
+     "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f",
+                                                                   "arguments": '{"q": "zorp"}'}}]},
+                  {"role": "tool", "tool_call_id": "c1", "content": "ok"}]},
+    {"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c1",
+                                                       "content": "the answer is zorp"}]},
+    {"messages": [{"role": "user", "content": "hi"}], "response_format": {
+        "type": "json_schema", "json_schema": {"name": "s", "schema": {
+            "type": "object", "description": "a zorp", "properties": {}}}}},
+])
+async def test_every_text_a_client_supplies_is_filtered(stack: Stack, where: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+            stack.url + "/v1/chat/completions", json={"model": "chat", **where},
+            headers={"api-key": KEY_A}) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"]["code"] == "content_filter"
+    assert stack.sim.count == 0
+
+
+def test_streamed_tool_call_arguments_are_filtered(stack: Stack) -> None:
+    from policies import Caller, RequestContext
+    from policies.content import ContentFilterPolicy
+
+    policy = next(p for p in stack.runtime.chain.policies if isinstance(p, ContentFilterPolicy))
+
+    async def run() -> list[str]:
+        from gateway.apis.chat import CHAT
+        ctx = RequestContext("r", CHAT, "chat", Caller("c", None), {"messages": []}, True)
+        await policy.on_request(ctx)
+        released: list[str] = []
+        for piece in ['{"to": "', "jane.doe@", 'contoso.com", ', '"topic": "lunch and more words"}']:
+            event = {"choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "function": {"arguments": piece}}]}, "finish_reason": None}]}
+            for out in await policy.on_response_chunk(ctx, event):
+                released.append(out["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"])
+        for out in await policy.on_stream_end(ctx):
+            released.append(out["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"])
+        return released
+
+    arguments = "".join(stack.run(run()))
+    assert "jane.doe" not in arguments and "[EMAIL]" in arguments
+    assert json.loads(arguments)["topic"] == "lunch and more words"

@@ -46,7 +46,7 @@ def store_url(request: pytest.FixtureRequest) -> Any:
         return
     server = RedisServer()
     yield server.url
-    server.stop()
+    server.remove()
 
 
 async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any],

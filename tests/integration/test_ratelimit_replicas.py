@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -42,17 +43,19 @@ def cluster() -> Iterator[str]:
         yield f"redis://127.0.0.1:{ports[0]}/0"
     finally:
         for node in nodes:
-            node.stop()
+            node.remove()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
 def single() -> Iterator[str]:
     server = RedisServer()
     yield server.url
-    server.stop()
+    server.remove()
 
 
-def start_stack(redis_url: str, cluster: bool, background: list[subprocess.Popen[str]]) -> str:
+def start_stack(redis_url: str, cluster: bool, background: list[subprocess.Popen[str]],
+                folder: Path) -> str:
     sim_port, port = free_port(), free_port()
     sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
@@ -75,7 +78,7 @@ def start_stack(redis_url: str, cluster: bool, background: list[subprocess.Popen
              "limits": {"tokens_per_minute": 30000, "burst": {"tokens": 500}}},
         ],
     }
-    path = Path(tempfile.mkdtemp()) / "gw.yaml"
+    path = folder / "gw.yaml"
     path.write_text(json.dumps(config))
     log = path.with_suffix(".log").open("w")
     gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path), "--workers", "4"],
@@ -133,9 +136,10 @@ async def saturate(url: str, path: str,
 
 @pytest.mark.parametrize("mode", ["single", "cluster"])
 async def test_exact_across_four_replicas(mode: str, request: pytest.FixtureRequest,
-                                          background: list[subprocess.Popen[str]]) -> None:
+                                          background: list[subprocess.Popen[str]],
+                                          tmp_path: Path) -> None:
     redis_url = request.getfixturevalue(mode)
-    url = start_stack(redis_url, mode == "cluster", background)
+    url = start_stack(redis_url, mode == "cluster", background, tmp_path)
 
     admitted, errors, shortest, longest = await saturate(
         url, "/v1/chat/completions", {"model": "chat", "messages": [{"role": "user", "content": "x"}]})

@@ -68,8 +68,8 @@ def sentinel(tmp_path: Path) -> Iterator[Sentinel]:
     finally:
         proc.terminate()
         proc.wait(10)
-        replica.stop()
-        master.stop()
+        replica.remove()
+        master.remove()
 
 
 async def post(url: str) -> int:

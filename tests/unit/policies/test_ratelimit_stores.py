@@ -31,7 +31,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
         yield redis_store
     finally:
         await redis_store.close()
-        server.stop()
+        server.remove()
 
 
 async def test_admits_until_empty_then_says_how_long_to_wait(store: Store) -> None:
