@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 import aiohttp
 from aiohttp import web
 
-from gateway import catalog, health, middleware, stored_responses
+from gateway import catalog, health, middleware, openapi, stored_responses
 from gateway.accesslog import AccessLog
 from gateway.admission import InFlight
 from gateway.apis import MODEL_ROUTES
@@ -134,6 +134,7 @@ def create_app(
     surfaces = "|".join(UNSUPPORTED)
     for prefix in UNSUPPORTED_PREFIXES:
         router.add_route("*", prefix + "/{surface:(" + surfaces + ")}{rest:(/.*)?}", catalog.unsupported)
+    router.add_get("/openapi.json", openapi.handle)
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/metrics", app[METRICS].handle)

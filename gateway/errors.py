@@ -12,6 +12,7 @@
           ├── ResponseNotFound           404 response_not_found: a stored response not the caller's
           ├── RequestTimeout             408 request_timeout: headers or body too slow
           ├── RequestTooLarge            413 request_too_large
+          ├── ExpectationFailed          417 expectation_failed: an Expect other than 100-continue
           ├── UnsupportedEncoding        415 unsupported_content_encoding
           ├── HeadersTooLarge            431 request_headers_too_large
           ├── TooManyInFlight            429 too_many_requests: a consumer's in-flight cap
@@ -91,6 +92,10 @@ class RequestTimeout(GatewayError):
 
 class RequestTooLarge(GatewayError):
     status, code = 413, "request_too_large"
+
+
+class ExpectationFailed(GatewayError):
+    status, code = 417, "expectation_failed"
 
 
 class UnsupportedEncoding(GatewayError):

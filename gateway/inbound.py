@@ -18,6 +18,7 @@ from aiohttp.http_exceptions import ContentEncodingError
 from gateway.apis import Api
 from gateway.config import ServerConfig
 from gateway.errors import (
+    ExpectationFailed,
     ExtraParametersNotAllowed,
     InvalidRequest,
     NoModelName,
@@ -86,7 +87,10 @@ async def read_json(request: web.Request, limits: ServerConfig) -> dict[str, Any
     if encoding not in ENCODINGS:
         raise UnsupportedEncoding(
             "The request's Content-Encoding is not supported: send gzip, deflate or none.")
-    if request.headers.get("Expect", "").lower() == "100-continue":
+    expect = request.headers.get("Expect", "").lower()
+    if expect and expect != "100-continue":
+        raise ExpectationFailed("The only expectation this gateway meets is 100-continue.")
+    if expect:
         # Deferred until here, after authentication: a caller that would be refused is
         # refused before it sends its body.
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -115,10 +119,8 @@ async def read_json(request: web.Request, limits: ServerConfig) -> dict[str, Any
 
 
 async def defer_continue(request: web.Request) -> None:
-    """The expect_handler of model routes: `100 Continue` waits for `read_json`."""
-    expect = request.headers.get("Expect", "")
-    if expect.lower() != "100-continue":
-        raise web.HTTPExpectationFailed(text="Unknown Expect header")
+    """The expect_handler of model routes: `100 Continue` waits for `read_json` (which
+    also refuses any other expectation, in the contract's shape)."""
 
 
 def _apply_extra_parameters(api: Api, body: dict[str, Any], mode: str | None) -> None:
