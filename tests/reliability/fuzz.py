@@ -85,19 +85,20 @@ def schema_fuzz(url: str, key: str, examples: int, figures: Figures) -> None:
     schema = schemathesis.openapi.from_url(url + "/openapi.json")
     session = requests.Session()
     for result in schema.get_all_operations():
-        operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            _operation_fuzz(result.ok(), mode, url, key, examples, figures, session)
 
-            @settings(_FUZZ, max_examples=examples)
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case: Any) -> None:
-                response = case.call(base_url=url, session=session, headers={"api-key": key},
-                                     timeout=30)
-                figures.record(f"{case.method} {case.formatted_path} {mode.value}",
-                               response.status_code, _content_type(response.headers),
-                               response.content)
 
-            run()
+def _operation_fuzz(operation: Any, mode: GenerationMode, url: str, key: str, examples: int,
+                    figures: Figures, session: requests.Session) -> None:
+    @settings(_FUZZ, max_examples=examples)
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        response = case.call(base_url=url, session=session, headers={"api-key": key}, timeout=30)
+        figures.record(f"{case.method} {case.formatted_path} {mode.value}", response.status_code,
+                       _content_type(response.headers), response.content)
+
+    run()
 
 
 _HEADERS = st.dictionaries(
