@@ -9,6 +9,7 @@ never from raw client input: an unknown alias is counted as deployment="".
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 
@@ -87,6 +88,12 @@ def _counter(name: str, doc: str, value: float) -> Metric:
     return family
 
 
+def _gauge(name: str, doc: str, value: float) -> Metric:
+    family = GaugeMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
+
+
 def cumulative(bounds: Sequence[float], counts: Sequence[float]) -> list[tuple[str, float]]:
     """Per-bucket counts (+Inf last) as Prometheus' cumulative (le, count) pairs."""
     total, out = 0.0, []
@@ -132,6 +139,9 @@ class Metrics:
         for deployment, backend, available in self.backends():
             self.backend_available.set((deployment, backend), 1.0 if available else 0.0)
         self.content_filter_actions.values = {k: float(v) for k, v in self.content.actions.items()}
+        # Tasks alive in this process's loop: flat under steady load, or something leaks.
+        yield _gauge("gateway_event_loop_tasks", "Tasks alive in the event loop.",
+                     len(asyncio.all_tasks()))
         if self.content.checks:
             yield _counter("gateway_content_filter_checks", "Content-filter checks run.",
                            self.content.checks)

@@ -17,3 +17,22 @@ def test_fuzz_smoke(make_stack: Any) -> None:
     assert figures.requests > 500, summary
     assert figures.gateway_5xx == [], summary
     assert figures.not_json == [], summary
+
+
+async def test_fault_matrix_smoke() -> None:
+    from tests.reliability.faults import matrix
+
+    rows = await matrix(requests=6)
+    for row in rows:
+        assert row.lost == 0 and row.misaccounted_tokens <= 1, row
+
+
+def test_soak_smoke(tmp_path: Any) -> None:
+    from tests.reliability.soak import soak
+
+    figures = soak(requests=3000, aborts=300, folder=tmp_path)
+    before, after = figures["before"], figures["after"]
+    assert figures["errors"] == 0, figures
+    assert after["tasks"] <= before["tasks"] + 2, figures
+    assert after["open_fds"] <= before["open_fds"] + 5, figures
+    assert after["rss_mb"] < before["rss_mb"] * 1.25, figures
