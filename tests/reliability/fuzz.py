@@ -126,6 +126,8 @@ def raw_fuzz(url: str, key: str, examples: int, figures: Figures) -> None:
         sent = {**headers, **({"api-key": key} if keyed else {})}
         try:
             response = session.post(url + path, data=data, headers=sent, timeout=30)
+        except requests.exceptions.InvalidHeader:
+            return  # refused by the client library itself: nothing was sent
         except requests.ConnectionError:
             figures.record(f"POST {path} (connection closed) {headers}", 200, "", b"")
             return
