@@ -1,4 +1,4 @@
-"""`model-gateway` and its verbs: serve, demo, simulate, check, hash-key."""
+"""`model-gateway` and its verbs: serve, demo, simulate, check, hash-key, db."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def _config(path: Path | None) -> GatewayConfig:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.database import SchemaError
     from gateway.reload import StartupError
     from gateway.server import serve
 
@@ -39,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     try:
         return serve(config, args.workers, _path(args.config))
-    except StartupError as exc:
+    except (StartupError, SchemaError) as exc:
         print(f"model-gateway: cannot start: {exc}", file=sys.stderr)
         return 2
 
@@ -118,6 +119,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.database import SchemaError, make_engine
+    from gateway.database.engine import DatabaseUnavailable
+    from gateway.database.migrate import current, head, upgrade
+    config = _config(args.config).database
+
+    async def run() -> str:
+        engine = make_engine(config)
+        try:
+            if args.action == "current":
+                return f"at {await current(engine) or 'none'} (this gateway knows up to {head()})"
+            return f"upgraded to {await upgrade(engine)}"
+        finally:
+            await engine.dispose()
+
+    try:
+        # The URL holds no password: the config refuses one there.
+        print(f"database {config.url}: {asyncio.run(run())}")
+    except (SchemaError, DatabaseUnavailable) as exc:
+        print(f"model-gateway: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_hash_key(args: argparse.Namespace) -> int:
     from policies.auth import hash_key
 
@@ -159,6 +186,11 @@ def parser() -> argparse.ArgumentParser:
     c = verbs.add_parser("check", help="validate a config and print what it defines")
     c.add_argument("--config", type=Path)
     c.set_defaults(func=cmd_check)
+
+    b = verbs.add_parser("db", help="the database: migrate it, or say where it is")
+    b.add_argument("action", choices=("upgrade", "current"))
+    b.add_argument("--config", type=Path)
+    b.set_defaults(func=cmd_db)
 
     h = verbs.add_parser("hash-key", help="print the digest a config stores for a key")
     h.add_argument("key", nargs="?", help="the key (read from stdin when omitted)")

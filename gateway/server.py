@@ -138,8 +138,21 @@ def _worker(config: GatewayConfig, path: Path | None) -> None:
     run_loop(lambda: serve_once(config, path, reuse_port=True))
 
 
+async def prepare_database(config: GatewayConfig) -> None:
+    """Before any worker starts: the schema migrated (or refused) once, here."""
+    from gateway.database import make_engine
+    from gateway.database.migrate import prepare
+
+    engine = make_engine(config.database)
+    try:
+        await prepare(engine, migrate=config.database.migrate == "auto")
+    finally:
+        await engine.dispose()
+
+
 def serve(config: GatewayConfig, workers: int = 1, path: Path | None = None) -> int:
     """Serve until SIGTERM; SIGHUP reloads the config file at `path`."""
+    asyncio.run(prepare_database(config))
     if workers <= 1:
         run_loop(lambda: serve_once(config, path))
         return 0

@@ -163,3 +163,21 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
                         {"model": "claude-sonnet-4-5", "max_tokens": 16,
                          "messages": [{"role": "user", "content": "hi"}]})
     assert status == 200 and reply["content"][0]["text"]
+
+
+def test_db_upgrade_and_a_schema_newer_than_the_gateway(tmp_path: Path, database: str) -> None:
+    path = write(tmp_path, "auth: {allow_anonymous: true}\nserver: {host: 127.0.0.1}\n"
+                 "deployments: [{name: a, model: a, backends: [{url: 'http://127.0.0.1:9', api: openai}]}]\n")
+    result = run("db", "current", "--config", str(path))
+    assert result.returncode == 0 and "at none" in result.stdout
+    result = run("db", "upgrade", "--config", str(path))
+    assert result.returncode == 0 and "upgraded to" in result.stdout
+    head = result.stdout.split("upgraded to ")[1].strip()
+    assert f"at {head}" in run("db", "current", "--config", str(path)).stdout
+    # A later gateway migrated it further: this one must not write into that schema.
+    import sqlite3
+    with sqlite3.connect(database.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    result = run("serve", "--config", str(path))
+    assert result.returncode == 2 and "newer than this gateway knows" in result.stderr
+    assert "Traceback" not in result.stderr
