@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -101,16 +102,29 @@ def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         runner.run(main())
 
 
-async def _wait_for_stop() -> None:
+PARENT_CHECK_S = 1.0
+
+
+async def _wait_for_stop(parent: int | None = None) -> None:
+    """Until SIGTERM or SIGINT; a worker also stops when its parent is gone (killed
+    without passing the signal on), rather than serving on the port forever."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    if parent is None:
+        await stop.wait()
+        return
+    while os.getppid() == parent:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PARENT_CHECK_S)
+            return
+    log.warning("the parent process %d is gone: draining and stopping", parent)
 
 
 async def serve_once(
-    config: GatewayConfig, path: Path | None = None, *, reuse_port: bool = False
+    config: GatewayConfig, path: Path | None = None, *, reuse_port: bool = False,
+    parent: int | None = None,
 ) -> None:
     app = create_app(config)
     server = config.server
@@ -127,15 +141,15 @@ async def serve_once(
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     if path is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app, path)
-    await _wait_for_stop()
+    await _wait_for_stop(parent)
     app[LIFECYCLE].draining = True
     log.info("draining: /readyz is 503; in-flight requests get up to %gs", server.drain_seconds)
     await asyncio.sleep(min(READY_GRACE_S, server.drain_seconds))
     await runner.cleanup()
 
 
-def _worker(config: GatewayConfig, path: Path | None) -> None:
-    run_loop(lambda: serve_once(config, path, reuse_port=True))
+def _worker(config: GatewayConfig, path: Path | None, parent: int) -> None:
+    run_loop(lambda: serve_once(config, path, reuse_port=True, parent=parent))
 
 
 async def prepare_database(config: GatewayConfig) -> None:
@@ -157,7 +171,8 @@ def serve(config: GatewayConfig, workers: int = 1, path: Path | None = None) -> 
         run_loop(lambda: serve_once(config, path))
         return 0
     context = multiprocessing.get_context("fork")
-    processes = [context.Process(target=_worker, args=(config, path)) for _ in range(workers)]
+    processes = [context.Process(target=_worker, args=(config, path, os.getpid()))
+                 for _ in range(workers)]
     for process in processes:
         process.start()
 

@@ -74,3 +74,26 @@ def test_sigterm_drains_in_flight_streams(
     assert len(streamed) == 20
     assert all(s.endswith(b"data: [DONE]\n\n") for s in streamed)  # finished, not cut
     assert gw.wait(15) == 0
+
+
+def test_workers_stop_when_their_parent_is_killed(tmp_path: Path,
+                                                  background: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": port},
+                                "auth": {"allow_anonymous": True},
+                                "deployments": [{"name": "a", "model": "a", "backends": [
+                                    {"url": "http://127.0.0.1:9", "api": "openai"}]}]}))
+    gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path), "--workers", "2"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    background.append(gw)
+    wait_up(f"http://127.0.0.1:{port}", gw)
+    children = [int(p) for p in (Path(f"/proc/{gw.pid}/task/{gw.pid}/children")
+                                 .read_text().split())]
+    assert len(children) == 2
+    gw.kill()  # no signal is passed on
+    gw.wait(5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{c}").exists() for c in children)
