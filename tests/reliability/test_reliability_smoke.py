@@ -22,9 +22,14 @@ def test_fuzz_smoke(make_stack: Any) -> None:
 async def test_fault_matrix_smoke() -> None:
     from tests.reliability.faults import matrix
 
-    rows = await matrix(requests=6)
-    for row in rows:
+    rows = {row.fault: row for row in await matrix(requests=6)}
+    for row in rows.values():
         assert row.lost == 0 and row.misaccounted_tokens <= 1, row
+    # Each row met its own fault: these end as answers, not as an open breaker's 503.
+    for fault in ("none", "no-usage", "no-content-type", "redis down and back"):
+        statuses = rows[fault].statuses
+        assert set(statuses) == {"200", "200 stream"} and sum(statuses.values()) == 6, rows[fault]
+    assert set(rows["500"].statuses) == {"500"} and set(rows["429"].statuses) == {"429"}
 
 
 def test_soak_smoke(tmp_path: Any) -> None:
