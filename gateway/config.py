@@ -10,6 +10,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,7 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.redis_client import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
 from policies.auth import ConsumerConfig, EntraConfig
 from policies.content import Profile
-from policies.ratelimit import LimitsConfig
+from policies.ratelimit import LimitsConfig, PricingConfig
 from policies.service_auth import NoAuth, ServiceAuth
 
 DEFAULT_API_VERSION = {"azure-openai": "2024-10-21", "azure-ai-inference": "2024-05-01-preview"}
@@ -152,6 +153,8 @@ class BackendConfig(Strict):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9._:/-]+$")
     timeouts: Timeouts = Timeouts()
     spillover: Spillover | None = None
+    # What this backend's tokens cost, when it differs from the deployment's pricing.
+    pricing: PricingConfig | None = None
     # The longest an upstream's 429 may keep this backend out (its retry-after is
     # untrusted: an absurd value must not disable the backend for good).
     max_cooldown_seconds: float = Field(300.0, gt=0)
@@ -199,6 +202,8 @@ class DeploymentConfig(Strict):
     content_filter: str | None = None
     # Reserved against token limits when a request names no max_tokens.
     default_max_tokens: int = Field(1024, gt=0)
+    # What a million tokens cost: every settled request gets a cost (ledger, cost quotas).
+    pricing: PricingConfig | None = None
     backends: tuple[BackendConfig, ...] = Field(min_length=1)
     routing: RoutingConfig = RoutingConfig()
 
@@ -231,6 +236,8 @@ class GatewayConfig(BaseSettings):
     content_holdback_chars: int = Field(64, ge=1)
     # Filter time one request may use before it is refused (503 policy_unavailable).
     content_filter_budget_seconds: float = Field(5.0, gt=0)
+    # Where quota days and months begin (an IANA zone: "UTC", "Europe/Paris").
+    quotas_timezone: str = "UTC"
 
     @classmethod
     def settings_customise_sources(
@@ -247,11 +254,16 @@ class GatewayConfig(BaseSettings):
     @property
     def has_limits(self) -> bool:
         return any(d.limits for d in self.deployments) or any(
-            c.limits or c.limits_by_deployment for c in self.consumers
+            c.limits or c.limits_by_deployment or c.quotas or c.quotas_by_deployment
+            for c in self.consumers
         )
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewayConfig:
+        try:
+            ZoneInfo(self.quotas_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"quotas_timezone {self.quotas_timezone!r} is not a known time zone") from None
         names = [d.name for d in self.deployments]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -273,10 +285,11 @@ class GatewayConfig(BaseSettings):
                 raise ValueError(
                     f"consumer {consumer.name!r} names unknown deployments: {', '.join(unknown)}"
                 )
-            unknown = [d for d in consumer.limits_by_deployment if d not in known]
+            unknown = [d for d in (*consumer.limits_by_deployment, *consumer.quotas_by_deployment)
+                       if d not in known]
             if unknown:
                 raise ValueError(
-                    f"consumer {consumer.name!r} has limits_by_deployment for unknown "
+                    f"consumer {consumer.name!r} has limits or quotas by deployment for unknown "
                     f"deployments: {', '.join(unknown)}"
                 )
         owners: dict[str, str] = {}

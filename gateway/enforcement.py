@@ -4,15 +4,18 @@ nothing else; policies added later (content filters) come after it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from gateway.backends import default_name
 from gateway.config import GatewayConfig
 from gateway.keys import CONFIG, LIMITER, METRICS
 from gateway.limiter import Limiter
 from gateway.services import GatewayServices
 from policies import Policy
+from policies.auth import ConsumerConfig
 from policies.content import ContentFilterPolicy, ContentProfile, ContentStats
 from policies.ratelimit import (
     ConsumerLimits,
@@ -47,16 +50,23 @@ async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_policies(config: GatewayConfig, limiter: Limiter,
-                   content_stats: ContentStats, services: GatewayServices) -> list[Policy]:
+                   content_stats: ContentStats, services: GatewayServices,
+                   consumers: Sequence[ConsumerConfig] | None = None) -> list[Policy]:
+    """The policies of a config; `consumers`: the config's and the database's together."""
+    consumers = config.consumers if consumers is None else consumers
     policies: list[Policy] = []
     if limiter.store is not None:
         policies.append(RateLimitPolicy(
             limiter.store,
-            {d.name: DeploymentLimits(d.limits, d.default_max_tokens) for d in config.deployments},
-            {c.name: ConsumerLimits(c.limits, c.limits_by_deployment) for c in config.consumers},
+            {d.name: DeploymentLimits(d.limits, d.default_max_tokens, d.pricing, {
+                b.name or default_name(b): b.pricing for b in d.backends if b.pricing})
+             for d in config.deployments},
+            {c.name: ConsumerLimits(c.limits, c.limits_by_deployment, c.quotas,
+                                    c.quotas_by_deployment) for c in consumers},
             on_error=config.redis.on_error,
             stats=limiter.stats,
             settlements=limiter.settlements,
+            zone=ZoneInfo(config.quotas_timezone),
         ))
     profiles = {name: ContentProfile(name, filters, services)
                 for name, filters in config.content_filters.items()}

@@ -252,7 +252,7 @@ async def _attempt(
     ctx.body["model"] = backend.body_model(api.operation)
     remember = _rememberer(request, api, backend, ctx)
     payload = orjson.dumps(ctx.body)
-    ex.backend = backend.name
+    ex.backend = ctx.backend = backend.name
     health = backend.health
     # A second call only when an Entra token was refused: it may have been revoked
     # before its expiry, and a fresh one is worth one more try.

@@ -245,6 +245,9 @@ class StreamRelay:
                     await response.write(out)
                 if not chunk:
                     break
+            if not self.first and not self.done:
+                raise _UpstreamBroke("upstream_error", "The upstream answered with no event at "
+                                     "all (not an event stream).")
             if not self.blocked:  # a block has already ended the stream
                 try:
                     await response.write(await self._flush() + api.end())

@@ -9,6 +9,7 @@ from policies.errors import (
     PermissionDenied,
     PolicyError,
     PolicyUnavailable,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "PolicyChain",
     "PolicyError",
     "PolicyUnavailable",
+    "QuotaExceeded",
     "RateLimited",
     "RequestContext",
     "Unauthenticated",

@@ -59,6 +59,8 @@ class RequestContext:
     # The answer is not final (a background job): its usage is not known yet, and what
     # was reserved stays charged.
     pending: bool = False
+    # The backend that answered (its name in the config), once one did.
+    backend: str = ""
     # Headers a policy wants on the response (e.g. x-ratelimit-remaining-*).
     response_headers: dict[str, str] = field(default_factory=dict)
     # Scratch space for policies, keyed by policy name.

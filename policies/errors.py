@@ -4,7 +4,8 @@
      ├── Unauthenticated        401: no credential, or one that matches nothing
      ├── PermissionDenied       403: a known caller asked for something it may not use
      ├── RateLimited            429: a limit is exhausted; says when to come back
- ├── ExceedsLimit           400: the request alone is larger than a limit's capacity
+     │    └── QuotaExceeded     429 quota_exceeded: a quota is used up until its period ends
+     ├── ExceedsLimit           400: the request alone is larger than a limit's capacity
      ├── ContentBlocked         400: a content filter refused the text
      └── PolicyUnavailable      503: a policy failed and is configured to fail closed
 
@@ -73,6 +74,16 @@ class RateLimited(PolicyError):
             "x-ratelimit-remaining-requests": str(self.remaining_requests),
             "x-ratelimit-remaining-tokens": str(self.remaining_tokens),
         }
+
+
+class QuotaExceeded(RateLimited):
+    """A consumer's quota for the period is used up: come back when it resets."""
+
+    code = "quota_exceeded"
+
+    def headers(self) -> dict[str, str]:
+        ms = max(1, int(self.retry_after_s * 1000 + 0.999))
+        return {"Retry-After": str(max(1, -(-ms // 1000))), "retry-after-ms": str(ms)}
 
 
 class ExceedsLimit(PolicyError):

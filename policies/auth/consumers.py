@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from policies.auth.api_keys import DIGEST_RE
 from policies.auth.entra import EntraMatch
 from policies.ratelimit.limits import LimitsConfig
+from policies.ratelimit.quotas import QuotasConfig
 
 
 class ConsumerConfig(BaseModel):
@@ -21,6 +22,9 @@ class ConsumerConfig(BaseModel):
     # Counted per consumer and deployment pair; limits_by_deployment overrides per alias.
     limits: LimitsConfig | None = None
     limits_by_deployment: dict[str, LimitsConfig] = {}
+    # Per calendar day or month (quotas_timezone); across all deployments, or per one.
+    quotas: QuotasConfig | None = None
+    quotas_by_deployment: dict[str, QuotasConfig] = {}
     # Requests this consumer may have in flight at once (429 over it); default: the
     # server's max_inflight_per_consumer.
     max_inflight: int | None = Field(None, ge=1)

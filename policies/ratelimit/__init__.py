@@ -12,10 +12,11 @@ from policies.ratelimit.policy import (
     RateLimitPolicy,
     Settlements,
 )
+from policies.ratelimit.quotas import PricingConfig, QuotasConfig, cost_micros
 
 __all__ = [
     "Bucket", "Burst", "ConsumerLimits", "DeploymentLimits", "LimiterStats", "LimitsConfig",
-    "MemoryStore", "RateLimitPolicy", "Reservation", "Settlements", "Store", "StoreError",
-    "Verdict",
-    "buckets_for", "reserve",
+    "MemoryStore", "PricingConfig", "QuotasConfig", "RateLimitPolicy", "Reservation",
+    "Settlements", "Store", "StoreError", "Verdict",
+    "buckets_for", "cost_micros", "reserve",
 ]

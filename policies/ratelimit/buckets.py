@@ -1,7 +1,8 @@
 """The token-bucket math, shared in meaning by the in-process store (here, in
 Python) and the Redis store (lua/admit.lua, lua/settle.lua).
 
-A bucket holds `capacity` units and refills continuously at `per_second`. A
+A bucket holds `capacity` units and refills continuously at `per_second` (a quota
+never refills: it holds `capacity` for its period, and its key names the period). A
 request is admitted only if every bucket that applies holds its cost; then all
 are charged at once, or none is. Over any interval T the charged units never
 exceed capacity + per_second x T. Settlement adds the difference between the
@@ -50,13 +51,20 @@ def refill(available: float, elapsed_s: float, bucket: Bucket) -> float:
     return min(bucket.capacity, available + max(0.0, elapsed_s) * bucket.per_second)
 
 
-def decide(buckets: Sequence[Bucket], available: Sequence[float], costs: Sequence[float]) -> Verdict:
-    """The admission decision for refilled `available` units."""
+def decide(buckets: Sequence[Bucket], available: Sequence[float], costs: Sequence[float],
+           epoch: float = 0.0) -> Verdict:
+    """The admission decision for refilled `available` units (`epoch`: the time now, for
+    how long a quota waits: until its period ends)."""
     failed, wait = -1, 0.0
     for i, (bucket, have, cost) in enumerate(zip(buckets, available, costs, strict=True)):
         if have >= cost:
             continue
-        need = math.inf if cost > bucket.capacity else (cost - have) / bucket.per_second
+        if cost > bucket.capacity:
+            need = math.inf
+        elif bucket.resets_at is not None:
+            need = max(0.0, bucket.resets_at - epoch)
+        else:
+            need = (cost - have) / bucket.per_second
         if need > wait or failed < 0:
             failed, wait = i, need
     if failed >= 0:

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Scope = Literal["deployment", "consumer"]
-Kind = Literal["requests", "tokens"]
+Scope = Literal["deployment", "consumer", "consumer-deployment"]
+Kind = Literal["requests", "tokens", "quota_tokens_day", "quota_tokens_month", "quota_requests_day",
+               "quota_cost_month"]
 
 
 class Burst(BaseModel):
@@ -29,13 +30,21 @@ class LimitsConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """One token bucket: `capacity` units, refilled continuously at `per_second`."""
+    """One token bucket: `capacity` units, refilled continuously at `per_second`; or a
+    quota (`resets_at` set): `capacity` units for one calendar period, never refilled,
+    the store keeping what was used so that a changed capacity applies at once."""
 
     key: str
     scope: Scope
     kind: Kind
     capacity: float
     per_second: float
+    resets_at: float | None = None  # a quota: epoch seconds at its period's end
+    period: str = ""  # a quota: "2026-12" or "2026-12-02"
+
+    @property
+    def quota(self) -> bool:
+        return self.resets_at is not None
 
 
 def buckets_for(

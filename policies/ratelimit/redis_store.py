@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,8 +139,14 @@ class RedisStore:
         self._encoded: dict[Bucket, tuple[bytes, bytes, bytes]] = {}
 
     def _fixed(self, bucket: Bucket) -> tuple[bytes, bytes, bytes]:
+        if bucket.resets_at is not None:
+            # A quota: the scripts read a negative rate as minus the ms until its period ends.
+            left_ms = max(1, math.ceil((bucket.resets_at - time.time()) * 1000))
+            return bucket.key.encode(), repr(bucket.capacity).encode(), str(-left_ms).encode()
         encoded = self._encoded.get(bucket)
         if encoded is None:
+            if len(self._encoded) > 100_000:  # buckets of configs reloaded away
+                self._encoded.clear()
             encoded = self._encoded[bucket] = (
                 bucket.key.encode(), repr(bucket.capacity).encode(),
                 repr(bucket.per_second / 1000.0).encode())

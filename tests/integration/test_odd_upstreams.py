@@ -156,7 +156,7 @@ async def test_size_limits_while_reading(make_stack: Any) -> None:
         assert status == 200 and words in events(raw)[-1] and time.monotonic() - started < 10
 
 
-@pytest.mark.parametrize("fault", ["not-object-event", "garbage-event"])
+@pytest.mark.parametrize("fault", ["not-object-event", "garbage-event", "not-object"])
 async def test_a_bad_event_ends_the_stream_with_an_error_event(stack: Stack, fault: str) -> None:
     status, raw, _ = await call(stack, {**CHAT, "stream": True}, fault)
     assert status == 200 and raw.count(b"HTTP/1.1") == 0
