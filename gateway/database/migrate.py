@@ -1,7 +1,11 @@
 """Schema migrations (Alembic, scripts in `migrations/`): run by `model-gateway db
 upgrade`, or at start-up with `database.migrate: auto`. A database whose schema is
 newer than this gateway knows is refused: an older gateway must not write into a
-schema it does not understand (during a rollback, say)."""
+schema it does not understand (during a rollback, say).
+
+Alembic costs ~11 MB: it is imported only to migrate. The start-up check reads the
+revision with plain SQL and compares it with `HEAD` (a test keeps `HEAD` equal to the
+newest script's revision)."""
 
 from __future__ import annotations
 
@@ -9,16 +13,20 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 SCRIPTS = Path(__file__).parent / "migrations"
+# The newest revision in migrations/versions (tests/unit/gateway/test_database.py checks).
+HEAD = "0001"
+# Every revision this gateway knows, oldest first (checked by the same test).
+KNOWN = ("0001",)
 
 
 class SchemaError(Exception):
@@ -26,6 +34,8 @@ class SchemaError(Exception):
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     if connection is not None:
@@ -34,18 +44,26 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head() -> str:
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
-    assert revision is not None
-    return revision
+    return HEAD
+
+
+def scripts_revisions() -> list[str]:
+    """The revisions of the migration scripts, oldest first (for the test of KNOWN)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_config())
+    return [r.revision for r in reversed(list(scripts.walk_revisions()))]
 
 
 def _known(revision: str) -> bool:
-    scripts = ScriptDirectory.from_config(_config())
-    return any(r.revision == revision for r in scripts.walk_revisions())
+    return revision in KNOWN
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    return str(row[0]) if row else None
 
 
 async def current(engine: AsyncEngine) -> str | None:
@@ -62,10 +80,16 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
                 await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                          {"key": ADVISORY_LOCK})
             await connection.run_sync(_check_known)
-            await connection.run_sync(lambda c: command.upgrade(_config(c), revision))
+            await connection.run_sync(lambda c: _upgrade(c, revision))
             at = await connection.run_sync(_current)
     assert at is not None
     return at
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.upgrade(_config(connection), revision)
 
 
 ADVISORY_LOCK = 7_311_022  # any constant: one lock for this gateway's migrations

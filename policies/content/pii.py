@@ -13,23 +13,42 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
+import re2
+
 from policies.content.normalize import compile_pattern, spans
 
 # Kinds whose pattern consumes the characters around the match to check them (RE2's
 # stand-in for lookaround): the finding is group 1, and the next search resumes at its end.
 _BOUNDED = {"phone"}
-PATTERNS = {
-    "email": compile_pattern(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
-    "card": compile_pattern(r"\b(?:\d[ -]?){12,18}\d\b"),
-    "iban": compile_pattern(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
-                            ignore_case=False),
-    "ssn": compile_pattern(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "ip": compile_pattern(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b"),
+# (pattern, case-insensitive). Compiled on first use (`Patterns`): compiled RE2 programs
+# cost memory that a gateway without PII filters should not pay.
+SOURCES = {
+    "email": (r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b", True),
+    "card": (r"\b(?:\d[ -]?){12,18}\d\b", True),
+    "iban": (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", False),
+    "ssn": (r"\b\d{3}-\d{2}-\d{4}\b", True),
+    "ip": (r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b", True),
     # Not right after a word character or '+', and not followed by one.
-    "phone": compile_pattern(
-        r"(?:^|[^\w+])(\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4})(?:\W|$)"),
+    "phone": (r"(?:^|[^\w+])(\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4})(?:\W|$)", True),
 }
-KINDS = tuple(PATTERNS)
+KINDS = tuple(SOURCES)
+
+
+class Patterns:
+    """The compiled PII patterns, compiled when first asked for."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, re2._Regexp[str]] = {}
+
+    def __getitem__(self, kind: str) -> re2._Regexp[str]:
+        pattern = self._compiled.get(kind)
+        if pattern is None:
+            source, ignore_case = SOURCES[kind]
+            pattern = self._compiled[kind] = compile_pattern(source, ignore_case=ignore_case)
+        return pattern
+
+
+PATTERNS = Patterns()
 # A character each kind cannot match without. Most streamed prose has no digit and no
 # "@": one scan for each clue then spares running the kind's pattern.
 _DIGIT = re.compile(r"\d")

@@ -53,11 +53,14 @@ class Proc:
     """A process of ours, pinned, with its CPU time and memory readable from /proc."""
 
     def __init__(self, args: list[str], cores: str | None, health: str,
-                 module: str = "gateway") -> None:
+                 module: str = "gateway", cwd: Path | None = None) -> None:
         cmd = [sys.executable, "-m", module, *args]
         if cores:
             cmd = ["taskset", "-c", cores, *cmd]
-        self.popen = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # In another tree (--ab), that tree's packages come first on the path.
+        env = {**os.environ, "PYTHONPATH": str(cwd)} if cwd else None
+        self.popen = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      cwd=cwd, env=env)
         for _ in range(200):
             try:
                 urllib.request.urlopen(health, timeout=1)
@@ -168,12 +171,23 @@ VARIANTS = (
     Variant("gateway --workers 2", workers=2),
 )
 
+NEWER_STREAMS = (
+    ("responses stream 20 chunks", "/v1/responses",
+     {"model": "bench", "input": "Hello there", "stream": True}, b"response.completed"),
+    ("anthropic stream 20 chunks", "/anthropic/v1/messages",
+     {"model": "bench-claude", "max_tokens": 64, "stream": True,
+      "messages": [{"role": "user", "content": "Hello there"}]}, b"message_stop"),
+)
+
 # Limits that every request passes: the cost of checking four buckets is measured,
 # not the cost of rejecting.
 NEVER_HIT = {"requests_per_minute": 10**9, "tokens_per_minute": 10**12}
 
 
-def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | None) -> str:
+def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | None,
+                   legacy: bool = False) -> str:
+    """The gateway's config; `legacy`: one an older revision accepts (for --ab), without
+    the keys it did not know yet."""
     consumer: dict[str, Any] = {"name": "bench", "api_keys": [hash_key(KEY)], "deployments": ["*"]}
     deployment: dict[str, Any] = {"name": "bench", "model": "bench-model", "backends": [
         {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai",
@@ -181,11 +195,15 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     atexit.register(shutil.rmtree, folder, True)
     config: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 1,
-                   "forward_request_headers": ["x-sim-*"]},
-        "database": {"url": f"sqlite:///{folder}/bench.db"},
+        "server": {"host": "127.0.0.1", "port": port, "drain_seconds": 1},
         "consumers": [consumer], "deployments": [deployment],
     }
+    if not legacy:
+        config["server"]["forward_request_headers"] = ["x-sim-*"]
+        config["database"] = {"url": f"sqlite:///{folder}/bench.db"}
+        config["deployments"].append({"name": "bench-claude", "model": "bench-claude", "backends": [
+            {"url": f"http://127.0.0.1:{sim_port}/anthropic", "api": "anthropic",
+             "timeouts": {"response": 300, "idle": 300}}]})
     if variant.limits:
         consumer["limits"] = deployment["limits"] = NEVER_HIT
     if variant.redis:
@@ -194,10 +212,21 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
         config["content_filters"] = {"bench": [
             {"type": "blocklist", "terms": ["forbidden plan", "zorp"], "patterns": [r"secret-\d+"]},
             {"type": "pii", "action": "redact"}]}
-        deployment["content_filter"] = "bench"
+        for d in config["deployments"]:
+            d["content_filter"] = "bench"
     path = folder / "bench.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return str(path)
+
+
+def worktree(rev: str) -> Path:
+    """A checkout of `rev` in a temporary git worktree, removed when the run ends."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-ab-"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), rev], check=True,
+                   capture_output=True)
+    atexit.register(subprocess.run, ["git", "worktree", "remove", "--force", str(folder)],
+                    capture_output=True)
+    return folder
 
 
 SLOW_STREAMS = 10_000
@@ -240,7 +269,8 @@ def run(args: argparse.Namespace) -> list[Row]:
              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
         started.append(redis)
         targets: list[Target] = [Target("simulator (direct)",
-                                        f"http://127.0.0.1:{sim_port}/v1/chat/completions")]
+                                        f"http://127.0.0.1:{sim_port}/v1/chat/completions",
+                                        apis=True)]
         for variant in VARIANTS:
             if variant.workers not in args.workers:
                 continue
@@ -252,7 +282,19 @@ def run(args: argparse.Namespace) -> list[Row]:
             started.append(gw)
             time.sleep(0.5 * variant.workers)
             targets.append(Target(variant.label, f"http://127.0.0.1:{port}/v1/chat/completions",
-                                  gw, variant.streams, gw.memory_mb("VmRSS"), gw.pss_mb()))
+                                  gw, variant.streams, gw.memory_mb("VmRSS"), gw.pss_mb(),
+                                  apis=variant.streams))
+            if args.ab and variant == VARIANTS[0]:
+                # The same gateway at another revision, beside it: an A/B in one run.
+                port = free_port()
+                config = gateway_config(sim_port, port, variant, None, legacy=True)
+                old = Proc(["serve", "--config", config], gw_cores,
+                           f"http://127.0.0.1:{port}/healthz", cwd=worktree(args.ab))
+                started.append(old)
+                time.sleep(0.5)
+                targets.append(Target(f"gateway at {args.ab}",
+                                      f"http://127.0.0.1:{port}/v1/chat/completions", old, True,
+                                      old.memory_mb("VmRSS"), old.pss_mb()))
         slow = targets[1]
         # The smoke run always takes the multi-process path, so that CI proves it works.
         processes = 2 if args.smoke else slow_stream_processes(SLOW_STREAMS)
@@ -297,6 +339,10 @@ class Target:
     streams: bool = True
     idle_mb: float = 0.0
     idle_pss_mb: float = 0.0
+    apis: bool = False  # serves the Responses and Anthropic APIs too
+
+    def at(self, path: str) -> str:
+        return self.url.removesuffix("/v1/chat/completions") + path
 
 
 class PeakPss:
@@ -400,6 +446,22 @@ def scenarios(targets: list[Target], slow_target: Target, seconds: float,
         rows += repeated(rounds, streamed, lambda t, c=concurrency: measured(
             "stream 20 chunks", t, c, lambda: streams(t.url, stream_body, headers, c,
                                                        seconds=seconds)))
+    # The newer APIs' streams, each with its own framing and end.
+    newer = [t for t in targets if t.apis]
+    for scenario, path, body, end in NEWER_STREAMS:
+        for concurrency in (1, 4) if smoke else (1, 64):
+            rows += repeated(rounds, newer, lambda t, c=concurrency, s=scenario, p=path, b=body,
+                             e=end: measured(s, t, c, lambda: streams(t.at(p), b, headers, c,
+                                                                      seconds=seconds, end=e)))
+    # The filters' worst case: 64 KB of backtracking bait and of PII-like text, one client.
+    filtered = [targets[0], *[t for t in targets if t.name == "gateway + blocklist/PII filter"]]
+    if len(filtered) > 1:
+        for name, text in (("64 KB of '1.'", "1." * 32_000), ("64 KB of e-mail addresses",
+                                                              "x@corp.com " * 6_000)):
+            bait = {**CHAT, "messages": [{"role": "user", "content": text}]}
+            rows += repeated(rounds, filtered, lambda t, b=bait, n=name: measured(
+                f"filter worst case: {n}", t, 1, lambda: wrk(t.url, b, headers, 1, seconds,
+                                                             load_cores)))
     # Many slow streams open at once, through the plain gateway only: memory and fairness.
     tokens, gap = (5, 100) if smoke else (20, 500)
     slow = {**headers, "x-sim-token-ms": str(gap), "x-sim-tokens": str(tokens)}
@@ -446,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="a few seconds, to prove it works")
     p.add_argument("--baselines", action="store_true",
                    help="also minimal pass-through proxies (aiohttp client; pyreqwest if installed)")
+    p.add_argument("--ab", metavar="REV",
+                   help="also run the plain gateway at git revision REV (a worktree), interleaved")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)

@@ -75,8 +75,12 @@ def wrk(url: str, body: dict[str, object], headers: dict[str, str], connections:
     return Load(requests, errors, elapsed, latencies)
 
 
+# How each API's stream ends: the bytes that must be in its last event.
+DONE = b"data: [DONE]\n\n"
+
+
 async def _one_stream(session: aiohttp.ClientSession, url: str, body: dict[str, object],
-                      headers: dict[str, str]) -> tuple[float, float, bool]:
+                      headers: dict[str, str], end: bytes = DONE) -> tuple[float, float, bool]:
     started = time.perf_counter()
     first = None
     try:
@@ -86,8 +90,9 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: dict[str, 
             async for chunk in response.content.iter_any():
                 if first is None:
                     first = time.perf_counter()
-                tail = (tail + chunk)[-32:]
-            ok = ok and tail.endswith(b"data: [DONE]\n\n")
+                tail = (tail + chunk)[-4096:]
+            last = tail[tail.rstrip(b"\n").rfind(b"\n\n") + 2:] if b"\n\n" in tail.rstrip(b"\n") else tail
+            ok = ok and tail.endswith(b"\n\n") and end in last
     except (aiohttp.ClientError, TimeoutError, OSError):
         ok = False
     end = time.perf_counter()
@@ -95,7 +100,7 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: dict[str, 
 
 
 async def _streams(url: str, body: dict[str, object], headers: dict[str, str], concurrency: int,
-                   seconds: float | None, total: int | None, ramp_s: float) -> Load:
+                   seconds: float | None, total: int | None, ramp_s: float, end: bytes) -> Load:
     """`concurrency` workers open streams back to back for `seconds`, or `total` streams
     at once, their starts spread over `ramp_s` (10,000 SYNs in one instant only
     measure the kernel's listen backlog)."""
@@ -107,7 +112,7 @@ async def _streams(url: str, body: dict[str, object], headers: dict[str, str], c
         if total is not None:
             async def delayed(i: int) -> tuple[float, float, bool]:
                 await asyncio.sleep(ramp_s * i / total)
-                return await _one_stream(session, url, body, headers)
+                return await _one_stream(session, url, body, headers, end)
 
             results = list(await asyncio.gather(*(delayed(i) for i in range(total))))
         else:
@@ -116,7 +121,7 @@ async def _streams(url: str, body: dict[str, object], headers: dict[str, str], c
 
             async def worker() -> None:
                 while time.perf_counter() < deadline:
-                    results.append(await _one_stream(session, url, body, headers))
+                    results.append(await _one_stream(session, url, body, headers, end))
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
@@ -128,6 +133,7 @@ async def _streams(url: str, body: dict[str, object], headers: dict[str, str], c
 
 
 def streams(url: str, body: dict[str, object], headers: dict[str, str], concurrency: int,
-            seconds: float | None = None, total: int | None = None, ramp_s: float = 0.0) -> Load:
-    return asyncio.run(_streams(url, body, headers, concurrency, seconds, total, ramp_s))
+            seconds: float | None = None, total: int | None = None, ramp_s: float = 0.0,
+            end: bytes = DONE) -> Load:
+    return asyncio.run(_streams(url, body, headers, concurrency, seconds, total, ramp_s, end))
 

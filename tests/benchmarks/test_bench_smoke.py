@@ -18,6 +18,10 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     targets = {(r["scenario"], r["target"]) for r in rows}
     assert ("chat", "simulator (direct)") in targets and ("chat", "gateway") in targets
     assert any(r["scenario"] == "stream 20 chunks" and r["target"] == "gateway" for r in rows)
+    for scenario in ("responses stream 20 chunks", "anthropic stream 20 chunks"):
+        assert {("simulator (direct)"), "gateway"} <= {r["target"] for r in rows
+                                                      if r["scenario"] == scenario}
+    assert any(r["scenario"].startswith("filter worst case") for r in rows)
     for r in rows:
         assert r["errors"] == 0 and r["requests"] > 0 and r["p50_ms"] > 0
         if r["target"] == "gateway" and r["scenario"] != "slow streams (5 x 100 ms)":
