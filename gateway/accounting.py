@@ -13,7 +13,7 @@ from gateway.apis import Api
 from gateway.exchange import Exchange
 from gateway.tokens import EncodingUnavailable, Tokenizer, strings
 from policies import PolicyChain, RequestContext, Usage
-from policies.ratelimit import Settlements
+from policies.ratelimit import PricingConfig, Settlements, cost_micros
 
 log = logging.getLogger("gateway.accounting")
 
@@ -58,13 +58,16 @@ def _needs_count(api: Api, ctx: RequestContext, ex: Exchange) -> bool:
         and bool(ex.output or ctx.disconnected)
 
 
-def _record(ctx: RequestContext, ex: Exchange) -> None:
-    if ctx.usage is not None:
-        ex.prompt_tokens, ex.completion_tokens = ctx.usage.prompt_tokens, ctx.usage.completion_tokens
+def _record(ctx: RequestContext, ex: Exchange, price: PricingConfig | None) -> None:
+    usage = ctx.usage
+    if usage is not None:
+        ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        ex.cached_tokens, ex.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
+        ex.cost_micros = cost_micros(usage, price)
 
 
 async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, ctx: RequestContext,
-                 ex: Exchange, chain: PolicyChain) -> None:
+                 ex: Exchange, chain: PolicyChain, price: PricingConfig | None = None) -> None:
     """Once the response is over: the usage (counted if the upstream reported none), then
     the policies' on_response (settlement). Neither may be lost to a client that hangs
     up meanwhile: a count that has to wait (a thread) runs in a task of the app's, which
@@ -76,18 +79,19 @@ async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, ctx: R
                               tokenizer.count(output), estimated=True)
         else:
             ex.finishing = background.start(_count_and_settle(tokenizer, api, ctx, ex, chain,
-                                                              prompt, output))
+                                                              prompt, output, price))
             await asyncio.shield(ex.finishing)
             return
-    _record(ctx, ex)
+    _record(ctx, ex, price)
     if chain.looks_at_responses:
         await chain.on_response(ctx)
 
 
 async def _count_and_settle(tokenizer: Tokenizer, api: Api, ctx: RequestContext, ex: Exchange,
-                            chain: PolicyChain, prompt: str, output: str) -> None:
+                            chain: PolicyChain, prompt: str, output: str,
+                            price: PricingConfig | None) -> None:
     ctx.usage = Usage(await count(tokenizer, prompt) + api.prompt_framing(ctx.body),
                       await count(tokenizer, output), estimated=True)
-    _record(ctx, ex)
+    _record(ctx, ex, price)
     if chain.looks_at_responses:
         await chain.on_response(ctx)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from gateway import catalog, health, middleware, openapi, stored_responses
+from gateway import admin, catalog, health, middleware, openapi, stored_responses
 from gateway.accesslog import AccessLog
 from gateway.admission import InFlight
 from gateway.apis import MODEL_ROUTES
@@ -30,17 +32,22 @@ from gateway.keys import (
     DATABASE,
     EXTRA_POLICIES,
     INFLIGHT,
+    LEDGER,
     LIFECYCLE,
     METRICS,
     RUNTIME,
     SESSION,
+    TEAM,
     TOKENIZER,
     Lifecycle,
+    TeamState,
 )
+from gateway.ledger import Ledger, ledger_ctx
 from gateway.metrics import Metrics
 from gateway.proxy import model_handler
 from gateway.reload import build_runtime
 from gateway.routes import MODEL_INFO, MODEL_LISTS, UNSUPPORTED, UNSUPPORTED_PREFIXES
+from gateway.team_sync import team_ctx
 from gateway.tokens import Tokenizer
 from policies import Policy
 
@@ -99,6 +106,14 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait([preload], timeout=5)
 
 
+def _ledger(app: web.Application) -> Ledger | None:
+    config = app[CONFIG].ledger
+    if not config.enabled:
+        return None
+    folder = config.spool_dir or Path(tempfile.gettempdir()) / "model-gateway-ledger"
+    return Ledger(app[DATABASE].usage, folder, time.time)
+
+
 def create_app(
     config: GatewayConfig,
     policies: Sequence[Policy] = (),
@@ -114,10 +129,12 @@ def create_app(
     app[EXTRA_POLICIES] = tuple(policies)
     app[TOKENIZER] = Tokenizer()
     app[INFLIGHT] = InFlight()
+    app[TEAM] = TeamState()
     server = config.server
     app[CONNECTIONS] = Connections(server.header_timeout_seconds, server.max_connections)
     app.cleanup_ctx.extend([
-        _credentials, _session, database_ctx(DATABASE, lambda a: a[CONFIG]), limiter_ctx,
+        _credentials, _session, database_ctx(DATABASE, lambda a: a[CONFIG]), team_ctx,
+        ledger_ctx(LEDGER, _ledger), limiter_ctx,
         bus_ctx(lambda a: a[CONFIG].redis.url, COOLDOWNS),
         _runtime,
     ])
@@ -130,6 +147,7 @@ def create_app(
         router.add_get(path, catalog.list_models)
         router.add_get(path + "/{model}", catalog.get_model)
     stored_responses.add_routes(router)
+    admin.add_routes(router)
     router.add_get(MODEL_INFO, catalog.model_info)
     surfaces = "|".join(UNSUPPORTED)
     for prefix in UNSUPPORTED_PREFIXES:

@@ -1,4 +1,5 @@
-"""`model-gateway` and its verbs: serve, demo, simulate, check, hash-key, db."""
+"""`model-gateway` and its verbs: serve, demo, simulate, check, hash-key, db, consumers,
+keys, usage."""
 
 from __future__ import annotations
 
@@ -191,6 +192,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("action", choices=("upgrade", "current"))
     b.add_argument("--config", type=Path)
     b.set_defaults(func=cmd_db)
+
+    from gateway.team_cli import add_verbs
+
+    add_verbs(verbs)
 
     h = verbs.add_parser("hash-key", help="print the digest a config stores for a key")
     h.add_argument("key", nargs="?", help="the key (read from stdin when omitted)")

@@ -13,11 +13,12 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.redis_client import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
 from policies.auth import ConsumerConfig, EntraConfig
+from policies.auth.api_keys import DIGEST_RE
 from policies.content import Profile
 from policies.ratelimit import LimitsConfig, PricingConfig
 from policies.service_auth import NoAuth, ServiceAuth
@@ -107,6 +108,41 @@ class DatabaseConfig(Strict):
         if self.password_env and self.password_file:
             raise ValueError("name one of database.password_env and database.password_file")
         return self
+
+
+class AdminEntra(Strict):
+    # Entra tokens (validated as auth.entra says) carrying one of these app roles.
+    roles: tuple[str, ...] = Field(min_length=1)
+
+
+class AdminConfig(Strict):
+    """Who may use the admin API (/admin/v1): never a consumer's credential."""
+
+    # name -> digest (`model-gateway hash-key`); the name is what the audit trail records.
+    api_keys: dict[str, str] = {}
+    entra: AdminEntra | None = None
+    # How often a replica looks for consumers and keys changed elsewhere.
+    refresh_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _digests(cls, keys: dict[str, str]) -> dict[str, str]:
+        for name, digest in keys.items():
+            if not DIGEST_RE.match(digest):
+                raise ValueError(f"admin.api_keys.{name} must be a digest ('sha256:<64 hex>'): "
+                                 "make one with `model-gateway hash-key`")
+        return keys
+
+
+class LedgerConfig(Strict):
+    """Settled usage per consumer, deployment and hour, in the database."""
+
+    enabled: bool = True
+    flush_seconds: float = Field(1.0, gt=0, le=300)
+    # Where each process spools what it has not written yet (a local, writable folder
+    # that survives a restart of the process: an emptyDir in Kubernetes). Default: the
+    # system's temporary folder.
+    spool_dir: Path | None = None
 
 
 class AuthConfig(Strict):
@@ -228,6 +264,8 @@ class GatewayConfig(BaseSettings):
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
     database: DatabaseConfig = DatabaseConfig()
+    admin: AdminConfig = AdminConfig()
+    ledger: LedgerConfig = LedgerConfig()
     auth: AuthConfig = AuthConfig()
     consumers: tuple[ConsumerConfig, ...] = ()
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
@@ -293,7 +331,14 @@ class GatewayConfig(BaseSettings):
                     f"deployments: {', '.join(unknown)}"
                 )
         owners: dict[str, str] = {}
+        admins = set(self.admin.api_keys.values())
+        if self.admin.entra is not None and self.auth.entra is None:
+            raise ValueError("admin.entra needs auth.entra (the tenants and audiences tokens are "
+                             "checked against)")
         for consumer in self.consumers:
+            if admins.intersection(consumer.api_keys):
+                raise ValueError(f"consumer {consumer.name!r} holds an admin key: an admin "
+                                 "credential is never a consumer's")
             for digest in consumer.api_keys:
                 if digest in owners and owners[digest] != consumer.name:
                     raise ValueError(

@@ -27,7 +27,9 @@ from policies.ratelimit import (
 
 async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    if not config.has_limits:
+    # Consumers made through the admin API may bring limits and quotas of their own.
+    admin = bool(config.admin.api_keys or config.admin.entra)
+    if not config.has_limits and not admin:
         app[LIMITER] = Limiter(None, "none")
     elif config.redis.url:
         from gateway.redis_client import connect
@@ -55,7 +57,9 @@ def build_policies(config: GatewayConfig, limiter: Limiter,
     """The policies of a config; `consumers`: the config's and the database's together."""
     consumers = config.consumers if consumers is None else consumers
     policies: list[Policy] = []
-    if limiter.store is not None:
+    limited = any(d.limits for d in config.deployments) or any(
+        c.limits or c.limits_by_deployment or c.quotas or c.quotas_by_deployment for c in consumers)
+    if limiter.store is not None and limited:
         policies.append(RateLimitPolicy(
             limiter.store,
             {d.name: DeploymentLimits(d.limits, d.default_max_tokens, d.pricing, {

@@ -11,6 +11,7 @@
           ├── RouteNotFound              404 not_found / 405 method_not_allowed
           ├── ResponseNotFound           404 response_not_found: a stored response not the caller's
           ├── RequestTimeout             408 request_timeout: headers or body too slow
+          ├── Conflict                   409 conflict: an admin change that clashes (a name taken)
           ├── RequestTooLarge            413 request_too_large
           ├── ExpectationFailed          417 expectation_failed: an Expect other than 100-continue
           ├── UnsupportedEncoding        415 unsupported_content_encoding
@@ -83,6 +84,10 @@ class ResponseNotFound(GatewayError):
 
 class MethodNotAllowed(GatewayError):
     status, code = 405, "method_not_allowed"
+
+
+class Conflict(GatewayError):
+    status, code = 409, "conflict"
 
 
 class RequestTimeout(GatewayError):

@@ -18,12 +18,16 @@ class Exchange:
     consumer: str = ""
     identity: str = ""  # oid/appid of an Entra caller; never a token
     deployment: str = ""
+    api: str = ""  # set on model calls (what the ledger counts)
     backend: str = ""
     status: int = 0
     stream: bool = False
     error_code: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_micros: int = 0  # from the usage and the deployment's (or backend's) prices
     ttft: float | None = None  # seconds to the first streamed event
     upstream_seconds: float = 0.0  # time spent waiting on the upstream
     # Generated text seen so far, as escaped JSON-string pieces: counted when the

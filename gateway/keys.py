@@ -14,12 +14,21 @@ from gateway.connections import Connections
 from gateway.cooldown_bus import CooldownBus
 from gateway.credentials import Credentials
 from gateway.database import Database
+from gateway.database.team import Snapshot
 from gateway.exchange import Exchange
+from gateway.ledger import Ledger
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
 from gateway.runtime import Runtime
 from gateway.tokens import Tokenizer
 from policies import RequestContext
+
+
+@dataclass(slots=True)
+class TeamState:
+    """The latest consumers and keys read from the database (None: not read yet)."""
+
+    snapshot: Snapshot | None = None
 
 
 @dataclass(slots=True)
@@ -38,7 +47,9 @@ ACCESS_LOG = web.AppKey("access_log", AccessLog)
 LIMITER = web.AppKey("limiter", Limiter)  # rate-limit store; outlives reloads
 COOLDOWNS = web.AppKey("cooldowns", CooldownBus)  # backend cooldowns shared via Redis
 EXTRA_POLICIES = web.AppKey("extra_policies", tuple)  # given to create_app, kept on reload
+TEAM = web.AppKey("team", TeamState)  # consumers and keys from the database, kept current
 DATABASE = web.AppKey("database", Database)  # what must last: stored-response owners, ...
+LEDGER = web.AppKey("ledger", Ledger)  # settled usage on its way to the database
 INFLIGHT = web.AppKey("inflight", InFlight)  # model requests being served, against their caps
 CONNECTIONS = web.AppKey("connections", Connections)  # set by server.start for a gateway listener
 TOKENIZER = web.AppKey("tokenizer", Tokenizer)  # counts what upstreams did not count

@@ -23,7 +23,7 @@ from gateway.errors import (
 )
 from gateway.exchange import Exchange
 from gateway.flavours import Flavour, flavour_of_path
-from gateway.keys import ACCESS_LOG, CONTEXT, EXCHANGE, METRICS
+from gateway.keys import ACCESS_LOG, CONTEXT, EXCHANGE, LEDGER, METRICS
 from gateway.proxy import Handler
 from policies import PolicyError, RateLimited
 
@@ -63,6 +63,8 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
         def record(_: object = None) -> None:
             app[METRICS].observe(ex, elapsed)
             app[ACCESS_LOG].emit(ex, elapsed)
+            if ex.api and LEDGER in app:
+                app[LEDGER].record(ex)  # the same figures as the metrics
 
         if ex.finishing is not None and not ex.finishing.done():
             ex.finishing.add_done_callback(record)

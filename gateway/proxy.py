@@ -91,7 +91,7 @@ def model_handler(route: ModelRoute) -> Handler:
         path_name = request.match_info["deployment"] if from_path else None
         inbound = parse(api, body, request.headers, path_name, route.model_from_headers)
         deployment = runtime.resolve(inbound.alias, caller)
-        ex.deployment = deployment.name
+        ex.deployment, ex.api = deployment.name, api.name
         ex.stream = inbound.stream
         ctx = RequestContext(ex.request_id, api, deployment.name, caller, inbound.body, inbound.stream)
         request[CONTEXT] = ctx
@@ -109,7 +109,7 @@ def model_handler(route: ModelRoute) -> Handler:
         finally:
             gauge.inc(labels, -1)
             await finish(request.app[TOKENIZER], request.app[LIMITER].settlements, api, ctx, ex,
-                         chain)
+                         chain, deployment.price(ctx.backend))
 
     return handle
 

@@ -12,14 +12,26 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from pydantic import ValidationError
 
 from gateway.backends import SecretMissing
 from gateway.config import ConfigError, GatewayConfig, load
 from gateway.credentials import CredentialUnavailable
+from gateway.database.team import Snapshot
 from gateway.enforcement import build_policies
-from gateway.keys import CONFIG, CREDENTIALS, EXTRA_POLICIES, LIMITER, METRICS, RUNTIME, SESSION
+from gateway.keys import (
+    CONFIG,
+    CREDENTIALS,
+    EXTRA_POLICIES,
+    LIMITER,
+    METRICS,
+    RUNTIME,
+    SESSION,
+    TEAM,
+)
 from gateway.runtime import Runtime
 from gateway.services import GatewayServices
+from policies.auth import ConsumerConfig, RuntimeKey
 from policies.auth.entra import FetchJson
 
 log = logging.getLogger("gateway.reload")
@@ -38,12 +50,39 @@ def _fetcher(session: aiohttp.ClientSession) -> FetchJson:
     return fetch_json
 
 
+def merged_consumers(config: GatewayConfig, snapshot: Snapshot | None
+                     ) -> tuple[list[ConsumerConfig], list[RuntimeKey]]:
+    """The config's consumers and the database's (a name in both stays the config's), and
+    the keys issued at runtime."""
+    consumers = list(config.consumers)
+    if snapshot is None:
+        return consumers, []
+    names = {c.name for c in consumers}
+    for stored in snapshot.consumers:
+        if stored.name in names:
+            log.warning("consumer %s is in the config and in the database: the config's wins",
+                        stored.name)
+            continue
+        try:
+            consumers.append(ConsumerConfig(name=stored.name, **stored.spec))
+        except ValidationError as exc:
+            log.error("consumer %s in the database is not valid here and is left out: %s",
+                      stored.name, exc.errors()[0]["msg"])
+    keys = [RuntimeKey(k.digest, k.consumer, k.expires_at.timestamp() if k.expires_at else None)
+            for k in snapshot.keys]
+    return consumers, keys
+
+
 def build_runtime(app: web.Application, config: GatewayConfig) -> Runtime:
+    snapshot = app[TEAM].snapshot
+    consumers, keys = merged_consumers(config, snapshot)
     try:
         services = GatewayServices(app[SESSION], app[CREDENTIALS])
-        policies = [*build_policies(config, app[LIMITER], app[METRICS].content, services),
+        policies = [*build_policies(config, app[LIMITER], app[METRICS].content, services,
+                                    consumers),
                     *app[EXTRA_POLICIES]]
-        return Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]))
+        return Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]), consumers, keys,
+                       app.get(RUNTIME), snapshot.version if snapshot else 0)
     except (SecretMissing, CredentialUnavailable) as exc:
         raise StartupError(str(exc)) from None
     except (ImportError, AttributeError, TypeError, OSError) as exc:

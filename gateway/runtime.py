@@ -14,8 +14,9 @@ from gateway.credentials import Credentials
 from gateway.errors import AllBackendsThrottled, GatewayError, NoHealthyBackend, UnknownModel
 from gateway.upstream import HeaderPolicy
 from policies import Caller, Policy, PolicyChain
-from policies.auth import Authenticator, EntraValidator
+from policies.auth import Authenticator, ConsumerConfig, EntraValidator, RuntimeKey
 from policies.auth.entra import FetchJson
+from policies.ratelimit import PricingConfig
 
 
 @dataclass(slots=True, eq=False)
@@ -28,6 +29,13 @@ class Deployment:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def price(self, backend: str) -> PricingConfig | None:
+        """What the backend's tokens cost (its own prices, else the deployment's)."""
+        for b, config in zip(self.backends, self.config.backends, strict=True):
+            if b.name == backend and config.pricing is not None:
+                return config.pricing
+        return self.config.pricing
 
     def candidates(self, now: float) -> list[Backend]:
         """Available backends in the order to try them: the lowest priority group
@@ -70,12 +78,20 @@ class Deployment:
         )
 
 
-def build_deployment(config: DeploymentConfig, credentials: Credentials) -> Deployment:
+def build_deployment(config: DeploymentConfig, credentials: Credentials,
+                     previous: Deployment | None = None) -> Deployment:
     backends = [
         build_backend(b, config.model, credentials, f"deployments.{config.name}.backends[{i}]",
                       config.routing.breaker)
         for i, b in enumerate(config.backends)
     ]
+    if previous is not None:
+        # Cooldowns and breakers survive a rebuild for backends that did not change.
+        before = {(b.name, b.api, b.store_key): b.health for b in previous.backends}
+        for backend in backends:
+            health = before.get((backend.name, backend.api, backend.store_key))
+            if health is not None:
+                backend.health = health
     priorities = sorted({b.priority for b in backends})
     groups = tuple(tuple(b for b in backends if b.priority == p) for p in priorities)
     return Deployment(config, groups, tuple(backends))
@@ -88,19 +104,33 @@ class Runtime:
         credentials: Credentials,
         policies: Sequence[Policy] = (),
         fetch_json: FetchJson | None = None,
+        consumers: Sequence[ConsumerConfig] | None = None,
+        runtime_keys: Sequence[RuntimeKey] = (),
+        previous: Runtime | None = None,
+        version: int = 0,
     ) -> None:
+        """`consumers`: the config's and the database's (default: the config's);
+        `runtime_keys`: keys issued at runtime; `previous`: the runtime this replaces,
+        whose backends' health carries over; `version`: the team change it reflects."""
         self.config = config
-        self.deployments = {d.name: build_deployment(d, credentials) for d in config.deployments}
+        self.version = version
+        consumers = config.consumers if consumers is None else consumers
+        old: dict[str, Deployment] = previous.deployments if previous is not None else {}
+        self.deployments: dict[str, Deployment] = {
+            d.name: build_deployment(d, credentials, old.get(d.name)) for d in config.deployments}
         entra = None
         if config.auth.entra is not None:
             if fetch_json is None:
                 raise ValueError("auth.entra needs a way to fetch the JWKS")
             entra = EntraValidator(config.auth.entra, fetch_json)
+        self.entra = entra
+        self.consumers = tuple(consumers)
         self.authenticator = Authenticator(
-            config.consumers, allow_anonymous=config.auth.allow_anonymous, entra=entra
+            consumers, allow_anonymous=config.auth.allow_anonymous, entra=entra,
+            runtime_keys=runtime_keys,
         )
         self.chain = PolicyChain(policies)
-        self._inflight_caps = {c.name: c.max_inflight for c in config.consumers
+        self._inflight_caps = {c.name: c.max_inflight for c in consumers
                                if c.max_inflight is not None}
         self.headers = HeaderPolicy(config.server.forward_request_headers)
 

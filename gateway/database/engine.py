@@ -62,8 +62,12 @@ class Database:
         self.engine = engine
         # Imported here: each feature module holds its own queries.
         from gateway.database.responses import ResponseOwners
+        from gateway.database.team import Team
+        from gateway.database.usage import UsageLedger
 
         self.responses = ResponseOwners(engine)
+        self.team = Team(engine)
+        self.usage = UsageLedger(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -3,7 +3,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
 
 metadata = MetaData()
 
@@ -18,4 +29,68 @@ stored_responses = Table(
     Column("store_key", String(600), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_stored_responses_created_at", "created_at"),
+)
+
+# Consumers made at runtime (the admin API, the CLI); those of the YAML are not here.
+consumers = Table(
+    "consumers", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("spec", JSON, nullable=False),  # the ConsumerConfig fields but name and api_keys
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Keys of runtime consumers: only a digest, and the first characters to recognise it by.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("consumer", String(200), ForeignKey("consumers.name", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("digest", String(80), nullable=False, unique=True),
+    Column("prefix", String(20), nullable=False),
+    Column("description", String(500), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every admin action: who, what, when. Never a key or a digest.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(300), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+
+# Settled usage per consumer, deployment and hour (UTC).
+usage = Table(
+    "usage", metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("deployment", String(200), primary_key=True),
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+)
+
+# Ledger batches already written: a batch sent again (a retry, a replay after a crash)
+# is recognised by its id and not counted twice.
+usage_batches = Table(
+    "usage_batches", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row: bumped by every change to consumers and keys, polled by every replica.
+changes = Table(
+    "changes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
 )

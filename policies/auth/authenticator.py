@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from policies.auth.api_keys import KeyRing
+from policies.auth.api_keys import KeyRing, RuntimeKey
 from policies.auth.consumers import ConsumerConfig
 from policies.auth.entra import EntraMatch, EntraValidator, looks_like_jwt, match_consumer
 from policies.base import ANONYMOUS, Caller
@@ -49,6 +49,7 @@ class Authenticator:
         *,
         allow_anonymous: bool,
         entra: EntraValidator | None = None,
+        runtime_keys: Sequence[RuntimeKey] = (),
     ) -> None:
         self.allow_anonymous = allow_anonymous
         self.entra = entra
@@ -62,7 +63,7 @@ class Authenticator:
                 digests[digest] = consumer.name
             if consumer.entra is not None:
                 self._entra_callers.append((consumer.entra, self._callers[consumer.name]))
-        self._keys = KeyRing(digests)
+        self._keys = KeyRing(digests, [k for k in runtime_keys if k.consumer in self._callers])
         self._anonymous = Caller(ANONYMOUS, None)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Caller:

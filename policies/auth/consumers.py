@@ -25,6 +25,8 @@ class ConsumerConfig(BaseModel):
     # Per calendar day or month (quotas_timezone); across all deployments, or per one.
     quotas: QuotasConfig | None = None
     quotas_by_deployment: dict[str, QuotasConfig] = {}
+    # Free-form labels for operators (a cost centre, an owner); never used for decisions.
+    metadata: dict[str, str] = {}
     # Requests this consumer may have in flight at once (429 over it); default: the
     # server's max_inflight_per_consumer.
     max_inflight: int | None = Field(None, ge=1)

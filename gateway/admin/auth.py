@@ -1,0 +1,44 @@
+"""Who may use the admin API: a key whose digest is in `admin.api_keys`, or an Entra
+token (checked as `auth.entra` says) carrying one of `admin.entra.roles`. A consumer's
+credential is never an admin's (the config refuses a digest in both). The actor an
+action is recorded under is the admin key's configured name or the token's oid, never
+a secret."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.errors import RouteNotFound
+from gateway.keys import RUNTIME
+from policies import PermissionDenied, Unauthenticated
+from policies.auth import hash_key, presented_credentials
+from policies.auth.entra import looks_like_jwt
+
+
+async def admin_actor(request: web.Request) -> str:
+    runtime = request.app[RUNTIME]
+    admin = runtime.config.admin
+    if not admin.api_keys and admin.entra is None:
+        raise RouteNotFound("The admin API is not enabled here: configure admin.api_keys or "
+                            "admin.entra.")
+    credentials = presented_credentials(request.headers)
+    if not credentials:
+        raise Unauthenticated("Access denied: the admin API needs an admin key or an Entra token.")
+    if not all(c.isascii() and c.isprintable() for c in credentials):
+        raise Unauthenticated("Access denied: not an admin credential.")
+    names = {digest: name for name, digest in admin.api_keys.items()}
+    for credential in credentials:
+        name = names.get(hash_key(credential))
+        if name is not None:
+            return f"key:{name}"
+    token = next((c for c in credentials if looks_like_jwt(c)), None)
+    if admin.entra is not None and runtime.entra is not None and token is not None:
+        claims = await runtime.entra.claims(token)
+        roles = claims.get("roles")
+        granted = set(roles) & set(admin.entra.roles) if isinstance(roles, list) else set()
+        oid = claims.get("oid") or claims.get("appid") or claims.get("azp") or "unknown"
+        if not granted:
+            raise PermissionDenied(f"The token of {oid} carries no admin role "
+                                   f"({', '.join(admin.entra.roles)}).")
+        return f"entra:{oid}"
+    raise Unauthenticated("Access denied: not an admin credential.")

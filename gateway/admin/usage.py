@@ -1,0 +1,134 @@
+"""Usage from the ledger: rows and totals for a time range (JSON, or CSV for
+`Accept: text/csv`), a consumer's current day and month against its quotas, and the
+same for a consumer itself at /v1/usage, with its own key (nobody else's).
+
+The ledger trails the requests by up to `ledger.flush_seconds`; quotas are enforced
+on the live counters, not on these figures."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from gateway.admin.auth import admin_actor
+from gateway.admin.consumers import json
+from gateway.database.usage import COUNTS, Counts, group
+from gateway.errors import InvalidRequest, RouteNotFound
+from gateway.keys import DATABASE, EXCHANGE, RUNTIME
+from policies.auth import ConsumerConfig
+from policies.ratelimit.quotas import MICROS, QuotasConfig, period
+
+
+def _when(request: web.Request, name: str, default: datetime.datetime) -> datetime.datetime:
+    value = request.query.get(name)
+    if not value:
+        return default
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be an ISO 8601 date or time.", param=name) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def _with_cost(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "cost": row["cost_micros"] / MICROS}
+
+
+async def report(request: web.Request) -> web.StreamResponse:
+    await admin_actor(request)
+    now = datetime.datetime.now(datetime.UTC)
+    start = _when(request, "from", now - datetime.timedelta(days=30))
+    end = _when(request, "to", now)
+    by = request.query.get("group_by", "day")
+    if by not in ("hour", "day", "month"):
+        raise InvalidRequest("group_by is hour, day or month.", param="group_by")
+    zone = ZoneInfo(request.app[RUNTIME].config.quotas_timezone)
+    rows = await request.app[DATABASE].usage.rows(start, end, request.query.get("consumer"),
+                                                  request.query.get("deployment"))
+    grouped = [_with_cost(r) for r in group(rows, by, zone)]
+    totals = Counts()
+    for _, _, _, counts in rows:
+        totals.add(counts)
+    if "text/csv" in request.headers.get("Accept", ""):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        columns = ["consumer", "deployment", "period", *COUNTS, "cost"]
+        writer.writerow(columns)
+        for row in grouped:
+            writer.writerow([row[c] for c in columns])
+        return web.Response(text=out.getvalue(), content_type="text/csv")
+    return json({"object": "usage", "from": start.isoformat(), "to": end.isoformat(),
+                 "group_by": by, "data": grouped,
+                 "totals": _with_cost(totals.as_dict())})
+
+
+async def _current(request: web.Request, consumer: ConsumerConfig) -> dict[str, Any]:
+    """The consumer's current day and month, from the ledger, beside its quotas."""
+    zone = ZoneInfo(request.app[RUNTIME].config.quotas_timezone)
+    now = datetime.datetime.now(datetime.UTC)
+    month = period("month", now.timestamp(), zone)
+    day = period("day", now.timestamp(), zone)
+    local = now.astimezone(zone)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    rows = await request.app[DATABASE].usage.rows(month_start.astimezone(datetime.UTC),
+                                                  now + datetime.timedelta(hours=1), consumer.name)
+    used = {"day": Counts(), "month": Counts()}
+    for _, _, hour, counts in rows:
+        used["month"].add(counts)
+        if hour >= day_start:
+            used["day"].add(counts)
+    quotas = consumer.quotas or QuotasConfig()
+    remaining: dict[str, float] = {}
+    for name, window in (("tokens_per_day", "day"), ("tokens_per_month", "month"),
+                         ("requests_per_day", "day"), ("cost_per_month", "month")):
+        limit = getattr(quotas, name)
+        if limit is None:
+            continue
+        counts = used[window]
+        value: float
+        if name.startswith("tokens"):
+            value = limit - counts.prompt_tokens - counts.completion_tokens
+        elif name.startswith("requests"):
+            value = limit - counts.requests
+        else:
+            value = round(limit - counts.cost_micros / MICROS, 6)
+        remaining[name] = max(0, value)
+    return {
+        "consumer": consumer.name,
+        "quotas": quotas.model_dump(exclude_none=True),
+        "quotas_by_deployment": {k: v.model_dump(exclude_none=True)
+                                 for k, v in consumer.quotas_by_deployment.items()},
+        "periods": {
+            "day": {"period": day.ident, "resets_at": datetime.datetime.fromtimestamp(day.ends, zone)
+                    .isoformat(), **_with_cost(used["day"].as_dict())},
+            "month": {"period": month.ident, "resets_at": datetime.datetime.fromtimestamp(
+                month.ends, zone).isoformat(), **_with_cost(used["month"].as_dict())},
+        },
+        "remaining": remaining,
+    }
+
+
+def _consumer(request: web.Request, name: str) -> ConsumerConfig:
+    for consumer in request.app[RUNTIME].consumers:
+        if consumer.name == name:
+            return consumer
+    raise RouteNotFound(f"No consumer {name}.")
+
+
+async def consumer_usage(request: web.Request) -> web.Response:
+    await admin_actor(request)
+    return json(await _current(request, _consumer(request, request.match_info["name"])))
+
+
+async def own_usage(request: web.Request) -> web.Response:
+    """GET /v1/usage: a consumer's own figures, with its own credential."""
+    runtime = request.app[RUNTIME]
+    caller = await runtime.authenticator.authenticate(request.headers)
+    request[EXCHANGE].consumer = caller.consumer
+    return json(await _current(request, _consumer(request, caller.consumer)))

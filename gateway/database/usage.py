@@ -1,0 +1,93 @@
+"""The usage ledger in the database: rows per consumer, deployment and hour (UTC),
+written in batches. A batch and its rows are one transaction, and the batch's id is
+recorded with it: a batch sent twice (a retry whose answer was lost, a replay after
+a crash) is recognised and not counted again."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.database.schema import usage, usage_batches
+
+COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens",
+          "reasoning_tokens", "cost_micros")
+
+
+@dataclass(slots=True)
+class Counts:
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_micros: int = 0
+
+    def add(self, other: Counts) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTS}
+
+
+Key = tuple[str, str, datetime.datetime]  # consumer, deployment, hour
+
+
+class UsageLedger:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write(self, batch_id: str, rows: dict[Key, Counts]) -> bool:
+        """False when the batch was written before: nothing is added again."""
+        when = datetime.datetime.now(datetime.UTC)
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        try:
+            async with self._engine.begin() as c:
+                await c.execute(insert(usage_batches).values(id=batch_id, written_at=when))
+                for (consumer, deployment, hour), counts in rows.items():
+                    statement = dialect.insert(usage).values(
+                        consumer=consumer, deployment=deployment, hour=hour, **counts.as_dict())
+                    await c.execute(statement.on_conflict_do_update(
+                        index_elements=["consumer", "deployment", "hour"],
+                        set_={name: usage.c[name] + statement.excluded[name] for name in COUNTS}))
+        except IntegrityError:
+            return False
+        return True
+
+    async def rows(self, start: datetime.datetime, end: datetime.datetime,
+                   consumer: str | None = None, deployment: str | None = None
+                   ) -> list[tuple[str, str, datetime.datetime, Counts]]:
+        query = select(usage).where(usage.c.hour >= start, usage.c.hour < end)
+        if consumer is not None:
+            query = query.where(usage.c.consumer == consumer)
+        if deployment is not None:
+            query = query.where(usage.c.deployment == deployment)
+        async with self._engine.connect() as c:
+            found = (await c.execute(query.order_by(usage.c.hour))).all()
+        out = []
+        for r in found:
+            hour = r.hour if r.hour.tzinfo else r.hour.replace(tzinfo=datetime.UTC)
+            out.append((r.consumer, r.deployment, hour,
+                        Counts(**{name: int(getattr(r, name)) for name in COUNTS})))
+        return out
+
+
+def group(rows: Sequence[tuple[str, str, datetime.datetime, Counts]], by: str,
+          zone: datetime.tzinfo) -> list[dict[str, Any]]:
+    """Hourly rows summed per consumer, deployment and day or month (in `zone`)."""
+    out: dict[tuple[str, str, str], Counts] = {}
+    shape = "%Y-%m-%d" if by == "day" else ("%Y-%m" if by == "month" else "%Y-%m-%dT%H:00%z")
+    for consumer, deployment, hour, counts in rows:
+        period = hour.astimezone(zone).strftime(shape)
+        out.setdefault((consumer, deployment, period), Counts()).add(counts)
+    return [{"consumer": c, "deployment": d, "period": p, **counts.as_dict()}
+            for (c, d, p), counts in sorted(out.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))]
