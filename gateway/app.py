@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import tempfile
 import time
@@ -25,7 +26,6 @@ from gateway.enforcement import limiter_ctx
 from gateway.inbound import defer_continue
 from gateway.keys import (
     ACCESS_LOG,
-    CONFIG,
     CONNECTIONS,
     COOLDOWNS,
     CREDENTIALS,
@@ -34,12 +34,13 @@ from gateway.keys import (
     INFLIGHT,
     LEDGER,
     LIFECYCLE,
+    LIVE,
     METRICS,
-    RUNTIME,
     SESSION,
     TEAM,
     TOKENIZER,
     Lifecycle,
+    Live,
     TeamState,
 )
 from gateway.ledger import Ledger, ledger_ctx
@@ -78,16 +79,16 @@ async def _session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
-    app[RUNTIME] = build_runtime(app, app[CONFIG])
+    app[LIVE].runtime = build_runtime(app, app[LIVE].config)
 
     # Both read the snapshot live at the time, so that a reload is seen.
     def backends() -> list[tuple[str, str, bool]]:
         now = time.monotonic()
         return [(d.name, b.name, b.health.available(now))
-                for d in app[RUNTIME].deployments.values() for b in d.backends]
+                for d in app[LIVE].runtime.deployments.values() for b in d.backends]
 
     def apply(deployment: str, backend: str, seconds: float) -> None:
-        target = app[RUNTIME].deployments.get(deployment)
+        target = app[LIVE].runtime.deployments.get(deployment)
         for b in target.backends if target is not None else ():
             if b.name == backend:
                 b.health.cool_down(seconds)
@@ -95,7 +96,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     app[METRICS].backends = backends
     app[COOLDOWNS].start(apply)
     preload = None
-    if app[CONFIG].has_limits:
+    if app[LIVE].config.has_limits:
         # Counts of streams without usage settle token limits: have the tokenizer ready
         # (a thread, so that start-up does not wait for it).
         preload = asyncio.get_running_loop().create_task(app[TOKENIZER].preload())
@@ -107,10 +108,13 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
 
 
 def _ledger(app: web.Application) -> Ledger | None:
-    config = app[CONFIG].ledger
+    config = app[LIVE].config.ledger
     if not config.enabled:
         return None
-    folder = config.spool_dir or Path(tempfile.gettempdir()) / "model-gateway-ledger"
+    # Spools are replayed into the database of whoever finds them: one folder per
+    # database, so that two gateways on one host never mix their ledgers.
+    url = hashlib.sha256(app[LIVE].config.database.url.encode()).hexdigest()[:16]
+    folder = (config.spool_dir or Path(tempfile.gettempdir()) / "model-gateway-ledger") / url
     return Ledger(app[DATABASE].usage, folder, time.time)
 
 
@@ -122,7 +126,7 @@ def create_app(
     app = web.Application(
         middlewares=[middleware.exchange], client_max_size=config.server.max_body_bytes
     )
-    app[CONFIG] = config
+    app[LIVE] = Live(config)
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ACCESS_LOG] = access_log or AccessLog()
@@ -133,9 +137,9 @@ def create_app(
     server = config.server
     app[CONNECTIONS] = Connections(server.header_timeout_seconds, server.max_connections)
     app.cleanup_ctx.extend([
-        _credentials, _session, database_ctx(DATABASE, lambda a: a[CONFIG]), team_ctx,
+        _credentials, _session, database_ctx(DATABASE, lambda a: a[LIVE].config), team_ctx,
         ledger_ctx(LEDGER, _ledger), limiter_ctx,
-        bus_ctx(lambda a: a[CONFIG].redis.url, COOLDOWNS),
+        bus_ctx(lambda a: a[LIVE].config.redis.url, COOLDOWNS),
         _runtime,
     ])
     app.on_response_prepare.append(middleware.request_id_headers)

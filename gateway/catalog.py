@@ -8,7 +8,7 @@ from aiohttp import web
 from gateway.apis import APIS
 from gateway.errors import UnsupportedOperation
 from gateway.inbound import model_name
-from gateway.keys import EXCHANGE, RUNTIME
+from gateway.keys import EXCHANGE, LIVE
 from gateway.routes import UNSUPPORTED
 from gateway.runtime import Deployment
 
@@ -26,7 +26,7 @@ def _model(deployment: Deployment) -> dict[str, object]:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+    runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
     request[EXCHANGE].consumer = caller.consumer
     return _json({"object": "list",
@@ -34,14 +34,14 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def get_model(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+    runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
     request[EXCHANGE].consumer = caller.consumer
     return _json(_model(runtime.resolve(request.match_info["model"], caller)))
 
 
 async def model_info(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+    runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
     ex = request[EXCHANGE]
     ex.consumer = caller.consumer

@@ -22,16 +22,18 @@ def _path(path: Path | None) -> Path:
     return path
 
 
-def _config(path: Path | None) -> GatewayConfig:
+def load_config(path: Path | None) -> GatewayConfig:
+    """The config a verb runs with: --config, or MODEL_GATEWAY_CONFIG."""
     return load(_path(path))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.database import SchemaError
+    from gateway.database.engine import DatabaseUnavailable
     from gateway.reload import StartupError
     from gateway.server import serve
 
-    config = _config(args.config)
+    config = load_config(args.config)
     if args.workers > 1 and config.server.port == 0:
         raise ConfigError("--workers needs a fixed server.port (not 0)")
     if args.workers > 1 and config.has_limits and not config.redis.url:
@@ -41,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     try:
         return serve(config, args.workers, _path(args.config))
-    except (StartupError, SchemaError) as exc:
+    except (StartupError, SchemaError, DatabaseUnavailable) as exc:
         print(f"model-gateway: cannot start: {exc}", file=sys.stderr)
         return 2
 
@@ -91,7 +93,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from gateway.redis_client import redacted
     from policies.service_auth import ApiKeyAuth
 
-    config = _config(args.config)
+    config = load_config(args.config)
     print(f"config OK: {len(config.deployments)} deployments, {len(config.consumers)} consumers")
     print(f"server: {config.server.host}:{config.server.port}  redis: "
           f"{redacted(config.redis.url) if config.redis.url else 'none (in-process state)'}  "
@@ -124,9 +126,10 @@ def cmd_db(args: argparse.Namespace) -> int:
     import asyncio
 
     from gateway.database import SchemaError, make_engine
-    from gateway.database.engine import DatabaseUnavailable
+    from gateway.database.engine import DatabaseUnavailable, unavailable
     from gateway.database.migrate import current, head, upgrade
-    config = _config(args.config).database
+
+    config = load_config(args.config).database
 
     async def run() -> str:
         engine = make_engine(config)
@@ -134,6 +137,8 @@ def cmd_db(args: argparse.Namespace) -> int:
             if args.action == "current":
                 return f"at {await current(engine) or 'none'} (this gateway knows up to {head()})"
             return f"upgraded to {await upgrade(engine)}"
+        except unavailable() as exc:
+            raise DatabaseUnavailable.of(exc) from None
         finally:
             await engine.dispose()
 

@@ -346,13 +346,16 @@ class GatewayConfig(BaseSettings):
                         f"and {consumer.name!r}"
                     )
                 owners[digest] = consumer.name
-        if not self.consumers and not self.auth.allow_anonymous and self.auth.entra is None:
+        # With the admin API on, consumers may all be made at runtime.
+        admin = bool(self.admin.api_keys) or self.admin.entra is not None
+        if (not self.consumers and not admin and not self.auth.allow_anonymous
+                and self.auth.entra is None):
             raise ValueError(
                 "no consumers and no auth.entra are configured, so no caller could be "
-                "authenticated: add `consumers`, or set `auth: {allow_anonymous: true}` for a "
-                "sidecar on 127.0.0.1"
+                "authenticated: add `consumers` (or enable the admin API to make them), or set "
+                "`auth: {allow_anonymous: true}` for a sidecar on 127.0.0.1"
             )
-        if self.auth.entra is not None and not any(c.entra for c in self.consumers):
+        if self.auth.entra is not None and not admin and not any(c.entra for c in self.consumers):
             raise ValueError(
                 "auth.entra is set but no consumer has an `entra` block: every valid token "
                 "would be refused; map object ids, app ids, groups or roles to consumers"

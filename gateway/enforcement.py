@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.backends import default_name
 from gateway.config import GatewayConfig
-from gateway.keys import CONFIG, LIMITER, METRICS
+from gateway.keys import LIMITER, LIVE, METRICS
 from gateway.limiter import Limiter
 from gateway.services import GatewayServices
 from policies import Policy
@@ -26,7 +26,7 @@ from policies.ratelimit import (
 
 
 async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
+    config = app[LIVE].config
     # Consumers made through the admin API may bring limits and quotas of their own.
     admin = bool(config.admin.api_keys or config.admin.entra)
     if not config.has_limits and not admin:

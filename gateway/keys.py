@@ -37,8 +37,29 @@ class Lifecycle:
     draining: bool = False
 
 
-CONFIG = web.AppKey("config", GatewayConfig)  # the config the live runtime was built from
-RUNTIME = web.AppKey("runtime", Runtime)  # the live snapshot; replaced whole on reload
+class Live:
+    """The config in force and the runtime built from it. Both are replaced whole on a
+    reload or a team change; they live in this holder because an app's own state is
+    frozen once it runs."""
+
+    __slots__ = ("config", "current")
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.current: Runtime | None = None  # None until start-up built it
+
+    @property
+    def runtime(self) -> Runtime:
+        if self.current is None:
+            raise LookupError("the runtime is not built yet")
+        return self.current
+
+    @runtime.setter
+    def runtime(self, runtime: Runtime) -> None:
+        self.current = runtime
+
+
+LIVE = web.AppKey("live", Live)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 CREDENTIALS = web.AppKey("credentials", Credentials)
 METRICS = web.AppKey("metrics", Metrics)

@@ -225,11 +225,11 @@ def ledger_ctx(key: web.AppKey[Ledger], make: Callable[[web.Application], Ledger
 
 
 async def _loop(app: web.Application, ledger: Ledger) -> None:
-    from gateway.keys import CONFIG
+    from gateway.keys import LIVE
 
     since_orphans = 0.0
     while True:
-        interval = app[CONFIG].ledger.flush_seconds
+        interval = app[LIVE].config.ledger.flush_seconds
         await asyncio.sleep(interval)
         try:
             await ledger.flush()

@@ -34,8 +34,8 @@ from gateway.keys import (
     EXCHANGE,
     INFLIGHT,
     LIMITER,
+    LIVE,
     METRICS,
-    RUNTIME,
     SESSION,
     TOKENIZER,
 )
@@ -63,7 +63,7 @@ def model_handler(route: ModelRoute) -> Handler:
     from_path = "{deployment}" in route.path
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        runtime = request.app[RUNTIME]
+        runtime = request.app[LIVE].runtime
         inflight = request.app[INFLIGHT]
         server = runtime.config.server
         inflight.enter(server.max_inflight_requests)
@@ -245,7 +245,7 @@ async def _attempt(
 ) -> web.StreamResponse:
     app = request.app
     metrics = app[METRICS]
-    runtime = app[RUNTIME]
+    runtime = app[LIVE].runtime
     server = runtime.config.server
     labels = (ctx.deployment, backend.name)
     url = backend.urls[api.operation]

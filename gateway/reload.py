@@ -19,16 +19,7 @@ from gateway.config import ConfigError, GatewayConfig, load
 from gateway.credentials import CredentialUnavailable
 from gateway.database.team import Snapshot
 from gateway.enforcement import build_policies
-from gateway.keys import (
-    CONFIG,
-    CREDENTIALS,
-    EXTRA_POLICIES,
-    LIMITER,
-    METRICS,
-    RUNTIME,
-    SESSION,
-    TEAM,
-)
+from gateway.keys import CREDENTIALS, EXTRA_POLICIES, LIMITER, LIVE, METRICS, SESSION, TEAM
 from gateway.runtime import Runtime
 from gateway.services import GatewayServices
 from policies.auth import ConsumerConfig, RuntimeKey
@@ -82,7 +73,7 @@ def build_runtime(app: web.Application, config: GatewayConfig) -> Runtime:
                                     consumers),
                     *app[EXTRA_POLICIES]]
         return Runtime(config, app[CREDENTIALS], policies, _fetcher(app[SESSION]), consumers, keys,
-                       app.get(RUNTIME), snapshot.version if snapshot else 0)
+                       app[LIVE].current, snapshot.version if snapshot else 0)
     except (SecretMissing, CredentialUnavailable) as exc:
         raise StartupError(str(exc)) from None
     except (ImportError, AttributeError, TypeError, OSError) as exc:
@@ -92,7 +83,7 @@ def build_runtime(app: web.Application, config: GatewayConfig) -> Runtime:
 
 def reload(app: web.Application, path: Path) -> bool:
     """Swap in the config at `path`; False (and the old config kept) if it cannot be used."""
-    old = app[CONFIG]
+    old = app[LIVE].config
     try:
         new = load(path)
         if (new.redis.url, new.redis.cluster) != (old.redis.url, old.redis.cluster) or (
@@ -105,8 +96,8 @@ def reload(app: web.Application, path: Path) -> bool:
         return False
     if new.server != old.server:
         log.warning("server settings change only at the next restart")
-    app[RUNTIME] = runtime
-    app[CONFIG] = new
+    app[LIVE].runtime = runtime
+    app[LIVE].config = new
     log.info("reloaded %s: %d deployments, %d consumers", path, len(new.deployments),
              len(new.consumers))
     return True

@@ -18,7 +18,7 @@ from gateway.backends import Backend
 from gateway.database.responses import Owner
 from gateway.errors import InvalidRequest, ResponseNotFound
 from gateway.exchange import Exchange
-from gateway.keys import CONTEXT, DATABASE, EXCHANGE, RUNTIME, SESSION
+from gateway.keys import CONTEXT, DATABASE, EXCHANGE, LIVE, SESSION
 from gateway.relay import StreamRelay, relay_json
 from gateway.runtime import Runtime
 from policies import Caller, PolicyChain, RequestContext, Usage
@@ -83,7 +83,7 @@ def backend_of(runtime: Runtime, owner: Owner) -> Backend | None:
 
 def _handler(method: str, suffix: str, filtered: bool) -> Any:
     async def handle(request: web.Request) -> web.StreamResponse:
-        runtime = request.app[RUNTIME]
+        runtime = request.app[LIVE].runtime
         ex: Exchange = request[EXCHANGE]
         caller = await runtime.authenticator.authenticate(request.headers)
         ex.consumer = caller.consumer

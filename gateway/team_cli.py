@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.config import GatewayConfig, load
-from gateway.database import make_engine
+from gateway.cli import load_config
+from gateway.config import GatewayConfig
+from gateway.database import SchemaError, make_engine
+from gateway.database.engine import DatabaseUnavailable, unavailable
 from gateway.database.migrate import prepare
 from gateway.database.team import Conflict, NotFound, Team
 from gateway.database.usage import COUNTS, UsageLedger, group
-from gateway.settings import ProcessSettings
 
 Action = Callable[[GatewayConfig, Team, UsageLedger, argparse.Namespace], Awaitable[int]]
 
@@ -30,16 +31,9 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _config(args: argparse.Namespace) -> GatewayConfig:
-    path = args.config or ProcessSettings().config
-    if path is None:
-        raise SystemExit("model-gateway: no config: pass --config FILE or set MODEL_GATEWAY_CONFIG")
-    return load(path)
-
-
 def run(action: Action) -> Callable[[argparse.Namespace], int]:
     def verb(args: argparse.Namespace) -> int:
-        config = _config(args)
+        config = load_config(args.config)
 
         async def go() -> int:
             engine = make_engine(config.database)
@@ -54,6 +48,12 @@ def run(action: Action) -> Callable[[argparse.Namespace], int]:
         except (NotFound, Conflict) as exc:
             print(f"model-gateway: {type(exc).__name__.lower()}: {exc}", file=sys.stderr)
             return 1
+        except (SchemaError, DatabaseUnavailable) as exc:
+            print(f"model-gateway: {exc}", file=sys.stderr)
+            return 2
+        except unavailable() as exc:
+            print(f"model-gateway: {DatabaseUnavailable.of(exc)}", file=sys.stderr)
+            return 2
     return verb
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.keys import CONFIG, DATABASE, RUNTIME, TEAM
+from gateway.keys import DATABASE, LIVE, TEAM
 from gateway.reload import StartupError, build_runtime
 
 log = logging.getLogger("gateway.team")
@@ -25,14 +25,14 @@ async def refresh(app: web.Application) -> bool:
     if state.snapshot is not None and await team.version() == state.snapshot.version:
         return False
     state.snapshot = await team.snapshot()
-    if RUNTIME in app:
-        app[RUNTIME] = build_runtime(app, app[CONFIG])
+    if app[LIVE].current is not None:
+        app[LIVE].runtime = build_runtime(app, app[LIVE].config)
     return True
 
 
 async def _loop(app: web.Application) -> None:
     while True:
-        await asyncio.sleep(app[CONFIG].admin.refresh_seconds)
+        await asyncio.sleep(app[LIVE].config.admin.refresh_seconds)
         try:
             await refresh(app)
         except (SQLAlchemyError, OSError) as exc:

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -22,13 +24,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.accesslog import AccessLog
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.keys import METRICS, RUNTIME
+from gateway.keys import LIVE, METRICS
 from gateway.server import start
 from gateway.simulator import SIMULATOR, Simulator, SimulatorSettings, create_simulator
 from policies.auth import hash_key
@@ -133,7 +137,7 @@ class Stack:
 
     @property
     def runtime(self) -> Any:
-        return self.app[RUNTIME]
+        return self.app[LIVE].runtime
 
     @property
     def metrics(self) -> Any:
@@ -180,6 +184,53 @@ def managed_identity(monkeypatch: pytest.MonkeyPatch, token: Callable[[], str]) 
         monkeypatch.setenv("IDENTITY_ENDPOINT", url + "/msi/token")
         monkeypatch.setenv("IDENTITY_HEADER", "h")
         yield
+
+
+# Entra test identities: the tenant, an app, a user (object id), a group, the audience.
+TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
+APP = "cccccccc-0000-0000-0000-000000000003"
+OID = "bbbbbbbb-0000-0000-0000-000000000002"
+GROUP = "dddddddd-0000-0000-0000-000000000004"
+AUD = "https://cognitiveservices.azure.com"
+
+
+class Keys:
+    """An RS256 signing key, its JWKS and Entra-shaped access tokens signed with it."""
+
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "test-key-1"
+        self.served: list[dict[str, Any]] = [self.jwk(self.private, self.kid)]
+        self.fetches = 0
+
+    @staticmethod
+    def jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+        data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        return {**data, "kid": kid, "use": "sig", "alg": "RS256"}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.fetches += 1
+        return web.json_response({"keys": self.served})
+
+    def token(self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None,
+              **claims: Any) -> str:
+        now = int(time.time())
+        payload = {"aud": AUD, "iss": f"https://sts.windows.net/{TENANT}/", "tid": TENANT,
+                   "oid": OID, "appid": APP, "iat": now, "nbf": now, "exp": now + 3600,
+                   "name": "Jane Doe", "upn": "jane@contoso.com", "ver": "1.0", **claims}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, key or self.private, algorithm="RS256",
+                          headers={"kid": kid or self.kid})
+
+
+@pytest.fixture
+def keys() -> Iterator[tuple[Keys, str]]:
+    """The keys, and the URL of a local JWKS serving them."""
+    k = Keys()
+    app = web.Application()
+    app.router.add_get("/keys", k.handle)
+    with serve_in_thread(app) as url:
+        yield k, url + "/keys"
 
 
 def free_port() -> int:
@@ -237,6 +288,84 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _postgres_bin(name: str) -> str:
+    """A PostgreSQL server binary: on PATH, or where Debian's packages put it."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / name).exists():
+            return str(folder / name)
+    raise RuntimeError(f"{name} not found: install Debian's postgresql package")
+
+
+class PostgresServer:
+    """A real PostgreSQL server of its own (initdb in a temporary folder), on a loopback
+    port, with password authentication: the gateway reads the password as it would in
+    production (`database.password_env`). As root, it runs as the `postgres` user, since
+    PostgreSQL refuses to run as root."""
+
+    PASSWORD = "pg-test-password"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.data = self.dir / "data"
+        self.user: str | None = "postgres" if os.geteuid() == 0 else None
+        pwfile = self.dir / "pw"
+        pwfile.write_text(self.PASSWORD)
+        if self.user:
+            shutil.chown(self.dir, self.user)
+            shutil.chown(pwfile, self.user)
+        self._run(_postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres",
+                  "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def _run(self, *argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True, timeout=120, user=self.user)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [_postgres_bin("postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
+             "-c", "fsync=off", "-c", "max_connections=200"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=self.user)
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("postgres did not start")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    async def create_database(self, name: str) -> str:
+        import asyncpg
+
+        for _ in range(50):  # the server accepts TCP a little before it takes logins
+            try:
+                connection = await asyncpg.connect(self.url(), password=self.PASSWORD)
+                break
+            except (OSError, asyncpg.CannotConnectNowError):
+                await asyncio.sleep(0.1)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            self.proc.wait(30)
+            self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
     for _ in range(150):
         if proc.poll() is not None:
@@ -269,6 +398,22 @@ def background() -> Iterator[list[subprocess.Popen[str]]]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database of its own on the session's PostgreSQL server; its URL (the
+    password in PG_TEST_PASSWORD, for `database.password_env`)."""
+    monkeypatch.setenv("PG_TEST_PASSWORD", PostgresServer.PASSWORD)
+    name = "t" + secrets.token_hex(6)
+    return asyncio.run(postgres_server.create_database(name))
 
 
 @pytest.fixture

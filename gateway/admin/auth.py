@@ -9,14 +9,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.errors import RouteNotFound
-from gateway.keys import RUNTIME
+from gateway.keys import LIVE
 from policies import PermissionDenied, Unauthenticated
 from policies.auth import hash_key, presented_credentials
 from policies.auth.entra import looks_like_jwt
 
 
 async def admin_actor(request: web.Request) -> str:
-    runtime = request.app[RUNTIME]
+    runtime = request.app[LIVE].runtime
     admin = runtime.config.admin
     if not admin.api_keys and admin.entra is None:
         raise RouteNotFound("The admin API is not enabled here: configure admin.api_keys or "

@@ -15,7 +15,7 @@ from gateway.database.team import Conflict as TakenError
 from gateway.database.team import NotFound as MissingError
 from gateway.errors import Conflict, InvalidRequest, RouteNotFound
 from gateway.inbound import read_json
-from gateway.keys import DATABASE, RUNTIME
+from gateway.keys import DATABASE, LIVE
 from gateway.team_sync import refresh
 from policies.auth import ConsumerConfig, EntraMatch
 from policies.ratelimit import LimitsConfig, QuotasConfig
@@ -61,7 +61,7 @@ def _invalid(exc: ValidationError) -> InvalidRequest:
 
 def _check(request: web.Request, spec: ConsumerSpec) -> None:
     """What the config's own validation says of a consumer, against the running config."""
-    config = request.app[RUNTIME].config
+    config = request.app[LIVE].runtime.config
     known = {d.name for d in config.deployments}
     unknown = [d for d in (*spec.deployments, *spec.limits_by_deployment, *spec.quotas_by_deployment)
                if d != "*" and d not in known]
@@ -82,11 +82,11 @@ def _config_view(consumer: ConsumerConfig) -> dict[str, Any]:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    return await read_json(request, request.app[RUNTIME].config.server)
+    return await read_json(request, request.app[LIVE].runtime.config.server)
 
 
 def _config_names(request: web.Request) -> set[str]:
-    return {c.name for c in request.app[RUNTIME].config.consumers}
+    return {c.name for c in request.app[LIVE].runtime.config.consumers}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -111,7 +111,7 @@ async def create(request: web.Request) -> web.Response:
 async def listing(request: web.Request) -> web.Response:
     await admin_actor(request)
     stored = (await request.app[DATABASE].team.snapshot()).consumers
-    data = [_config_view(c) for c in request.app[RUNTIME].config.consumers]
+    data = [_config_view(c) for c in request.app[LIVE].runtime.config.consumers]
     data += [_view(c.name, c.spec, "database", created_at=c.created_at.isoformat(),
                    updated_at=c.updated_at.isoformat()) for c in stored]
     return json({"object": "list", "data": data})
@@ -120,7 +120,7 @@ async def listing(request: web.Request) -> web.Response:
 async def one(request: web.Request) -> web.Response:
     await admin_actor(request)
     name = request.match_info["name"]
-    for consumer in request.app[RUNTIME].config.consumers:
+    for consumer in request.app[LIVE].runtime.config.consumers:
         if consumer.name == name:
             return json(_config_view(consumer))
     stored = await request.app[DATABASE].team.consumer(name)

@@ -19,7 +19,7 @@ from gateway.admin.auth import admin_actor
 from gateway.admin.consumers import json
 from gateway.database.usage import COUNTS, Counts, group
 from gateway.errors import InvalidRequest, RouteNotFound
-from gateway.keys import DATABASE, EXCHANGE, RUNTIME
+from gateway.keys import DATABASE, EXCHANGE, LIVE
 from policies.auth import ConsumerConfig
 from policies.ratelimit.quotas import MICROS, QuotasConfig, period
 
@@ -47,7 +47,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     by = request.query.get("group_by", "day")
     if by not in ("hour", "day", "month"):
         raise InvalidRequest("group_by is hour, day or month.", param="group_by")
-    zone = ZoneInfo(request.app[RUNTIME].config.quotas_timezone)
+    zone = ZoneInfo(request.app[LIVE].runtime.config.quotas_timezone)
     rows = await request.app[DATABASE].usage.rows(start, end, request.query.get("consumer"),
                                                   request.query.get("deployment"))
     grouped = [_with_cost(r) for r in group(rows, by, zone)]
@@ -69,7 +69,7 @@ async def report(request: web.Request) -> web.StreamResponse:
 
 async def _current(request: web.Request, consumer: ConsumerConfig) -> dict[str, Any]:
     """The consumer's current day and month, from the ledger, beside its quotas."""
-    zone = ZoneInfo(request.app[RUNTIME].config.quotas_timezone)
+    zone = ZoneInfo(request.app[LIVE].runtime.config.quotas_timezone)
     now = datetime.datetime.now(datetime.UTC)
     month = period("month", now.timestamp(), zone)
     day = period("day", now.timestamp(), zone)
@@ -115,7 +115,7 @@ async def _current(request: web.Request, consumer: ConsumerConfig) -> dict[str, 
 
 
 def _consumer(request: web.Request, name: str) -> ConsumerConfig:
-    for consumer in request.app[RUNTIME].consumers:
+    for consumer in request.app[LIVE].runtime.consumers:
         if consumer.name == name:
             return consumer
     raise RouteNotFound(f"No consumer {name}.")
@@ -128,7 +128,7 @@ async def consumer_usage(request: web.Request) -> web.Response:
 
 async def own_usage(request: web.Request) -> web.Response:
     """GET /v1/usage: a consumer's own figures, with its own credential."""
-    runtime = request.app[RUNTIME]
+    runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
     request[EXCHANGE].consumer = caller.consumer
     return json(await _current(request, _consumer(request, caller.consumer)))

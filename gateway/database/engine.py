@@ -4,6 +4,7 @@ the password read from the environment or a file."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,7 +18,23 @@ from gateway.config import DatabaseConfig, GatewayConfig
 
 
 class DatabaseUnavailable(Exception):
-    """The configured database cannot be opened (a missing password, say)."""
+    """The configured database cannot be opened or used (a missing password, a server
+    that is down, a refused login)."""
+
+    @classmethod
+    def of(cls, exc: BaseException) -> DatabaseUnavailable:
+        """What an operator is told of a driver's error: its first line, never the
+        statement or its parameters (a key's digest, say)."""
+        cause = getattr(exc, "orig", None) or exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return cls(f"{type(cause).__name__}: {first}" if first else type(cause).__name__)
+
+
+def unavailable() -> tuple[type[BaseException], ...]:
+    """The errors that mean the database cannot be reached or used right now."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, OSError)
 
 
 def engine_url(config: DatabaseConfig) -> URL:
@@ -46,7 +63,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# These log each statement with its parameters at DEBUG and INFO (a key's digest,
+# say): whatever level the process logs at, they never go below WARNING.
+DRIVER_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "asyncpg")
+
+
 def make_engine(config: DatabaseConfig) -> AsyncEngine:
+    for name in DRIVER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     url = engine_url(config)
     if url.drivername.startswith("sqlite"):
         engine = create_async_engine(url)
@@ -81,6 +105,9 @@ def database_ctx(key: web.AppKey[Database], config_of: Callable[[web.Application
         engine = make_engine(config)
         try:
             await prepare(engine, migrate=config.migrate == "auto")
+        except unavailable() as exc:
+            await engine.dispose()
+            raise DatabaseUnavailable.of(exc) from None
         except BaseException:
             await engine.dispose()
             raise

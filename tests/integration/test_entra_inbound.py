@@ -8,60 +8,25 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import jwt
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from openai import OpenAI
 
-from tests.conftest import Stack, default_config, managed_identity, serve_in_thread
-
-TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
-APP = "cccccccc-0000-0000-0000-000000000003"
-OID = "bbbbbbbb-0000-0000-0000-000000000002"
-GROUP = "dddddddd-0000-0000-0000-000000000004"
-AUD = "https://cognitiveservices.azure.com"
-
-
-class Keys:
-    def __init__(self) -> None:
-        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = "test-key-1"
-        self.served: list[dict[str, Any]] = [self.jwk(self.private, self.kid)]
-        self.fetches = 0
-
-    @staticmethod
-    def jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-        data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-        return {**data, "kid": kid, "use": "sig", "alg": "RS256"}
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.fetches += 1
-        return web.json_response({"keys": self.served})
-
-    def token(self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None,
-              **claims: Any) -> str:
-        now = int(time.time())
-        payload = {"aud": AUD, "iss": f"https://sts.windows.net/{TENANT}/", "tid": TENANT,
-                   "oid": OID, "appid": APP, "iat": now, "nbf": now, "exp": now + 3600,
-                   "name": "Jane Doe", "upn": "jane@contoso.com", "ver": "1.0", **claims}
-        payload = {k: v for k, v in payload.items() if v is not None}
-        return jwt.encode(payload, key or self.private, algorithm="RS256",
-                          headers={"kid": kid or self.kid})
-
-
-@pytest.fixture
-def keys() -> Iterator[tuple[Keys, str]]:
-    k = Keys()
-    app = web.Application()
-    app.router.add_get("/keys", k.handle)
-    with serve_in_thread(app) as url:
-        yield k, url + "/keys"
+from tests.conftest import (
+    APP,
+    AUD,
+    GROUP,
+    OID,
+    TENANT,
+    Keys,
+    Stack,
+    default_config,
+    managed_identity,
+)
 
 
 def entra_config(jwks: str) -> Any:
