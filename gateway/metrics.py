@@ -117,6 +117,8 @@ class Metrics:
                                   ["route"], OVERHEAD)
         self.tokens = Counter("gateway_tokens", "Tokens reported by upstream usage.",
                               ["deployment", "consumer", "type"])
+        self.cost = Counter("gateway_cost", "What requests cost, from their usage and the "
+                            "deployment's pricing, in its currency.", ["deployment", "consumer"])
         self.ratelimit_rejections = Counter("gateway_ratelimit_rejections",
                                             "Requests rejected by a rate limit.",
                                             ["deployment", "consumer", "scope", "limit"])
@@ -147,7 +149,7 @@ class Metrics:
                            self.content.checks)
             yield _counter("gateway_content_filter_seconds", "Time spent in content filters.",
                            self.content.seconds)
-        for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens,
+        for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens, self.cost,
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
                        self.content_filter_actions, self.inflight):
             yield metric.family()
@@ -178,6 +180,8 @@ class Metrics:
             self.tokens.inc((ex.deployment, ex.consumer, "prompt"), ex.prompt_tokens)
         if ex.completion_tokens:
             self.tokens.inc((ex.deployment, ex.consumer, "completion"), ex.completion_tokens)
+        if ex.cost_micros:
+            self.cost.inc((ex.deployment, ex.consumer), ex.cost_micros / 1_000_000)
 
     async def handle(self, request: web.Request) -> web.Response:
         return web.Response(

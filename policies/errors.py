@@ -83,7 +83,10 @@ class QuotaExceeded(RateLimited):
 
     def headers(self) -> dict[str, str]:
         ms = max(1, int(self.retry_after_s * 1000 + 0.999))
-        return {"Retry-After": str(max(1, -(-ms // 1000))), "retry-after-ms": str(ms)}
+        # The official SDKs retry a 429 on their own unless told not to: a quota that
+        # resets tonight is not worth their retries.
+        return {"Retry-After": str(max(1, -(-ms // 1000))), "retry-after-ms": str(ms),
+                "x-should-retry": "false"}
 
 
 class ExceedsLimit(PolicyError):

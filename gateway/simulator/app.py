@@ -266,9 +266,16 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
         return _json(shapes.completion(model, ident, "".join(tokens), prompt_tokens, len(tokens),
                                        finish), 200, headers)
     answer = shapes.chat(shape, model, ident, "".join(tokens), prompt_tokens, len(tokens), finish)
+    shapes.add_details(answer["usage"], *_details(request))
     if fault == "no-usage":
         del answer["usage"]
     return _json(answer, 200, headers)
+
+
+def _details(request: web.Request) -> tuple[int, int]:
+    """x-sim-cached-tokens, x-sim-reasoning-tokens: what the usage reports of each."""
+    return (int(request.headers.get("x-sim-cached-tokens", "0")),
+            int(request.headers.get("x-sim-reasoning-tokens", "0")))
 
 
 class _Raw:
@@ -321,7 +328,7 @@ async def _stream(request: web.Request, sim: Simulator, record: Record, shape: s
         await anthropic.stream(named, body, model, tokens, prompt_tokens, finish, delay, stall)
     else:
         await _chat_stream(response, shape, op, body, model, tokens, prompt_tokens, finish, delay,
-                           fault)
+                           fault, _details(request))
     await response.write_eof()
     # A raw answer is already on the wire: what aiohttp writes after it goes nowhere.
     return response if isinstance(response, web.StreamResponse) else web.Response()
@@ -329,7 +336,7 @@ async def _stream(request: web.Request, sim: Simulator, record: Record, shape: s
 
 async def _chat_stream(response: Any, shape: str, op: str, body: dict[str, Any],
                        model: str, tokens: list[str], prompt_tokens: int, finish: str, delay: float,
-                       fault: str | None) -> None:
+                       fault: str | None, details: tuple[int, int]) -> None:
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True \
         and fault != "no-usage"
@@ -357,7 +364,9 @@ async def _chat_stream(response: Any, shape: str, op: str, body: dict[str, Any],
     await send(shapes.chunk(shape, op, model, ident, "" if op == "completions" else {},
                             finish, include_usage))
     if include_usage:
-        await send(shapes.usage_chunk(op, model, ident, prompt_tokens, len(tokens)))
+        last = shapes.usage_chunk(op, model, ident, prompt_tokens, len(tokens))
+        shapes.add_details(last["usage"], *details)
+        await send(last)
     if fault == "bare-done":
         await response.write(b"[DONE]\n\n")
     elif fault != "no-done":

@@ -67,6 +67,16 @@ def usage(prompt: int, completion: int) -> dict[str, int]:
     return {"completion_tokens": completion, "prompt_tokens": prompt, "total_tokens": prompt + completion}
 
 
+def add_details(usage: dict[str, Any], cached: int, reasoning: int) -> None:
+    """Cached prompt and reasoning tokens, as Azure OpenAI reports them (parts of the
+    prompt and completion counts, not on top of them)."""
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": min(cached, usage["prompt_tokens"])}
+    if reasoning:
+        usage["completion_tokens_details"] = {
+            "reasoning_tokens": min(reasoning, usage["completion_tokens"])}
+
+
 def chat(shape: str, model: str, ident: str, text: str, prompt: int, completion: int,
          finish: str) -> dict[str, Any]:
     choice: dict[str, Any] = {

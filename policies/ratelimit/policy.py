@@ -233,7 +233,8 @@ class RateLimitPolicy(Policy):
             return QuotaExceeded(
                 f"Quota exceeded: this request would pass "
                 f"{_describe_quota(bucket, ctx.deployment, ctx.caller.consumer)}. It resets at "
-                f"{resets}.", retry_after_s=wait, scope="quota", limit=_quota_name(bucket))
+                f"{resets}.", retry_after_s=max(0.001, bucket.resets_at - self.clock()),
+                scope="quota", limit=_quota_name(bucket))
         requests_left, tokens_left = self._remaining(buckets, verdict.remaining)
         return RateLimited(
             f"Rate limit exceeded: this request would pass "
