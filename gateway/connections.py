@@ -72,12 +72,14 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fie
 
 
 class GatewayProtocol(web.RequestHandler):
-    __slots__ = ("_armed", "_bytes_seen", "_connections", "_counted", "_header_timer", "_in_request")
+    __slots__ = ("_armed", "_bytes_seen", "_connections", "_counted", "_deadline", "_header_timer",
+                 "_in_request")
 
     def __init__(self, server: Any, connections: Connections, **kwargs: Any) -> None:
         super().__init__(server, **kwargs)
         self._connections = connections
         self._header_timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
         self._in_request = False
         self._armed = False
         self._bytes_seen = False
@@ -116,17 +118,21 @@ class GatewayProtocol(web.RequestHandler):
     # --- told by the middleware ---------------------------------------------------------
     def request_started(self) -> None:
         self._in_request = True
-        self._disarm()
+        self._armed = False  # the timer, if it fires, finds nothing to do and goes
 
     def request_finished(self) -> None:
         self._in_request = False
         self._bytes_seen = False
 
     # --- the header timer -----------------------------------------------------------------
+    # Armed for every request's headers, but not made anew each time: a timer that fires
+    # early for the current deadline sets itself again, so a kept-alive connection costs
+    # one timer per header_timeout, not a timer made and cancelled per request.
     def _arm(self) -> None:
-        self._disarm()
         self._armed = True
-        self._header_timer = self._loop.call_later(self._connections.header_timeout, self._expired)
+        self._deadline = self._loop.time() + self._connections.header_timeout
+        if self._header_timer is None:
+            self._header_timer = self._loop.call_at(self._deadline, self._expired)
 
     def _disarm(self) -> None:
         self._armed = False
@@ -136,9 +142,13 @@ class GatewayProtocol(web.RequestHandler):
 
     def _expired(self) -> None:
         self._header_timer = None
-        self._armed = False
-        if self._in_request or self.transport is None:
+        if not self._armed or self._in_request or self.transport is None:
+            self._armed = False
             return
+        if self._loop.time() < self._deadline:
+            self._header_timer = self._loop.call_at(self._deadline, self._expired)
+            return
+        self._armed = False
         self._connections.header_timeouts += 1
         transport = self.transport
         if not self._bytes_seen:

@@ -96,8 +96,11 @@ async def read_json(request: web.Request, limits: ServerConfig) -> dict[str, Any
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     try:
         # A chunked body has no length up front; read() stops at the app's client_max_size.
-        async with asyncio.timeout(limits.body_timeout_seconds):
+        if request.content.is_eof():  # it came with the headers: nothing to wait for
             raw = await request.read()
+        else:
+            async with asyncio.timeout(limits.body_timeout_seconds):
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.") from None
     except TimeoutError:

@@ -25,7 +25,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,11 @@ log = logging.getLogger("gateway.ledger")
 ORPHANS_EVERY_S = 60.0
 
 
-def _hour(epoch: float) -> datetime.datetime:
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return moment.replace(minute=0, second=0, microsecond=0)
+Entry = tuple[int, str, str, int, tuple[int, ...]]  # seq, consumer, deployment, hour, counts
+
+
+def _hour(epoch_hour: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch_hour, datetime.UTC)
 
 
 class Spool:
@@ -56,12 +58,18 @@ class Spool:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.seq = 0
-        self.pending: list[tuple[int, Key, Counts]] = []  # entries not yet in a batch
+        self.pending: list[Entry] = []  # entries not yet in a batch
+        self._names: dict[tuple[str, str], bytes] = {}  # (consumer, deployment) as JSON
 
-    def add(self, key: Key, counts: Counts) -> None:
+    def add(self, consumer: str, deployment: str, hour: int, counts: tuple[int, ...]) -> None:
+        # On every request: one formatted write, no JSON encoder, no datetime.
         self.seq += 1
-        self._write({"e": [self.seq, key[0], key[1], key[2].isoformat(), *counts.as_dict().values()]})
-        self.pending.append((self.seq, key, counts))
+        names = self._names.get((consumer, deployment))
+        if names is None:
+            names = self._names[(consumer, deployment)] = orjson.dumps([consumer, deployment])[1:-1]
+        values: tuple[Any, ...] = (self.seq, names, hour, *counts)
+        os.write(self._fd, b'{"e":[%d,%b,%d,%d,%d,%d,%d,%d,%d,%d]}\n' % values)
+        self.pending.append((self.seq, consumer, deployment, hour, counts))
 
     def mark(self, batch_id: str, first: int, last: int) -> None:
         self._write({"b": [batch_id, first, last]})
@@ -83,7 +91,7 @@ class Spool:
 def _replay(path: Path) -> tuple[list[tuple[str, dict[Key, Counts]]], dict[Key, Counts], int]:
     """What a stopped process's spool still owes: its marked batches not done (id, rows),
     the rows of entries never marked, and the highest sequence number seen."""
-    entries: dict[int, tuple[Key, Counts]] = {}
+    entries: dict[int, Entry] = {}
     batches: dict[str, tuple[int, int]] = {}
     finished: set[str] = set()
     for raw in path.read_bytes().splitlines():
@@ -93,8 +101,7 @@ def _replay(path: Path) -> tuple[list[tuple[str, dict[Key, Counts]]], dict[Key, 
             continue  # a line cut short by the crash: never marked, never sent
         if "e" in line:
             seq, consumer, deployment, hour, *counts = line["e"]
-            entries[seq] = ((consumer, deployment, datetime.datetime.fromisoformat(hour)),
-                            Counts(*counts))
+            entries[seq] = (seq, consumer, deployment, hour, tuple(counts))
         elif "b" in line:
             ident, first, last = line["b"]
             batches[ident] = (first, last)
@@ -125,11 +132,16 @@ def _claim(path: Path) -> tuple[int, tuple[list[tuple[str, dict[Key, Counts]]],
     return fd, _replay(path)
 
 
-def _sum(entries: Any) -> dict[Key, Counts]:
-    rows: dict[Key, Counts] = {}
-    for key, counts in entries:
-        rows.setdefault(key, Counts()).add(counts)
-    return rows
+def _sum(entries: Iterable[Entry]) -> dict[Key, Counts]:
+    sums: dict[tuple[str, str, int], list[int]] = {}
+    for _, consumer, deployment, hour, counts in entries:
+        total = sums.get((consumer, deployment, hour))
+        if total is None:
+            sums[(consumer, deployment, hour)] = list(counts)
+        else:
+            for i, value in enumerate(counts):
+                total[i] += value
+    return {(c, d, _hour(h)): Counts(*total) for (c, d, h), total in sums.items()}
 
 
 class Ledger:
@@ -142,17 +154,15 @@ class Ledger:
         self.failures = 0
         # A batch marked and sent whose write failed: sent again exactly as it was (the
         # write may have committed before its answer was lost), before anything newer.
-        self._retry: tuple[str, list[tuple[int, Key, Counts]]] | None = None
+        self._retry: tuple[str, list[Entry]] | None = None
 
     def record(self, ex: Exchange) -> None:
-        """A settled request: counted with what metrics count for it."""
+        """A settled request: counted with what metrics count for it (in COUNTS' order)."""
         if not ex.deployment or not ex.consumer:
             return
-        counts = Counts(requests=1, errors=int(ex.status >= 400 or ex.status == 499),
-                        prompt_tokens=ex.prompt_tokens or 0, cached_tokens=ex.cached_tokens,
-                        completion_tokens=ex.completion_tokens or 0,
-                        reasoning_tokens=ex.reasoning_tokens, cost_micros=ex.cost_micros)
-        self.spool.add((ex.consumer, ex.deployment, _hour(self.clock())), counts)
+        counts = (1, int(ex.status >= 400 or ex.status == 499), ex.prompt_tokens or 0,
+                  ex.cached_tokens, ex.completion_tokens or 0, ex.reasoning_tokens, ex.cost_micros)
+        self.spool.add(ex.consumer, ex.deployment, int(self.clock()) // 3600 * 3600, counts)
 
     async def flush(self) -> None:
         spool = self.spool
@@ -165,7 +175,7 @@ class Ledger:
             self._retry = (ident, entries)
         ident, entries = self._retry
         try:
-            await self.database.write(ident, _sum((k, c) for _, k, c in entries))
+            await self.database.write(ident, _sum(entries))
         except (SQLAlchemyError, OSError):
             self.failures += 1
             raise

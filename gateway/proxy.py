@@ -40,8 +40,8 @@ from gateway.keys import (
     TOKENIZER,
 )
 from gateway.relay import Remember, StreamRelay, relay_json
-from gateway.runtime import Deployment, Runtime
-from policies import Caller, PolicyChain, RequestContext
+from gateway.runtime import Deployment
+from policies import PolicyChain, RequestContext
 
 log = logging.getLogger("gateway.proxy")
 
@@ -63,53 +63,49 @@ def model_handler(route: ModelRoute) -> Handler:
     from_path = "{deployment}" in route.path
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        runtime = request.app[LIVE].runtime
-        inflight = request.app[INFLIGHT]
-        server = runtime.config.server
-        inflight.enter(server.max_inflight_requests)
+        # One coroutine for the whole way in: each nested one costs a frame and a
+        # try/finally on every request.
+        app = request.app
+        runtime = app[LIVE].runtime
+        inflight = app[INFLIGHT]
+        inflight.enter(runtime.config.server.max_inflight_requests)
+        consumer: str | None = None
         try:
-            return await _serve(request, runtime)
+            ex = request[EXCHANGE]
+            caller = await runtime.authenticator.authenticate(request.headers)
+            ex.consumer = caller.consumer
+            if caller.identity:
+                ex.identity = " ".join(f"{k}={v}" for k, v in caller.identity)
+            inflight.enter_consumer(caller.consumer, runtime.inflight_cap(caller.consumer))
+            consumer = caller.consumer
+            body = await read_json(request, runtime.config.server)
+            path_name = request.match_info["deployment"] if from_path else None
+            inbound = parse(api, body, request.headers, path_name, route.model_from_headers)
+            deployment = runtime.resolve(inbound.alias, caller)
+            ex.deployment, ex.api = deployment.name, api.name
+            ex.stream = inbound.stream
+            ctx = RequestContext(ex.request_id, api, deployment.name, caller, inbound.body,
+                                 inbound.stream)
+            request[CONTEXT] = ctx
+            chain = runtime.chain
+            gauge = app[METRICS].inflight
+            labels = (deployment.name,)
+            gauge.inc(labels)
+            try:
+                if chain.looks_at_requests:
+                    await chain.on_request(ctx)
+                return await forward(request, api, deployment, ctx, ex, chain)
+            except BaseException:
+                ctx.disconnected = request.transport is None or request.transport.is_closing()
+                raise
+            finally:
+                gauge.inc(labels, -1)
+                await finish(app[TOKENIZER], app[LIMITER].settlements, api, ctx, ex, chain,
+                             deployment.price(ctx.backend))
         finally:
+            if consumer is not None:
+                inflight.leave_consumer(consumer)
             inflight.leave()
-
-    async def _serve(request: web.Request, runtime: Runtime) -> web.StreamResponse:
-        ex = request[EXCHANGE]
-        caller = await runtime.authenticator.authenticate(request.headers)
-        ex.consumer = caller.consumer
-        if caller.identity:
-            ex.identity = " ".join(f"{k}={v}" for k, v in caller.identity)
-        inflight = request.app[INFLIGHT]
-        inflight.enter_consumer(caller.consumer, runtime.inflight_cap(caller.consumer))
-        try:
-            return await _forward(request, runtime, ex, caller)
-        finally:
-            inflight.leave_consumer(caller.consumer)
-
-    async def _forward(request: web.Request, runtime: Runtime, ex: Exchange,
-                       caller: Caller) -> web.StreamResponse:
-        body = await read_json(request, runtime.config.server)
-        path_name = request.match_info["deployment"] if from_path else None
-        inbound = parse(api, body, request.headers, path_name, route.model_from_headers)
-        deployment = runtime.resolve(inbound.alias, caller)
-        ex.deployment, ex.api = deployment.name, api.name
-        ex.stream = inbound.stream
-        ctx = RequestContext(ex.request_id, api, deployment.name, caller, inbound.body, inbound.stream)
-        request[CONTEXT] = ctx
-        chain = runtime.chain
-        gauge = request.app[METRICS].inflight
-        labels = (deployment.name,)
-        gauge.inc(labels)
-        try:
-            if chain.looks_at_requests:
-                await chain.on_request(ctx)
-            return await forward(request, api, deployment, ctx, ex, chain)
-        except BaseException:
-            ctx.disconnected = request.transport is None or request.transport.is_closing()
-            raise
-        finally:
-            gauge.inc(labels, -1)
-            await finish(request.app[TOKENIZER], request.app[LIMITER].settlements, api, ctx, ex,
-                         chain, deployment.price(ctx.backend))
 
     return handle
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.backends import Backend, build_backend
 from gateway.config import DeploymentConfig, GatewayConfig
@@ -25,6 +25,7 @@ class Deployment:
     # Backends grouped by priority, lowest first.
     groups: tuple[tuple[Backend, ...], ...]
     backends: tuple[Backend, ...]  # all of them, in config order
+    prices: dict[str, PricingConfig] = field(default_factory=dict)  # backends' own prices
 
     @property
     def name(self) -> str:
@@ -32,10 +33,7 @@ class Deployment:
 
     def price(self, backend: str) -> PricingConfig | None:
         """What the backend's tokens cost (its own prices, else the deployment's)."""
-        for b, config in zip(self.backends, self.config.backends, strict=True):
-            if b.name == backend and config.pricing is not None:
-                return config.pricing
-        return self.config.pricing
+        return self.prices.get(backend, self.config.pricing)
 
     def candidates(self, now: float) -> list[Backend]:
         """Available backends in the order to try them: the lowest priority group
@@ -94,7 +92,9 @@ def build_deployment(config: DeploymentConfig, credentials: Credentials,
                 backend.health = health
     priorities = sorted({b.priority for b in backends})
     groups = tuple(tuple(b for b in backends if b.priority == p) for p in priorities)
-    return Deployment(config, groups, tuple(backends))
+    prices = {b.name: c.pricing for b, c in zip(backends, config.backends, strict=True)
+              if c.pricing is not None}
+    return Deployment(config, groups, tuple(backends), prices)
 
 
 class Runtime:

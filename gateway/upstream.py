@@ -42,10 +42,19 @@ class HeaderPolicy:
         names = {e.lower() for e in extra if not e.endswith("*")}
         self.names = FORWARDED | (names - _NEVER)
         self.prefixes = tuple(e[:-1].lower() for e in extra if e.endswith("*"))
+        self._seen: dict[str, bool] = {}  # answers for header names met before
 
-    def allows(self, lowered: str) -> bool:
-        return lowered in self.names or (bool(self.prefixes) and lowered.startswith(self.prefixes)
-                                         and lowered not in _NEVER)
+    def allows(self, name: str) -> bool:
+        """`name` as the client spelled it."""
+        known = self._seen.get(name)
+        if known is not None:
+            return known
+        lowered = name.lower()
+        allowed = lowered in self.names or (bool(self.prefixes) and lowered.startswith(
+            self.prefixes) and lowered not in _NEVER)
+        if len(self._seen) < 4096:  # clients choose header names: bounded
+            self._seen[name] = allowed
+        return allowed
 
 
 # Never, whatever an operator adds: the inbound credentials and what the gateway sets.
@@ -61,12 +70,13 @@ def forward_headers(inbound: Mapping[str, str], auth: Mapping[str, str],
     """The headers of an upstream call: the allowed ones of the client's, less any that
     its Connection header names (hop-by-hop, whatever they are called) or that carry
     one of the caller's credentials; then defaults, then the gateway's own auth."""
-    hop = {t.strip().lower() for t in inbound.get("Connection", "").split(",")}
+    connection = inbound.get("Connection")
+    hop = {t.strip().lower() for t in connection.split(",")} if connection else set()
     secrets = [c for c in presented_credentials(inbound) if len(c) >= _SECRET_MIN]
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in inbound.items():
-        lowered = name.lower()
-        if policy.allows(lowered) and lowered not in hop and not any(s in value for s in secrets):
+        if policy.allows(name) and (not hop or name.lower() not in hop) and not (
+                secrets and any(s in value for s in secrets)):
             out.add(name, value)
     for name, value in (defaults or {}).items():
         out.setdefault(name, value)
