@@ -378,6 +378,34 @@ def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
     raise AssertionError("did not come up")
 
 
+def start_simulator(background: list[subprocess.Popen[str]], *extra: str) -> str:
+    """The simulator as a process of its own; its URL."""
+    port = free_port()
+    sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(port), *extra],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    background.append(sim)
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, sim)
+    return url
+
+
+def start_gateway(config: dict[str, Any], folder: Path, background: list[subprocess.Popen[str]],
+                  *args: str, name: str = "gw") -> tuple[str, subprocess.Popen[str]]:
+    """`model-gateway serve` as a process with `config` (its server.port set here); its
+    URL and the process. Its log goes to `folder/<name>.log`."""
+    port = free_port()
+    config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1", "port": port}}
+    path = folder / f"{name}.yaml"
+    path.write_text(json.dumps(config))
+    log = (folder / f"{name}.log").open("a")
+    proc = subprocess.Popen([*GATEWAY, "serve", "--config", str(path), *args],
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+    background.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url, proc)
+    return url, proc
+
+
 @pytest.fixture(autouse=True)
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test its own SQLite database, for the gateways it runs in process and the
@@ -410,10 +438,14 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh database of its own on the session's PostgreSQL server; its URL (the
-    password in PG_TEST_PASSWORD, for `database.password_env`)."""
+    password in PG_TEST_PASSWORD, for `database.password_env`). Gateway processes the
+    test starts use it (the environment overrides their config files)."""
     monkeypatch.setenv("PG_TEST_PASSWORD", PostgresServer.PASSWORD)
     name = "t" + secrets.token_hex(6)
-    return asyncio.run(postgres_server.create_database(name))
+    url = asyncio.run(postgres_server.create_database(name))
+    monkeypatch.setenv("MODEL_GATEWAY_DATABASE__URL", url)
+    monkeypatch.setenv("MODEL_GATEWAY_DATABASE__PASSWORD_ENV", "PG_TEST_PASSWORD")
+    return url
 
 
 @pytest.fixture
