@@ -123,6 +123,10 @@ class AdminConfig(Strict):
     entra: AdminEntra | None = None
     # How often a replica looks for consumers and keys changed elsewhere.
     refresh_seconds: float = Field(1.0, gt=0, le=60)
+    # A port of its own for the admin API (on server.host): it is then served there
+    # only, so that a NetworkPolicy or firewall can keep it from consumers. None: on the
+    # gateway's port.
+    port: int | None = Field(None, ge=1, le=65535)
 
     @field_validator("api_keys")
     @classmethod
@@ -332,6 +336,9 @@ class GatewayConfig(BaseSettings):
                 )
         owners: dict[str, str] = {}
         admins = set(self.admin.api_keys.values())
+        if self.admin.port is not None and self.admin.port == self.server.port:
+            raise ValueError("admin.port must differ from server.port (or be left out to serve "
+                             "the admin API on the gateway's port)")
         if self.admin.entra is not None and self.auth.entra is None:
             raise ValueError("admin.entra needs auth.entra (the tenants and audiences tokens are "
                              "checked against)")

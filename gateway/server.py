@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from gateway.app import create_app
 from gateway.config import GatewayConfig, ServerConfig
 from gateway.connections import GatewaySite
-from gateway.keys import CONNECTIONS, LIFECYCLE
+from gateway.keys import CONNECTIONS, LIFECYCLE, LIVE
 from gateway.reload import reload
 
 log = logging.getLogger("gateway")
@@ -81,6 +81,10 @@ async def start(
         if limits is not None:
             site = GatewaySite(runner, host, port, app[CONNECTIONS], handler_args,
                                reuse_port=reuse_port or None, backlog=2048)
+            admin_port = app[LIVE].config.admin.port
+            if admin_port:  # the admin API's own listener (see gateway.admin.auth)
+                await GatewaySite(runner, host, admin_port, app[CONNECTIONS], handler_args,
+                                  reuse_port=reuse_port or None).start()
         else:
             site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
         await site.start()

@@ -21,6 +21,8 @@ async def admin_actor(request: web.Request) -> str:
     if not admin.api_keys and admin.entra is None:
         raise RouteNotFound("The admin API is not enabled here: configure admin.api_keys or "
                             "admin.entra.")
+    if admin.port and _local_port(request) != admin.port:
+        raise RouteNotFound(f"The admin API is served on port {admin.port} only.")
     credentials = presented_credentials(request.headers)
     if not credentials:
         raise Unauthenticated("Access denied: the admin API needs an admin key or an Entra token.")
@@ -42,3 +44,8 @@ async def admin_actor(request: web.Request) -> str:
                                    f"({', '.join(admin.entra.roles)}).")
         return f"entra:{oid}"
     raise Unauthenticated("Access denied: not an admin credential.")
+
+
+def _local_port(request: web.Request) -> int | None:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return int(sockname[1]) if sockname else None

@@ -9,7 +9,9 @@ import asyncio
 import datetime
 import json
 import logging
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +19,17 @@ import pytest
 from openai import AuthenticationError, NotFoundError, OpenAI
 
 from policies.auth import hash_key
-from tests.conftest import APP, KEY_A, TENANT, Keys, Stack, default_config
+from tests.conftest import (
+    APP,
+    KEY_A,
+    TENANT,
+    Keys,
+    Stack,
+    default_config,
+    free_port,
+    start_gateway,
+    start_simulator,
+)
 
 ADMIN_KEY = "admin-key-ops-1"
 
@@ -232,3 +244,29 @@ async def test_audit_trail_and_no_secret_anywhere(admin: Stack,
         assert secret not in text
         assert digest not in text and digest.removeprefix("sha256:") not in text
         assert ADMIN_KEY not in text and hash_key(ADMIN_KEY) not in text
+
+
+async def test_the_admin_api_on_a_port_of_its_own(
+        tmp_path: Path, background: list[subprocess.Popen[str]]) -> None:
+    sim = start_simulator(background)
+    admin_port = free_port()
+    config = {
+        "admin": {"api_keys": {"ops": hash_key(ADMIN_KEY)}, "port": admin_port},
+        "consumers": [{"name": "team-a", "api_keys": [hash_key(KEY_A)], "deployments": ["*"]}],
+        "deployments": [{"name": "chat", "model": "m", "backends": [
+            {"url": sim + "/v1", "api": "openai"}]}],
+    }
+    url, _ = start_gateway(config, tmp_path, background)
+    headers = {"api-key": ADMIN_KEY}
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url + "/admin/v1/consumers", headers=headers) as r:
+            assert r.status == 404
+            assert f"port {admin_port} only" in (await r.json())["error"]["message"]
+        async with s.get(f"http://127.0.0.1:{admin_port}/admin/v1/consumers",
+                         headers=headers) as r:
+            assert r.status == 200
+            assert [c["name"] for c in (await r.json())["data"]] == ["team-a"]
+        async with s.post(url + "/v1/chat/completions", headers={"api-key": KEY_A},
+                          json={"model": "chat", "messages": [{"role": "user", "content": "x"}]}
+                          ) as r:
+            assert r.status == 200
