@@ -31,7 +31,7 @@ RELEASES = {"central": ("gateway", "ai-platform"), "sidecar": ("orders-assistant
 
 # Helm's own install order, so the rendered files read like `helm template` output.
 KIND_ORDER = ["NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Service",
-              "Deployment", "HorizontalPodAutoscaler", "ServiceMonitor"]
+              "Deployment", "Job", "HorizontalPodAutoscaler", "ServiceMonitor"]
 
 
 def example_values(name: str) -> dict[str, Any]:

@@ -26,7 +26,8 @@ VALUE_SETS = ["default", "central", "sidecar"]
 # checked below against the Service it selects instead.
 CRDS = {"ServiceMonitor"}
 # What the referenced Secrets would hold, where the gateway checks the form.
-SECRET_VALUES = {"MODEL_GATEWAY_REDIS__URL": "rediss://:access-key@contoso.redis.cache.windows.net:6380/0"}
+SECRET_VALUES = {"MODEL_GATEWAY_REDIS__URL": "rediss://:access-key@contoso.redis.cache.windows.net:6380/0",
+                 "MODEL_GATEWAY_DATABASE__URL": "postgresql://gateway@contoso.postgres.database.azure.com/gateway"}
 
 
 def values_for(name: str) -> dict[str, Any] | None:
@@ -44,8 +45,13 @@ def rendered(name: str, **overrides: Any) -> list[dict[str, Any]]:
     return chart.objects(chart.render(values))
 
 
-def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    [found] = [o for o in objects if o["kind"] == kind]
+def is_hook(obj: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in obj["metadata"].get("annotations", {})
+
+
+def one(objects: list[dict[str, Any]], kind: str, hook: bool = False) -> dict[str, Any]:
+    """The one object of `kind`: of the release's own, or with `hook` of its hooks."""
+    [found] = [o for o in objects if o["kind"] == kind and is_hook(o) == hook]
     return found
 
 
@@ -185,9 +191,10 @@ def test_every_value_is_commented() -> None:
 
 def test_central_mode_objects() -> None:
     objects = rendered("central")
-    assert [o["kind"] for o in objects] == [
+    assert [o["kind"] for o in objects if not is_hook(o)] == [
         "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Service",
         "Deployment", "HorizontalPodAutoscaler", "ServiceMonitor"]
+    assert [o["kind"] for o in objects if is_hook(o)] == ["ConfigMap", "Job"]
     deployment = one(objects, "Deployment")
     assert "replicas" not in deployment["spec"]  # the HPA owns the count
     hpa = one(objects, "HorizontalPodAutoscaler")["spec"]
@@ -221,15 +228,22 @@ def test_gateway_container_is_restricted_and_probed() -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert gateway["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert gateway["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                {"name": "admin", "containerPort": 9090, "protocol": "TCP"}]
     assert gateway["args"][:3] == ["serve", "--config", "/etc/model-gateway/config.yaml"]
     assert {"name": "config", "mountPath": "/etc/model-gateway", "readOnly": True} in (
         gateway["volumeMounts"])
     assert gateway["resources"]["requests"]["cpu"] == "250m"
-    # Secrets by reference only: the Redis URL and the upstream key.
-    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in gateway["env"]}
+    # Secrets by reference only: the Redis URL, the database's URL and password, the
+    # upstream key.
+    env = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in gateway["env"] if "valueFrom" in v}
     assert env == {"WEST_KEY": {"name": "azure-openai-keys", "key": "westeurope"},
-                   "MODEL_GATEWAY_REDIS__URL": {"name": "model-gateway-redis", "key": "url"}}
+                   "MODEL_GATEWAY_REDIS__URL": {"name": "model-gateway-redis", "key": "url"},
+                   "MODEL_GATEWAY_DATABASE__URL": {"name": "model-gateway-postgres", "key": "url"},
+                   "MG_DATABASE_PASSWORD": {"name": "model-gateway-postgres", "key": "password"}}
+    # The migration Job's container is as restricted.
+    [migrate] = one(objects, "Job", hook=True)["spec"]["template"]["spec"]["containers"]
+    assert migrate["securityContext"] == security
 
 
 def test_termination_grace_outlasts_prestop_and_drain() -> None:
@@ -364,3 +378,83 @@ def test_a_pod_without_the_workload_identity_webhook_says_what_is_missing(
     assert proc.returncode == 2
     assert "cannot start: deployments.gpt-4o-mini.backends[0]: workload-identity" in stderr
     assert "AZURE_FEDERATED_TOKEN_FILE" in stderr and "Traceback" not in stderr
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_database_from_secrets_and_the_migration_hook() -> None:
+    objects = rendered("central")
+    env = env_of(gateway_container(objects))
+    assert env["MODEL_GATEWAY_DATABASE__URL"] == {
+        "secretKeyRef": {"name": "model-gateway-postgres", "key": "url"}}
+    assert env["MG_DATABASE_PASSWORD"] == {
+        "secretKeyRef": {"name": "model-gateway-postgres", "key": "password"}}
+    assert env["MODEL_GATEWAY_DATABASE__PASSWORD_ENV"] == "MG_DATABASE_PASSWORD"
+    assert env["MODEL_GATEWAY_DATABASE__MIGRATE"] == "manual"  # the Job migrates
+    job = one(objects, "Job", hook=True)
+    hooks = job["metadata"]["annotations"]
+    assert hooks["helm.sh/hook"] == "pre-install,pre-upgrade"
+    [migrate] = job["spec"]["template"]["spec"]["containers"]
+    assert migrate["args"][:2] == ["db", "upgrade"]
+    job_env = env_of(migrate)
+    assert job_env["MODEL_GATEWAY_DATABASE__URL"] == env["MODEL_GATEWAY_DATABASE__URL"]
+    assert "MODEL_GATEWAY_DATABASE__MIGRATE" not in job_env
+    # It reads the same config, from a ConfigMap of its own made before it (a hook).
+    hook_config, release_config = one(objects, "ConfigMap", hook=True), one(objects, "ConfigMap")
+    assert hook_config["data"] == release_config["data"]
+    assert int(hook_config["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        hooks["helm.sh/hook-weight"])
+    # The Service never sends the Job traffic.
+    selector = one(objects, "Service")["spec"]["selector"]
+    assert not selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_startup_migration_is_the_default() -> None:
+    objects = rendered("central", database__migrate="startup")
+    assert "Job" not in [o["kind"] for o in objects]
+    assert "MODEL_GATEWAY_DATABASE__MIGRATE" not in env_of(gateway_container(objects))
+
+
+def test_the_admin_port_on_the_service_and_in_the_network_policy() -> None:
+    objects = rendered("central")
+    service_ports = {p["name"]: p for p in one(objects, "Service")["spec"]["ports"]}
+    assert service_ports["admin"]["port"] == 9090 and service_ports["admin"]["targetPort"] == "admin"
+    container_ports = {p["name"]: p["containerPort"] for p in gateway_container(objects)["ports"]}
+    assert container_ports == {"http": 8080, "admin": 9090}
+    rules = one(objects, "NetworkPolicy")["spec"]["ingress"]
+    admin_rule = next(r for r in rules if r["ports"][0]["port"] == "admin")
+    assert admin_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "platform"}}}]
+    config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+    assert config["admin"]["port"] == 9090
+    assert config["ledger"]["spool_dir"] == "/var/lib/model-gateway/spool"
+
+
+def test_the_data_volume_holds_the_default_database_and_the_spool() -> None:
+    objects = rendered("default")
+    gateway = gateway_container(objects)
+    assert gateway["workingDir"] == "/var/lib/model-gateway"
+    mounts = {m["mountPath"]: m["name"] for m in gateway["volumeMounts"]}
+    assert mounts["/var/lib/model-gateway"] == "data"
+    volumes = {v["name"]: v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["data"]
+
+
+@pytest.mark.parametrize(("overrides", "names"), [
+    # The admin API on several replicas, each with its own SQLite file.
+    ({"database__existingSecret": ""}, "PostgreSQL database that all of them share"),
+    ({"database__existingSecret": "", "config__admin": {}, "database__migrate": "hook"},
+     "database.migrate: hook"),
+])
+def test_a_database_that_cannot_be_shared_fails_at_render(overrides: dict[str, Any],
+                                                           names: str) -> None:
+    values = copy.deepcopy(chart.example_values("central"))
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split("__")
+        node = values
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    assert names in render_error(values)

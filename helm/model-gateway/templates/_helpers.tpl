@@ -101,26 +101,19 @@ name: gateway
 image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 args: ["serve", "--config", "/etc/model-gateway/config.yaml", "--workers", "{{ .Values.workers }}"]
+# The data volume: where the default SQLite database (a relative path) and the
+# ledger's spool land, the root filesystem being read-only.
+workingDir: /var/lib/model-gateway
 ports:
   - name: http
     containerPort: {{ include "model-gateway.port" . }}
     protocol: TCP
-{{- if or .Values.secretEnv .Values.redis.existingSecret .Values.env }}
-env:
-  {{- range .Values.secretEnv }}
-  - name: {{ .name }}
-    valueFrom:
-      secretKeyRef: {name: {{ .secretName }}, key: {{ .key }}}
+  {{- if .Values.admin.port }}
+  - name: admin
+    containerPort: {{ .Values.admin.port }}
+    protocol: TCP
   {{- end }}
-  {{- if .Values.redis.existingSecret }}
-  - name: MODEL_GATEWAY_REDIS__URL
-    valueFrom:
-      secretKeyRef: {name: {{ .Values.redis.existingSecret }}, key: {{ .Values.redis.key }}}
-  {{- end }}
-  {{- with .Values.env }}
-  {{- toYaml . | nindent 2 }}
-  {{- end }}
-{{- end }}
+{{- include "model-gateway.env" (dict "root" . "migrate" (eq .Values.database.migrate "hook")) }}
 startupProbe:
   httpGet: {path: /readyz, port: http}
   {{- toYaml .Values.probes.startup | nindent 2 }}
@@ -148,6 +141,7 @@ securityContext:
 volumeMounts:
   - {name: config, mountPath: /etc/model-gateway, readOnly: true}
   - {name: tmp, mountPath: /tmp}
+  - {name: data, mountPath: /var/lib/model-gateway}
   {{- range $i, $m := .Values.secretMounts }}
   - {name: {{ printf "secret-%d" $i }}, mountPath: {{ $m.mountPath }}, readOnly: true}
   {{- end }}
@@ -158,6 +152,10 @@ volumeMounts:
   configMap: {name: {{ include "model-gateway.fullname" . }}}
 - name: tmp
   emptyDir: {medium: Memory, sizeLimit: 16Mi}
+# Survives restarts of the container (the ledger spool a killed process left is
+# sent on by the next one), not the pod.
+- name: data
+  emptyDir: {sizeLimit: 1Gi}
 {{- range $i, $m := .Values.secretMounts }}
 - name: {{ printf "secret-%d" $i }}
   secret: {secretName: {{ $m.secretName }}, defaultMode: 0440}
@@ -211,4 +209,73 @@ replica (or worker) its own buckets, multiplying every limit.
 {{- if and $limits $many (not $redis) }}
 {{- fail "config has rate limits and more than one gateway process may run (replicas, autoscaling or workers): set config.redis.url or redis.existingSecret so that the limits are shared" }}
 {{- end }}
+{{- end }}
+
+{{/*
+The gateway's environment: Secret-backed variables (upstream keys, the Redis URL, the
+database URL and password) and the user's own. `migrate`: the pods of a chart that
+migrates in a hook Job refuse a schema they do not have rather than migrate it.
+*/}}
+{{- define "model-gateway.env" -}}
+{{- $v := .root.Values }}
+{{- if or $v.secretEnv $v.redis.existingSecret $v.env $v.database.existingSecret $v.database.passwordSecret.name .migrate }}
+env:
+  {{- range $v.secretEnv }}
+  - name: {{ .name }}
+    valueFrom:
+      secretKeyRef: {name: {{ .secretName }}, key: {{ .key }}}
+  {{- end }}
+  {{- if $v.redis.existingSecret }}
+  - name: MODEL_GATEWAY_REDIS__URL
+    valueFrom:
+      secretKeyRef: {name: {{ $v.redis.existingSecret }}, key: {{ $v.redis.key }}}
+  {{- end }}
+  {{- if $v.database.existingSecret }}
+  - name: MODEL_GATEWAY_DATABASE__URL
+    valueFrom:
+      secretKeyRef: {name: {{ $v.database.existingSecret }}, key: {{ $v.database.key }}}
+  {{- end }}
+  {{- if $v.database.passwordSecret.name }}
+  - name: MG_DATABASE_PASSWORD
+    valueFrom:
+      secretKeyRef: {name: {{ $v.database.passwordSecret.name }}, key: {{ $v.database.passwordSecret.key }}}
+  - name: MODEL_GATEWAY_DATABASE__PASSWORD_ENV
+    value: MG_DATABASE_PASSWORD
+  {{- end }}
+  {{- if .migrate }}
+  - name: MODEL_GATEWAY_DATABASE__MIGRATE
+    value: manual
+  {{- end }}
+  {{- with $v.env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The admin API with more than one replica and no PostgreSQL: each pod would keep its
+own consumers, keys and ledger in its own SQLite file.
+*/}}
+{{- define "model-gateway.checkSharedDatabase" -}}
+{{- $admin := .Values.config.admin | default dict }}
+{{- $enabled := or $admin.api_keys $admin.entra }}
+{{- $db := .Values.config.database | default dict }}
+{{- $postgres := or .Values.database.existingSecret (hasPrefix "postgres" ($db.url | default "")) }}
+{{- $many := or (gt (int .Values.workers) 1) (and (eq .Values.mode "central") (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1))) }}
+{{- if and $enabled $many (not $postgres) }}
+{{- fail "config.admin enables the admin API and more than one gateway process may run: set database.existingSecret (or config.database.url) to a PostgreSQL database that all of them share" }}
+{{- end }}
+{{- if and (eq .Values.database.migrate "hook") (not $postgres) }}
+{{- fail "database.migrate: hook migrates a shared PostgreSQL database: set database.existingSecret (or config.database.url); SQLite on the pods' own volumes is migrated at start-up" }}
+{{- end }}
+{{- end }}
+
+{{/* The config file: the user's `config`, the ledger spooling on the data volume and
+the admin port unless the config says otherwise. */}}
+{{- define "model-gateway.config" -}}
+{{- $defaults := dict "ledger" (dict "spool_dir" "/var/lib/model-gateway/spool") }}
+{{- if .Values.admin.port }}
+{{- $_ := set $defaults "admin" (dict "port" .Values.admin.port) }}
+{{- end }}
+{{- toYaml (mergeOverwrite $defaults (deepCopy .Values.config)) }}
 {{- end }}
