@@ -68,15 +68,25 @@ async def consumers_list(config: GatewayConfig, team: Team, _: UsageLedger,
 
 async def consumers_create(config: GatewayConfig, team: Team, _: UsageLedger,
                            args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from gateway.admin.consumers import NewConsumer  # what the admin API takes
+
     if args.name in {c.name for c in config.consumers}:
         raise Conflict(f"{args.name} is defined in the config file")
+    try:
+        new = NewConsumer.model_validate({**(args.spec or {}), "name": args.name,
+                                          "deployments": args.deployments})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        print(f"model-gateway: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
     known = {d.name for d in config.deployments}
-    unknown = [d for d in args.deployments if d != "*" and d not in known]
+    unknown = [d for d in new.deployments if d != "*" and d not in known]
     if unknown:
         print(f"model-gateway: unknown deployments: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    spec: dict[str, Any] = {"deployments": args.deployments}
-    spec.update(args.spec or {})
+    spec = new.model_dump(mode="json", exclude={"name"}, exclude_defaults=True)
     await team.create_consumer(args.name, spec, _actor())
     print(f"consumer {args.name} created")
     return 0

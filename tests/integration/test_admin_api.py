@@ -22,6 +22,7 @@ from policies.auth import hash_key
 from tests.conftest import (
     APP,
     KEY_A,
+    KEY_B,
     TENANT,
     Keys,
     Stack,
@@ -270,3 +271,42 @@ async def test_the_admin_api_on_a_port_of_its_own(
                           json={"model": "chat", "messages": [{"role": "user", "content": "x"}]}
                           ) as r:
             assert r.status == 200
+
+
+async def test_usage_reports_and_a_consumers_own_usage(admin: Stack) -> None:
+    for key, n in ((KEY_A, 2), (KEY_B, 1)):
+        for _ in range(n):
+            chat(admin, key)
+    report: Any = None
+    for _ in range(50):  # the ledger trails by its flush interval
+        status, report = await call(admin, "GET", "/admin/v1/usage?group_by=month")
+        if report["totals"]["requests"] == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200 and report["totals"]["requests"] == 3
+    by_consumer = {r["consumer"]: r for r in report["data"]}
+    assert by_consumer["team-a"]["requests"] == 2 and by_consumer["team-b"]["requests"] == 1
+    assert report["totals"]["completion_tokens"] == 3 * 16
+    status, only_a = await call(admin, "GET", "/admin/v1/usage?consumer=team-a")
+    assert [r["consumer"] for r in only_a["data"]] == ["team-a"]
+
+    async with aiohttp.ClientSession() as s, s.get(
+            admin.url + "/admin/v1/usage?group_by=day",
+            headers={"api-key": ADMIN_KEY, "Accept": "text/csv"}) as r:
+        assert r.status == 200 and r.content_type == "text/csv"
+        lines = (await r.text()).strip().splitlines()
+    assert lines[0].startswith("consumer,deployment,period,requests,")
+    assert sorted(line.split(",")[0] for line in lines[1:]) == ["team-a", "team-b"]
+
+    status, bad = await call(admin, "GET", "/admin/v1/usage?from=yesterday")
+    assert status == 400 and bad["error"]["param"] == "from"
+
+    status, current = await call(admin, "GET", "/admin/v1/consumers/team-a/usage")
+    assert status == 200 and current["periods"]["month"]["requests"] == 2
+
+    # A consumer sees its own figures with its own key, and only its own.
+    status, mine = await call(admin, "GET", "/v1/usage?consumer=team-b", key=KEY_A)
+    assert status == 200 and mine["consumer"] == "team-a"
+    assert mine["periods"]["day"]["requests"] == 2
+    status, _ = await call(admin, "GET", "/v1/usage", key=None)
+    assert status == 401
