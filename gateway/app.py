@@ -18,6 +18,7 @@ from gateway.accesslog import AccessLog
 from gateway.admission import InFlight
 from gateway.apis import MODEL_ROUTES
 from gateway.config import GatewayConfig
+from gateway.config_watch import watch_ctx
 from gateway.connections import Connections
 from gateway.cooldown_bus import bus_ctx
 from gateway.credentials import Credentials
@@ -91,9 +92,10 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         target = app[LIVE].runtime.deployments.get(deployment)
         for b in target.backends if target is not None else ():
             if b.name == backend:
-                b.health.cool_down(seconds)
+                b.health.cool_down(seconds, "HTTP 429, seen by another replica")
 
     app[METRICS].backends = backends
+    app[METRICS].config_version = lambda: app[LIVE].version
     app[COOLDOWNS].start(apply)
     preload = None
     if app[LIVE].config.has_limits:
@@ -122,11 +124,13 @@ def create_app(
     config: GatewayConfig,
     policies: Sequence[Policy] = (),
     access_log: AccessLog | None = None,
+    config_path: Path | None = None,
 ) -> web.Application:
+    """`config_path`: the file `config` was read from, watched and reloaded."""
     app = web.Application(
         middlewares=[middleware.exchange], client_max_size=config.server.max_body_bytes
     )
-    app[LIVE] = Live(config)
+    app[LIVE] = Live(config, config_path)
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ACCESS_LOG] = access_log or AccessLog()
@@ -140,7 +144,7 @@ def create_app(
         _credentials, _session, database_ctx(DATABASE, lambda a: a[LIVE].config), team_ctx,
         ledger_ctx(LEDGER, _ledger), limiter_ctx,
         bus_ctx(lambda a: a[LIVE].config.redis.url, COOLDOWNS),
-        _runtime,
+        _runtime, watch_ctx,
     ])
     app.on_response_prepare.append(middleware.request_id_headers)
 

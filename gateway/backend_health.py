@@ -24,6 +24,10 @@ class BackendHealth:
     open_until: float = 0.0  # 0: breaker closed
     probing: bool = False
     outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    # For the admin API: the last failure (what, wall-clock time) and why the breaker opened.
+    last_error: str = ""
+    last_error_at: float = 0.0
+    opened_because: str = ""
 
     def available(self, now: float) -> bool:
         if now < self.cooldown_until:
@@ -44,10 +48,16 @@ class BackendHealth:
         self.cooled_by_429 = False
         self._record(now, True)
 
-    def failed(self, now: float) -> None:
+    def failed(self, now: float, what: str = "failure") -> None:
         self.failures += 1
+        self.last_error, self.last_error_at = what, time.time()
         ratio_hit = self._record(now, False)
         if self.probing or self.failures >= self.failures_to_open or ratio_hit:
+            self.opened_because = (
+                f"the half-open probe failed ({what})" if self.probing else
+                f"{self.failures} failures in a row, the last: {what}"
+                if self.failures >= self.failures_to_open else
+                f"failure ratio over {self.window_seconds:g} s reached, the last: {what}")
             self.open_until = now + self.open_seconds
             self.probing = False
             self.outcomes.clear()
@@ -64,10 +74,17 @@ class BackendHealth:
         bad = sum(1 for _, good in self.outcomes if not good)
         return bad / len(self.outcomes) >= self.failure_ratio
 
-    def cool_down(self, seconds: float) -> None:
+    def state(self, now: float) -> str:
+        """closed, open or half-open (the breaker); cooling-down shows separately."""
+        if self.open_until == 0.0:
+            return "closed"
+        return "open" if now < self.open_until else "half-open"
+
+    def cool_down(self, seconds: float, what: str = "HTTP 429") -> None:
         """The upstream said when to come back (429): exactly that long."""
         self.cooldown_until = max(self.cooldown_until, time.monotonic() + seconds)
         self.cooled_by_429 = True
+        self.last_error, self.last_error_at = what, time.time()
 
     def spill(self, seconds: float) -> None:
         self.spill_until = time.monotonic() + seconds

@@ -35,6 +35,9 @@ class ServerConfig(Strict):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     drain_seconds: float = Field(30.0, ge=0)
+    # How often the config file is looked at for changes (a Kubernetes ConfigMap update
+    # swaps a symlink and sends no signal); 0: only SIGHUP and POST /admin/v1/reload.
+    config_watch_seconds: float = Field(2.0, ge=0)
     # An upstream answer (a whole body, or all of a stream) larger than this is cut off.
     max_response_bytes: int = Field(256 * 1024 * 1024, gt=0)
     # One streamed event (or line) from an upstream.

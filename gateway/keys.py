@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -42,11 +46,15 @@ class Live:
     reload or a team change; they live in this holder because an app's own state is
     frozen once it runs."""
 
-    __slots__ = ("config", "current")
+    __slots__ = ("config", "current", "last_reload", "loaded_at", "path", "version")
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, path: Path | None = None) -> None:
         self.config = config
         self.current: Runtime | None = None  # None until start-up built it
+        self.path = path  # the file it came from, watched and reloaded (None: given in code)
+        self.version = config_version(path)
+        self.loaded_at = time.time()
+        self.last_reload: dict[str, Any] | None = None  # {"at", "result", "error"?}
 
     @property
     def runtime(self) -> Runtime:
@@ -57,6 +65,17 @@ class Live:
     @runtime.setter
     def runtime(self, runtime: Runtime) -> None:
         self.current = runtime
+
+
+def config_version(path: Path | None) -> str:
+    """What names a config in metrics, logs and the admin API: the first 12 hex digits of
+    its file's SHA-256 ("inline" for a config given in code)."""
+    if path is None:
+        return "inline"
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unreadable"
 
 
 LIVE = web.AppKey("live", Live)

@@ -129,6 +129,11 @@ class Metrics:
         self.content_filter_actions = Counter("gateway_content_filter_actions",
                                               "Content filter hits.", ["deployment", "stage", "action"])
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", ["deployment"])
+        self.config_reloads = Counter("gateway_config_reloads", "Config reloads, by result.",
+                                      ["result"])
+        self.config_reloads.values = {("ok",): 0.0, ("error",): 0.0}  # both from the start
+        # The running config's version, read at scrape time.
+        self.config_version: Callable[[], str] = str
         self.limiter: LimiterStats | None = None  # set when rate limits are configured
         self.credentials: Credentials | None = None
         self.content = ContentStats()  # filled by the content-filter policy
@@ -151,8 +156,12 @@ class Metrics:
                            self.content.seconds)
         for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens, self.cost,
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
-                       self.content_filter_actions, self.inflight):
+                       self.content_filter_actions, self.inflight, self.config_reloads):
             yield metric.family()
+        info = GaugeMetricFamily("gateway_config_info", "The running config (1), by version.",
+                                 labels=["version"])
+        info.add_metric([self.config_version()], 1.0)
+        yield info
         if self.credentials is not None:
             fetches = CounterMetricFamily(
                 "gateway_upstream_token_fetches", "Entra ID token requests for upstream calls.",

@@ -276,7 +276,7 @@ async def _attempt(
                     passed = retry_headers(wait)
                     judged = True
                 elif is_backend_failure(status) or not _answer_status(status):
-                    health.failed(time.monotonic())
+                    health.failed(time.monotonic(), f"HTTP {status}")
                     judged = True
                 if status in retry_on and not last:
                     raise _Failover
@@ -294,7 +294,7 @@ async def _attempt(
                                         server.max_response_bytes, remember)
                     response = await relay.run(request, answer)
                     if ex.error_code.startswith("upstream"):
-                        health.failed(time.monotonic())  # broke after the first byte
+                        health.failed(time.monotonic(), "the stream broke off")
                         outcome = "stream_error"
                     return response
                 return await relay_json(answer, api, ctx, ex, chain, server.max_response_bytes,
@@ -302,7 +302,7 @@ async def _attempt(
         except (UpstreamError, UpstreamTimeout) as exc:
             if outcome in ("error", "200"):  # no answer, or a 200 whose body failed
                 outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
-                health.failed(time.monotonic())
+                health.failed(time.monotonic(), outcome)
             if last:
                 raise
             raise _Failover from exc

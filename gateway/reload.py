@@ -1,4 +1,5 @@
-"""Building the live `Runtime` from a config, at start-up and on reload (SIGHUP).
+"""Building the live `Runtime` from a config, at start-up and on reload (SIGHUP, a
+changed file, POST /admin/v1/reload).
 
 A reload swaps the snapshot whole; a config that does not validate, or that
 would need a restart (another Redis, limits where there was no limit store),
@@ -8,6 +9,7 @@ they started with."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import aiohttp
@@ -19,7 +21,16 @@ from gateway.config import ConfigError, GatewayConfig, load
 from gateway.credentials import CredentialUnavailable
 from gateway.database.team import Snapshot
 from gateway.enforcement import build_policies
-from gateway.keys import CREDENTIALS, EXTRA_POLICIES, LIMITER, LIVE, METRICS, SESSION, TEAM
+from gateway.keys import (
+    CREDENTIALS,
+    EXTRA_POLICIES,
+    LIMITER,
+    LIVE,
+    METRICS,
+    SESSION,
+    TEAM,
+    config_version,
+)
 from gateway.runtime import Runtime
 from gateway.services import GatewayServices
 from policies.auth import ConsumerConfig, RuntimeKey
@@ -81,9 +92,16 @@ def build_runtime(app: web.Application, config: GatewayConfig) -> Runtime:
         raise StartupError(f"content filter: {exc}") from None
 
 
-def reload(app: web.Application, path: Path) -> bool:
-    """Swap in the config at `path`; False (and the old config kept) if it cannot be used."""
-    old = app[LIVE].config
+def reload(app: web.Application, path: Path | None = None) -> bool:
+    """Swap in the config at `path` (default: the file the running one came from); False,
+    and the old config kept, if it cannot be used. Requests in flight finish on the
+    runtime they started with; rate-limit buckets (in their store), backends' cooldowns and
+    breakers (carried over by name) survive for whatever did not change."""
+    live = app[LIVE]
+    path = path or live.path
+    if path is None:
+        raise ConfigError("this gateway's config was not read from a file: nothing to reload")
+    old = live.config
     try:
         new = load(path)
         if (new.redis.url, new.redis.cluster) != (old.redis.url, old.redis.cluster) or (
@@ -92,12 +110,21 @@ def reload(app: web.Application, path: Path) -> bool:
             raise ConfigError("redis settings, or rate limits where there were none, need a restart")
         runtime = build_runtime(app, new)
     except (ConfigError, StartupError) as exc:
-        log.error("reload of %s refused, the previous config stays: %s", path, exc)
+        log.error("reload of %s refused, the previous config (version %s) stays: %s", path,
+                  live.version, exc)
+        _done(app, "error", str(exc))
         return False
     if new.server != old.server:
         log.warning("server settings change only at the next restart")
-    app[LIVE].runtime = runtime
-    app[LIVE].config = new
-    log.info("reloaded %s: %d deployments, %d consumers", path, len(new.deployments),
-             len(new.consumers))
+    live.config, live.runtime = new, runtime
+    live.path, live.version, live.loaded_at = path, config_version(path), time.time()
+    log.info("reloaded %s (version %s): %d deployments, %d consumers", path, live.version,
+             len(new.deployments), len(new.consumers))
+    _done(app, "ok")
     return True
+
+
+def _done(app: web.Application, result: str, error: str | None = None) -> None:
+    app[METRICS].config_reloads.inc((result,))
+    app[LIVE].last_reload = {"at": time.time(), "result": result,
+                             **({"error": error} if error else {})}

@@ -130,7 +130,7 @@ async def serve_once(
     config: GatewayConfig, path: Path | None = None, *, reuse_port: bool = False,
     parent: int | None = None,
 ) -> None:
-    app = create_app(config)
+    app = create_app(config, config_path=path)
     server = config.server
     runner, port = await start(
         app, server.host, server.port, reuse_port=reuse_port,
@@ -144,7 +144,7 @@ async def serve_once(
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     if path is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app, path)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, app)
     await _wait_for_stop(parent)
     app[LIFECYCLE].draining = True
     log.info("draining: /readyz is 503; in-flight requests get up to %gs", server.drain_seconds)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import consumers, usage
+from gateway.admin import consumers, state, usage
 
 PREFIX = "/admin/v1"
 
@@ -24,3 +24,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(PREFIX + "/audit", consumers.audit)
     router.add_get(PREFIX + "/usage", usage.report)
     router.add_get("/v1/usage", usage.own_usage)
+    router.add_get(PREFIX + "/deployments", state.deployments)
+    router.add_get(PREFIX + "/config", state.config)
+    router.add_post(PREFIX + "/reload", state.reload_now)

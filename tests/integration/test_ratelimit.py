@@ -123,7 +123,11 @@ async def test_settlement_charges_exactly_what_was_used(make_stack: Any, store_u
                                headers={"api-key": KEY_A, "x-sim-token-ms": "100"})
         await r.content.readuntil(b'"content":" ')
         r.close()
-        await asyncio.sleep(0.5)
+        # Its access-log line is written once its accounting (and settlement) is done.
+        for _ in range(100):
+            if len(stack.access_log()) == 3:
+                break
+            await asyncio.sleep(0.05)
         probe = {"model": "chat", "messages": MESSAGES, "max_tokens": 1}
         _, _, headers = await post(session, stack.url, probe)
     log = [line for line in stack.access_log() if line["route"] == "/v1/chat/completions"]
