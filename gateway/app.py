@@ -39,6 +39,7 @@ from gateway.keys import (
     METRICS,
     SESSION,
     TEAM,
+    TELEMETRY,
     TOKENIZER,
     Lifecycle,
     Live,
@@ -50,6 +51,7 @@ from gateway.proxy import model_handler
 from gateway.reload import build_runtime
 from gateway.routes import MODEL_INFO, MODEL_LISTS, UNSUPPORTED, UNSUPPORTED_PREFIXES
 from gateway.team_sync import team_ctx
+from gateway.telemetry import telemetry_ctx
 from gateway.tokens import Tokenizer
 from policies import Policy
 
@@ -141,7 +143,8 @@ def create_app(
     server = config.server
     app[CONNECTIONS] = Connections(server.header_timeout_seconds, server.max_connections)
     app.cleanup_ctx.extend([
-        _credentials, _session, database_ctx(DATABASE, lambda a: a[LIVE].config), team_ctx,
+        telemetry_ctx(TELEMETRY), _credentials, _session,
+        database_ctx(DATABASE, lambda a: a[LIVE].config), team_ctx,
         ledger_ctx(LEDGER, _ledger), limiter_ctx,
         bus_ctx(lambda a: a[LIVE].config.redis.url, COOLDOWNS),
         _runtime, watch_ctx,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.flavours import Flavour
 
@@ -36,3 +37,14 @@ class Exchange:
     # A count still running when the handler ended (the client hung up): the access-log
     # line and the metrics wait for it, so that they agree with what was settled.
     finishing: asyncio.Task[None] | None = None
+    # With telemetry (gateway.telemetry): the server span, its ids for the access log,
+    # and what the span and the GenAI metrics are made of.
+    span: Any = None
+    trace_id: str = ""
+    span_id: str = ""
+    alias: str = ""  # the model name the client asked for
+    operation: str = ""  # gen_ai.operation.name
+    backend_api: str = ""
+    response_model: str = ""
+    finish_reasons: tuple[str, ...] = ()
+    ratelimit: str = ""  # admitted, or the limit that refused it

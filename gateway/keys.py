@@ -24,6 +24,7 @@ from gateway.ledger import Ledger
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
 from gateway.runtime import Runtime
+from gateway.telemetry import Telemetry
 from gateway.tokens import Tokenizer
 from policies import RequestContext
 
@@ -93,5 +94,6 @@ LEDGER = web.AppKey("ledger", Ledger)  # settled usage on its way to the databas
 INFLIGHT = web.AppKey("inflight", InFlight)  # model requests being served, against their caps
 CONNECTIONS = web.AppKey("connections", Connections)  # set by server.start for a gateway listener
 TOKENIZER = web.AppKey("tokenizer", Tokenizer)  # counts what upstreams did not count
+TELEMETRY = web.AppKey("telemetry", Telemetry)  # set only when OpenTelemetry is on
 EXCHANGE = web.RequestKey("exchange", Exchange)
 CONTEXT = web.RequestKey("context", RequestContext)  # set once the deployment is known

@@ -23,7 +23,7 @@ from gateway.errors import (
 )
 from gateway.exchange import Exchange
 from gateway.flavours import Flavour, flavour_of_path
-from gateway.keys import ACCESS_LOG, CONTEXT, EXCHANGE, LEDGER, METRICS
+from gateway.keys import ACCESS_LOG, CONTEXT, EXCHANGE, LEDGER, METRICS, TELEMETRY
 from gateway.proxy import Handler
 from policies import PolicyError, RateLimited
 
@@ -43,6 +43,9 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
     request_id = os.urandom(16).hex()
     ex = Exchange(request_id, _route(request), time.perf_counter(), flavour_of_path(request.path))
     request[EXCHANGE] = ex
+    telemetry = request.app.get(TELEMETRY)
+    if telemetry is not None:
+        telemetry.start_request(request, ex)
     protocol = request.protocol
     if isinstance(protocol, GatewayProtocol):
         protocol.request_started()  # the headers are in: the header timer stops
@@ -65,6 +68,8 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
             app[ACCESS_LOG].emit(ex, elapsed)
             if ex.api and LEDGER in app:
                 app[LEDGER].record(ex)  # the same figures as the metrics
+            if ex.span is not None:
+                app[TELEMETRY].end_request(ex, elapsed)
 
         if ex.finishing is not None and not ex.finishing.done():
             ex.finishing.add_done_callback(record)
@@ -91,6 +96,7 @@ async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.S
     if isinstance(error, RateLimited):
         request.app[METRICS].ratelimit_rejections.inc(
             (ex.deployment, ex.consumer, error.scope, error.limit))
+        ex.ratelimit = f"rejected: {error.scope} {error.limit}"
     ex.error_code = error_code(error, ex.flavour)
     return error_response(error, ex.flavour)
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
+from yarl import URL
 
 from gateway import upstream
 from gateway.accounting import finish
@@ -37,6 +38,7 @@ from gateway.keys import (
     LIVE,
     METRICS,
     SESSION,
+    TELEMETRY,
     TOKENIZER,
 )
 from gateway.relay import Remember, StreamRelay, relay_json
@@ -83,7 +85,7 @@ def model_handler(route: ModelRoute) -> Handler:
             inbound = parse(api, body, request.headers, path_name, route.model_from_headers)
             deployment = runtime.resolve(inbound.alias, caller)
             ex.deployment, ex.api = deployment.name, api.name
-            ex.stream = inbound.stream
+            ex.stream, ex.alias, ex.operation = inbound.stream, inbound.alias, api.gen_ai_operation
             ctx = RequestContext(ex.request_id, api, deployment.name, caller, inbound.body,
                                  inbound.stream)
             request[CONTEXT] = ctx
@@ -249,6 +251,8 @@ async def _attempt(
     remember = _rememberer(request, api, backend, ctx)
     payload = orjson.dumps(ctx.body)
     ex.backend = ctx.backend = backend.name
+    ex.backend_api = backend.api
+    telemetry = app.get(TELEMETRY) if ex.span is not None else None
     health = backend.health
     # A second call only when an Entra token was refused: it may have been revoked
     # before its expiry, and a fresh one is worth one more try.
@@ -258,6 +262,11 @@ async def _attempt(
         started = time.perf_counter()
         outcome = "error"  # what this call is counted as, once, when it is over
         judged = False  # the breaker has heard about this call
+        span = None
+        if telemetry is not None:
+            target = URL(url)
+            span = telemetry.start_call(ex, backend.api, backend.name, ctx.body["model"],
+                                        target.host or "", target.port, headers)
         try:
             async with upstream.call(app[SESSION], backend, url, headers, payload) as answer:
                 ex.upstream_seconds += time.perf_counter() - started
@@ -308,6 +317,9 @@ async def _attempt(
             raise _Failover from exc
         finally:
             metrics.upstream_requests.inc((*labels, outcome))
+            if span is not None:
+                assert telemetry is not None
+                telemetry.end_call(span, outcome, time.perf_counter() - started)
     raise AssertionError("unreachable: the second auth try returns or raises")
 
 

@@ -113,6 +113,8 @@ async def relay_json(
                             + _error_text(parsed))
     ctx.usage = api.usage(parsed)
     ctx.pending = api.pending(parsed)
+    if ex.span is not None:
+        ex.response_model, ex.finish_reasons = api.answer_facts(parsed)
     if ctx.usage is None and not ctx.pending:
         # Nothing counted upstream: the gateway counts what was generated.
         ex.output += [orjson.dumps(t.value)[1:-1] for t in api.completion_texts(parsed)]
@@ -171,6 +173,12 @@ class StreamRelay:
             pieces = api.output_text(data)
             if pieces:
                 ex.output += pieces
+            if ex.span is not None:
+                model, finish = api.stream_facts(data)
+                if model and not ex.response_model:
+                    ex.response_model = model
+                if finish and finish not in ex.finish_reasons:
+                    ex.finish_reasons += (finish,)
             obj: dict[str, Any] | None = None
             if self.remember is not None:
                 obj = parse_object(data)

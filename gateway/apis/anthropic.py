@@ -46,6 +46,12 @@ class CountTokensBody(MessagesBody):
 
 class Messages(Api):
     name = "messages"
+    FINISH = re.compile(rb'"stop_reason":\s*"(\w{1,40})"')
+
+    def answer_facts(self, body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        model, reason = body.get("model"), body.get("stop_reason")
+        return (model if isinstance(model, str) else "",
+                (reason,) if isinstance(reason, str) else ())
     operation = "messages"
     generates = True
     Body: ClassVar[type[BaseModel]] = MessagesBody
@@ -176,6 +182,7 @@ class CountTokens(Messages):
     """`/v1/messages/count_tokens`: the same prompt, nothing generated."""
 
     name = "messages.count_tokens"
+    gen_ai_operation = "count_tokens"
     operation = "messages/count_tokens"
     generates = False
     Body = CountTokensBody

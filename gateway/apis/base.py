@@ -75,10 +75,17 @@ def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+_MODEL = re.compile(rb'"model":\s*"([A-Za-z0-9._:/@-]{1,200})"')
+
+
 class Api:
     name: ClassVar[str]
     # The upstream operation: the key into a backend's URLs ("chat/completions", ...).
     operation: ClassVar[str]
+    # gen_ai.operation.name of the OpenTelemetry GenAI conventions.
+    gen_ai_operation: ClassVar[str] = "chat"
+    # Where a streamed event says why the output ended (telemetry only).
+    FINISH: ClassVar[re.Pattern[bytes]] = re.compile(rb'"finish_reason":\s*"(\w{1,40})"')
     generates: ClassVar[bool] = False
     Body: ClassVar[type[BaseModel]]
     # Parameters the API defines; anything else is an "extra parameter".
@@ -104,6 +111,23 @@ class Api:
         """Make a streamed request ask the upstream for usage; True when the client did
         not ask for it itself (the relay then removes what only the gateway wanted)."""
         return False
+
+    # --- telemetry (asked only when a request is traced) ---------------------------------
+    def answer_facts(self, body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """The model that answered and why each output ended."""
+        model = body.get("model")
+        choices = body.get("choices")
+        reasons = tuple(c["finish_reason"] for c in choices if isinstance(c, dict)
+                        and isinstance(c.get("finish_reason"), str)) \
+            if isinstance(choices, list) else ()
+        return (model if isinstance(model, str) else ""), reasons
+
+    def stream_facts(self, data: bytes) -> tuple[str | None, str | None]:
+        """The same from one streamed event's bytes, without parsing it."""
+        model = _MODEL.search(data)
+        finish = self.FINISH.search(data)
+        return (model.group(1).decode() if model else None,
+                finish.group(1).decode() if finish else None)
 
     # --- prompt (policies.wire) -------------------------------------------------------
     def prompt_texts(self, body: dict[str, Any]) -> list[Slot]:

@@ -20,6 +20,7 @@ class CompletionBody(Generation):
 
 class Completions(ChatCompletions):
     name = "completions"
+    gen_ai_operation = "text_completion"
     operation = "completions"
     Body = CompletionBody
     known = COMMON | {"prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs",

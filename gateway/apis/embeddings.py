@@ -25,6 +25,7 @@ class EmbeddingsBody(BaseModel):
 
 class Embeddings(Api):
     name = "embeddings"
+    gen_ai_operation = "embeddings"
     operation = "embeddings"
     Body = EmbeddingsBody
     known = frozenset({"model", "user", "input", "encoding_format", "dimensions", "input_type"})

@@ -21,6 +21,7 @@ class ImageEmbeddingsBody(EmbeddingsBody):
 
 class ImageEmbeddings(Embeddings):
     name = "images.embeddings"
+    gen_ai_operation = "embeddings"
     operation = "images/embeddings"
     Body = ImageEmbeddingsBody
     known = frozenset({"model", "input", "encoding_format", "dimensions", "input_type"})

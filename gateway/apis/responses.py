@@ -42,6 +42,12 @@ class ResponsesBody(BaseModel):
 
 class Responses(Api):
     name = "responses"
+    FINISH = re.compile(rb'"type":\s*"response\.(completed|incomplete|failed)"')
+
+    def answer_facts(self, body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        model, status = body.get("model"), body.get("status")
+        return (model if isinstance(model, str) else "",
+                (status,) if isinstance(status, str) else ())
     operation = "responses"
     generates = True
     Body: ClassVar[type[BaseModel]] = ResponsesBody

@@ -157,7 +157,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         path=request.path_qs, shape=shape, operation=op, model=model,
         api_key=request.headers.get("api-key") or request.headers.get("x-api-key"),
         authorization=request.headers.get("Authorization"),
-        headers={k: v for k, v in request.headers.items()
+        # str(): aiohttp's header names are a str subclass that JSON encoders refuse as keys.
+        headers={str(k).lower(): v for k, v in request.headers.items()
                  if k.lower() not in ("api-key", "authorization", "x-api-key")},
         body=body, stream=body.get("stream") is True, method=request.method,
     )
