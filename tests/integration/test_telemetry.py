@@ -91,7 +91,7 @@ def attributes(span: Any) -> dict[str, Any]:
     return out
 
 
-async def test_traces_and_metrics_on_the_genai_conventions(  # noqa: ASYNC220
+async def test_traces_and_metrics_on_the_genai_conventions(
         receiver: tuple[Receiver, str], tmp_path: Path,
         background: list[subprocess.Popen[str]]) -> None:
     received, endpoint = receiver
@@ -114,7 +114,7 @@ async def test_traces_and_metrics_on_the_genai_conventions(  # noqa: ASYNC220
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "gw-test",
            "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_METRIC_EXPORT_INTERVAL": "300"}
     log = (tmp_path / "access.log").open("w")
-    proc = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)], stdout=log,
+    proc = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)], stdout=log,  # noqa: ASYNC220
                             stderr=subprocess.DEVNULL, text=True, env=env)
     background.append(proc)
     url = f"http://127.0.0.1:{config['server']['port']}"  # type: ignore[index]
