@@ -85,10 +85,21 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     app[LIVE].runtime = build_runtime(app, app[LIVE].config)
 
     # Both read the snapshot live at the time, so that a reload is seen.
-    def backends() -> list[tuple[str, str, bool]]:
+    def backends() -> list[tuple[str, str, bool, bool, bool]]:
         now = time.monotonic()
-        return [(d.name, b.name, b.health.available(now))
+        return [(d.name, b.name, b.health.available(now), b.health.state(now) != "closed",
+                 now < b.health.cooldown_until)
                 for d in app[LIVE].runtime.deployments.values() for b in d.backends]
+
+    def limits() -> list[tuple[str, str, float]]:
+        out = []
+        for d in app[LIVE].config.deployments:
+            if d.limits is not None:
+                for kind in ("requests", "tokens"):
+                    value = getattr(d.limits, f"{kind}_per_minute")
+                    if value:
+                        out.append((d.name, kind, float(value)))
+        return out
 
     def apply(deployment: str, backend: str, seconds: float) -> None:
         target = app[LIVE].runtime.deployments.get(deployment)
@@ -97,6 +108,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
                 b.health.cool_down(seconds, "HTTP 429, seen by another replica")
 
     app[METRICS].backends = backends
+    app[METRICS].configured_limits = limits
     app[METRICS].config_version = lambda: app[LIVE].version
     app[COOLDOWNS].start(apply)
     preload = None

@@ -126,6 +126,14 @@ class Metrics:
                                          ["deployment", "backend", "status_code"])
         self.backend_available = Gauge("gateway_backend_available",
                                        "1 when the backend may be chosen.", ["deployment", "backend"])
+        self.backend_breaker_open = Gauge(
+            "gateway_backend_breaker_open", "1 when the backend's circuit breaker is open or "
+            "half-open.", ["deployment", "backend"])
+        self.backend_cooling_down = Gauge(
+            "gateway_backend_cooling_down", "1 while the backend waits out an upstream 429.",
+            ["deployment", "backend"])
+        self.limits = Gauge("gateway_limit_per_minute", "A deployment's configured rate limit.",
+                            ["deployment", "kind"])
         self.content_filter_actions = Counter("gateway_content_filter_actions",
                                               "Content filter hits.", ["deployment", "stage", "action"])
         self.inflight = Gauge("gateway_inflight_requests", "Requests being served.", ["deployment"])
@@ -137,14 +145,23 @@ class Metrics:
         self.limiter: LimiterStats | None = None  # set when rate limits are configured
         self.credentials: Credentials | None = None
         self.content = ContentStats()  # filled by the content-filter policy
-        # (deployment, backend, available) of the live config, read at scrape time.
-        self.backends: Callable[[], list[tuple[str, str, bool]]] = list
+        # (deployment, backend, available, breaker open, cooling down) of the live config,
+        # and its deployments' limits, read at scrape time.
+        self.backends: Callable[[], list[tuple[str, str, bool, bool, bool]]] = list
+        self.configured_limits: Callable[[], list[tuple[str, str, float]]] = list
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
-        for deployment, backend, available in self.backends():
+        for gauge in (self.backend_available, self.backend_breaker_open,
+                      self.backend_cooling_down, self.limits):
+            gauge.values = {}  # what the live config has, not what a reload removed
+        for deployment, backend, available, open_, cooling in self.backends():
             self.backend_available.set((deployment, backend), 1.0 if available else 0.0)
+            self.backend_breaker_open.set((deployment, backend), 1.0 if open_ else 0.0)
+            self.backend_cooling_down.set((deployment, backend), 1.0 if cooling else 0.0)
+        for deployment, kind, per_minute in self.configured_limits():
+            self.limits.set((deployment, kind), per_minute)
         self.content_filter_actions.values = {k: float(v) for k, v in self.content.actions.items()}
         # Tasks alive in this process's loop: flat under steady load, or something leaks.
         yield _gauge("gateway_event_loop_tasks", "Tasks alive in the event loop.",
@@ -156,6 +173,7 @@ class Metrics:
                            self.content.seconds)
         for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens, self.cost,
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
+                       self.backend_breaker_open, self.backend_cooling_down, self.limits,
                        self.content_filter_actions, self.inflight, self.config_reloads):
             yield metric.family()
         info = GaugeMetricFamily("gateway_config_info", "The running config (1), by version.",
@@ -178,6 +196,12 @@ class Metrics:
             latency.add_metric([], cumulative(LATENCY_BOUNDS, self.limiter.latency_counts),
                                self.limiter.latency_sum)
             yield latency
+            quota = GaugeMetricFamily("gateway_quota_used_ratio",
+                                      "The share of a consumer's quota used in its period, as "
+                                      "of its last request.", labels=["consumer", "scope", "quota"])
+            for labels, ratio in self.limiter.quota_used.items():
+                quota.add_metric(list(labels), ratio)
+            yield quota
 
     def observe(self, ex: Exchange, elapsed: float) -> None:
         self.requests.inc((ex.deployment, ex.consumer, ex.route, str(ex.status)))

@@ -41,6 +41,9 @@ class LimiterStats:
     # Store round trips: count per latency bound (+Inf last), and their sum.
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
     latency_sum: float = 0.0
+    # (consumer, scope, quota) -> the share of the quota used, as of its last admission:
+    # scope is "all" or the deployment of a quota_by_deployment.
+    quota_used: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def observe(self, seconds: float) -> None:
         for i, bound in enumerate(LATENCY_BOUNDS):
@@ -202,6 +205,11 @@ class RateLimitPolicy(Policy):
             raise self._refusal(ctx, buckets, verdict)
         admitted = tuple(b for buckets, _ in groups for b in buckets)
         left = tuple(r for v in verdicts for r in v.remaining)
+        if quotas:
+            scope_of = {"consumer": "all", "consumer-deployment": ctx.deployment}
+            for bucket, remaining in zip(quotas, verdicts[-1].remaining, strict=True):
+                self.stats.quota_used[(ctx.caller.consumer, scope_of[bucket.scope],
+                                       _quota_name(bucket))] = 1.0 - remaining / bucket.capacity
         ctx.state[self.name] = _Held(admitted, held, reserved_cost)
         self._headers(ctx, admitted, left)
 

@@ -25,13 +25,17 @@ CHART = ROOT / "helm" / "model-gateway"
 SCHEMA = CHART / "values.schema.json"
 EXAMPLES = ROOT / "helm" / "examples"
 MANIFESTS = ROOT / "deploy" / "k8s"
+# The dashboard and the alerts live in deploy/; the chart ships copies (Helm reads no file
+# outside its folder), kept equal by the tests.
+SHIPPED = {ROOT / "deploy" / "grafana" / "model-gateway.json": CHART / "files" / "model-gateway.json",
+           ROOT / "deploy" / "prometheus" / "alerts.yaml": CHART / "files" / "alerts.yaml"}
 
 # Example values file -> the release it is rendered as for deploy/k8s/.
 RELEASES = {"central": ("gateway", "ai-platform"), "sidecar": ("orders-assistant", "orders")}
 
 # Helm's own install order, so the rendered files read like `helm template` output.
 KIND_ORDER = ["NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Service",
-              "Deployment", "Job", "HorizontalPodAutoscaler", "ServiceMonitor"]
+              "Deployment", "Job", "HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule"]
 
 
 def example_values(name: str) -> dict[str, Any]:
@@ -89,6 +93,10 @@ def schema_with_current_config(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    for source, copy in SHIPPED.items():
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes(source.read_bytes())
+        print(f"wrote {copy.relative_to(ROOT)}")
     schema = json.loads(SCHEMA.read_text())
     SCHEMA.write_text(json.dumps(schema_with_current_config(schema), indent=2) + "\n")
     MANIFESTS.mkdir(exist_ok=True)

@@ -24,7 +24,7 @@ from tests.deploy import chart
 VALUE_SETS = ["default", "central", "sidecar"]
 # ServiceMonitor is prometheus-operator's CRD: not in the Kubernetes schemas, so it is
 # checked below against the Service it selects instead.
-CRDS = {"ServiceMonitor"}
+CRDS = {"ServiceMonitor", "PrometheusRule"}
 # What the referenced Secrets would hold, where the gateway checks the form.
 SECRET_VALUES = {"MODEL_GATEWAY_REDIS__URL": "rediss://:access-key@contoso.redis.cache.windows.net:6380/0",
                  "MODEL_GATEWAY_DATABASE__URL": "postgresql://gateway@contoso.postgres.database.azure.com/gateway"}
@@ -50,8 +50,10 @@ def is_hook(obj: dict[str, Any]) -> bool:
 
 
 def one(objects: list[dict[str, Any]], kind: str, hook: bool = False) -> dict[str, Any]:
-    """The one object of `kind`: of the release's own, or with `hook` of its hooks."""
-    [found] = [o for o in objects if o["kind"] == kind and is_hook(o) == hook]
+    """The one object of `kind`: of the release's own, or with `hook` of its hooks. The
+    ConfigMap is the gateway's config (not the dashboard's)."""
+    [found] = [o for o in objects if o["kind"] == kind and is_hook(o) == hook
+               and not o["metadata"]["name"].endswith("-dashboard")]
     return found
 
 
@@ -192,8 +194,8 @@ def test_every_value_is_commented() -> None:
 def test_central_mode_objects() -> None:
     objects = rendered("central")
     assert [o["kind"] for o in objects if not is_hook(o)] == [
-        "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Service",
-        "Deployment", "HorizontalPodAutoscaler", "ServiceMonitor"]
+        "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "ConfigMap", "ConfigMap",
+        "Service", "Deployment", "HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule"]
     assert [o["kind"] for o in objects if is_hook(o)] == ["ConfigMap", "Job"]
     deployment = one(objects, "Deployment")
     assert "replicas" not in deployment["spec"]  # the HPA owns the count
@@ -458,3 +460,19 @@ def test_a_database_that_cannot_be_shared_fails_at_render(overrides: dict[str, A
             node = node.setdefault(key, {})
         node[last] = value
     assert names in render_error(values)
+
+
+def test_the_chart_ships_the_dashboard_and_the_alerts_as_they_are() -> None:
+    for source, shipped in chart.SHIPPED.items():
+        assert shipped.read_bytes() == source.read_bytes(), (
+            f"{shipped} drifted from {source}: run python -m tests.deploy.chart")
+    objects = rendered("central")
+    rule = one(objects, "PrometheusRule")
+    alerts = yaml.safe_load((chart.ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())
+    assert rule["spec"] == alerts  # Prometheus' {{ $labels }} untouched by Helm
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    [board] = [o for o in objects if o["metadata"]["name"].endswith("-dashboard")]
+    assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads((chart.ROOT / "deploy" / "grafana" / "model-gateway.json").read_text())
+    assert json.loads(board["data"]["model-gateway.json"]) == dashboard
+    assert "PrometheusRule" not in [o["kind"] for o in rendered("default")]
