@@ -89,10 +89,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
 def _upgrade(connection: Connection, revision: str) -> None:
     import logging
 
-    from alembic import command
-
     # Alembic announces each of its plugins at INFO; the migrations it runs stay there.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from alembic import command
 
     command.upgrade(_config(connection), revision)
 
