@@ -231,3 +231,25 @@ async def test_cost_counts_cached_and_reasoning_tokens_at_their_prices(
     assert month["cost_micros"] == 2 * expected
     assert month["cached_tokens"] == 8 and month["reasoning_tokens"] == 12
     assert mine["consumer"] == "metered"
+
+
+async def test_a_backends_own_prices_win_over_the_deployments(
+        make_stack: Callable[..., Stack]) -> None:
+    def make(sim: str) -> dict[str, Any]:
+        config = metered()(sim)
+        # The same deployment's one backend, dearer than the deployment's list price.
+        config["deployments"][0]["backends"][0]["pricing"] = {
+            "input_per_million": 3000, "output_per_million": 7000}
+        return config
+
+    stack = make_stack(make)
+    status, _, body = await post(stack, "/v1/chat/completions", chat_body(),
+                                 **{"x-sim-tokens": "10"})
+    assert status == 200
+    usage = body["usage"]
+    expected = usage["prompt_tokens"] * 3000 + usage["completion_tokens"] * 7000
+    async with aiohttp.ClientSession() as s, s.get(stack.url + "/metrics") as r:
+        metrics = await r.text()
+    line = next(m for m in metrics.splitlines()
+                if m.startswith('gateway_cost_total{consumer="metered",deployment="chat"}'))
+    assert math.isclose(float(line.split()[-1]), expected / 1e6)
