@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gateway.admin.auth import admin_actor
 from gateway.database.team import Conflict as TakenError
 from gateway.database.team import NotFound as MissingError
+from gateway.database.team import StoredConsumer
 from gateway.errors import Conflict, InvalidRequest, RouteNotFound
 from gateway.inbound import read_json
 from gateway.keys import DATABASE, LIVE
@@ -76,6 +77,11 @@ def _view(name: str, spec: dict[str, Any], source: str, **extra: Any) -> dict[st
     return {"name": name, "source": source, **spec, **extra}
 
 
+def _stored_view(c: StoredConsumer) -> dict[str, Any]:
+    return _view(c.name, c.spec, "database", created_at=c.created_at.isoformat(),
+                 updated_at=c.updated_at.isoformat())
+
+
 def _config_view(consumer: ConsumerConfig) -> dict[str, Any]:
     spec = consumer.model_dump(mode="json", exclude={"name", "api_keys"})
     return _view(consumer.name, spec, "config", keys=len(consumer.api_keys), read_only=True)
@@ -104,16 +110,14 @@ async def create(request: web.Request) -> web.Response:
     except TakenError:
         raise Conflict(f"Consumer {new.name} exists.", param="name") from None
     await refresh(request.app)
-    return json(_view(made.name, made.spec, "database", created_at=made.created_at.isoformat(),
-                      updated_at=made.updated_at.isoformat()), 201)
+    return json(_stored_view(made), 201)
 
 
 async def listing(request: web.Request) -> web.Response:
     await admin_actor(request)
     stored = (await request.app[DATABASE].team.snapshot()).consumers
     data = [_config_view(c) for c in request.app[LIVE].runtime.config.consumers]
-    data += [_view(c.name, c.spec, "database", created_at=c.created_at.isoformat(),
-                   updated_at=c.updated_at.isoformat()) for c in stored]
+    data += [_stored_view(c) for c in stored]
     return json({"object": "list", "data": data})
 
 
@@ -126,8 +130,7 @@ async def one(request: web.Request) -> web.Response:
     stored = await request.app[DATABASE].team.consumer(name)
     if stored is None:
         raise RouteNotFound(f"No consumer {name}.")
-    return json(_view(stored.name, stored.spec, "database", created_at=stored.created_at.isoformat(),
-                      updated_at=stored.updated_at.isoformat()))
+    return json(_stored_view(stored))
 
 
 async def patch(request: web.Request) -> web.Response:
@@ -147,9 +150,7 @@ async def patch(request: web.Request) -> web.Response:
     updated = await team.update_consumer(name, spec.model_dump(mode="json", exclude_defaults=True),
                                          actor)
     await refresh(request.app)
-    return json(_view(updated.name, updated.spec, "database",
-                      created_at=updated.created_at.isoformat(),
-                      updated_at=updated.updated_at.isoformat()))
+    return json(_stored_view(updated))
 
 
 async def remove(request: web.Request) -> web.Response:
