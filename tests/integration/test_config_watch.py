@@ -189,7 +189,10 @@ async def test_reload_through_the_admin_api_and_the_live_state(
     failing = start_simulator(background, "--fault", "500")
     base = config(failing, 0, ["chat"])
     base["server"]["config_watch_seconds"] = 0  # only asked reloads here
-    base["deployments"][0]["limits"] = {"tokens_per_minute": 60000}
+    # A bucket that refills slowly (10 tokens/s), so that what two requests used still
+    # shows when the state is read; each reserves at most 50 + its prompt.
+    base["deployments"][0]["limits"] = {"tokens_per_minute": 600}
+    base["deployments"][0]["default_max_tokens"] = 50
     base["deployments"][0]["routing"] = {"breaker": {"failures": 2, "open_seconds": 60}}
     base["deployments"][0]["backends"].append(
         {"url": sim + "/v1", "api": "openai", "name": "sim-second", "priority": 1})
@@ -207,8 +210,8 @@ async def test_reload_through_the_admin_api_and_the_live_state(
     assert first["last_error"]["what"] == "HTTP 500" and first["last_error"]["at"]
     assert second["available"] is True and second["breaker"]["state"] == "closed"
     [tokens] = chat_state["limits"]
-    assert tokens["kind"] == "tokens" and tokens["capacity"] == 60000
-    assert 0 < tokens["remaining"] < 60000
+    assert tokens["kind"] == "tokens" and tokens["capacity"] == 600
+    assert 0 < tokens["remaining"] < 600
 
     status, reloaded = await admin(url, "POST", "/admin/v1/reload")
     assert status == 200 and reloaded["result"] == "ok"
