@@ -88,6 +88,13 @@ async def test_each_upstream_call_is_counted_once(make_stack: Any) -> None:
     stack: Stack = make_stack(idle)
     status, raw, _ = await call(stack, {**CHAT, "stream": True}, "stall")
     assert status == 200 and b'"upstream_timeout"' in raw
+    # Counted when the call is over, which may be just after the client read the end.
+    for _ in range(40):
+        counts = {k[2]: v for k, v in stack.metrics.upstream_requests.values.items()}
+        if counts:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # and nothing more arrives
     counts = {k[2]: v for k, v in stack.metrics.upstream_requests.values.items()}
     assert counts == {"stream_error": 1}
 
