@@ -14,7 +14,8 @@ RETRY = {"Retry-After": "1", "retry-after-ms": "1000"}
 class InFlight:
     def __init__(self) -> None:
         self.total = 0
-        self.by_consumer: Counter[str] = Counter()
+        # A plain dict: Counter's missing-key and del paths are Python code, per request.
+        self.by_consumer: dict[str, int] = {}
         self.refused: Counter[str] = Counter()  # "total" | "consumer", for /metrics
 
     def enter(self, cap: int) -> None:
@@ -29,16 +30,17 @@ class InFlight:
         self.total -= 1
 
     def enter_consumer(self, consumer: str, cap: int) -> None:
-        if cap and self.by_consumer[consumer] >= cap:
+        held = self.by_consumer.get(consumer, 0)
+        if cap and held >= cap:
             self.refused["consumer"] += 1
             raise TooManyInFlight(
                 f"Consumer {consumer} already has {cap} requests in flight, as many as it may; "
                 "retry when one has finished.", headers=RETRY)
-        self.by_consumer[consumer] += 1
+        self.by_consumer[consumer] = held + 1
 
     def leave_consumer(self, consumer: str) -> None:
-        left = self.by_consumer[consumer] - 1
+        left = self.by_consumer.get(consumer, 1) - 1
         if left > 0:
             self.by_consumer[consumer] = left
         else:
-            del self.by_consumer[consumer]
+            self.by_consumer.pop(consumer, None)

@@ -4,17 +4,15 @@ access log and the metrics are made of. Filled by the handler, read once at the 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.flavours import Flavour
 
 
-@dataclass(slots=True)
 class Exchange:
-    request_id: str
-    route: str  # the route template, never the raw path
-    started: float  # perf_counter
+    """Not a dataclass: one is made per request, and a generated __init__ assigns every
+    field; here the defaults stay on the class and an instance holds what was set."""
+
     flavour: Flavour = Flavour.OPENAI  # how errors look to this client
     consumer: str = ""
     identity: str = ""  # oid/appid of an Entra caller; never a token
@@ -33,7 +31,7 @@ class Exchange:
     upstream_seconds: float = 0.0  # time spent waiting on the upstream
     # Generated text seen so far, as escaped JSON-string pieces: counted when the
     # upstream reports no usage (gateway.accounting).
-    output: list[bytes] = field(default_factory=list)
+    output: list[bytes]
     # A count still running when the handler ended (the client hung up): the access-log
     # line and the metrics wait for it, so that they agree with what was settled.
     finishing: asyncio.Task[None] | None = None
@@ -48,3 +46,11 @@ class Exchange:
     response_model: str = ""
     finish_reasons: tuple[str, ...] = ()
     ratelimit: str = ""  # admitted, or the limit that refused it
+
+    def __init__(self, request_id: str, route: str, started: float,
+                 flavour: Flavour = Flavour.OPENAI) -> None:
+        self.request_id = request_id
+        self.route = route  # the route template, never the raw path
+        self.started = started  # perf_counter
+        self.flavour = flavour
+        self.output = []

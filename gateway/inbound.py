@@ -54,6 +54,9 @@ def check_shape(raw: bytes, max_depth: int, max_items: int) -> None:
     commas and opening brackets outside strings, plus one (every value but an empty
     container's absence). Only C-level bytes operations: bounds first (counts of
     quotes, commas, brackets), the exact count only when the bounds cannot decide."""
+    if len(raw) <= max_items and (
+            len(raw) <= 2 * max_depth or raw.count(b"[") + raw.count(b"{") <= max_depth):
+        return  # every value takes a byte, every level an opener: the common case
     quotes = raw.count(b'"') - raw.count(b'\\"')
     # Each object member has a key string and a value: values >= strings / 2.
     if quotes // 4 > max_items:

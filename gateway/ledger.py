@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import fcntl
 import logging
+import operator
 import os
 import secrets
 import socket
@@ -133,14 +134,11 @@ def _claim(path: Path) -> tuple[int, tuple[list[tuple[str, dict[Key, Counts]]],
 
 
 def _sum(entries: Iterable[Entry]) -> dict[Key, Counts]:
-    sums: dict[tuple[str, str, int], list[int]] = {}
+    sums: dict[tuple[str, str, int], tuple[int, ...]] = {}
     for _, consumer, deployment, hour, counts in entries:
-        total = sums.get((consumer, deployment, hour))
-        if total is None:
-            sums[(consumer, deployment, hour)] = list(counts)
-        else:
-            for i, value in enumerate(counts):
-                total[i] += value
+        key = (consumer, deployment, hour)
+        total = sums.get(key)
+        sums[key] = counts if total is None else tuple(map(operator.add, total, counts))
     return {(c, d, _hour(h)): Counts(*total) for (c, d, h), total in sums.items()}
 
 

@@ -44,6 +44,7 @@ from gateway.keys import (
 from gateway.relay import Remember, StreamRelay, relay_json
 from gateway.runtime import Deployment
 from policies import PolicyChain, RequestContext
+from policies.auth import presented_credentials
 
 log = logging.getLogger("gateway.proxy")
 
@@ -74,7 +75,8 @@ def model_handler(route: ModelRoute) -> Handler:
         consumer: str | None = None
         try:
             ex = request[EXCHANGE]
-            caller = await runtime.authenticator.authenticate(request.headers)
+            credentials = presented_credentials(request.headers)
+            caller = await runtime.authenticator.authenticate(request.headers, credentials)
             ex.consumer = caller.consumer
             if caller.identity:
                 ex.identity = " ".join(f"{k}={v}" for k, v in caller.identity)
@@ -96,7 +98,7 @@ def model_handler(route: ModelRoute) -> Handler:
             try:
                 if chain.looks_at_requests:
                     await chain.on_request(ctx)
-                return await forward(request, api, deployment, ctx, ex, chain)
+                return await forward(request, api, deployment, ctx, ex, chain, credentials)
             except BaseException:
                 ctx.disconnected = request.transport is None or request.transport.is_closing()
                 raise
@@ -162,6 +164,7 @@ async def forward(
     ctx: RequestContext,
     ex: Exchange,
     chain: PolicyChain,
+    credentials: list[str],
 ) -> web.StreamResponse:
     routing = deployment.config.routing
     strip_usage = ctx.stream and api.ask_stream_usage(ctx.body)
@@ -184,7 +187,7 @@ async def forward(
         backend.inflight += 1
         try:
             return await _attempt(request, api, backend, ctx, ex, chain, strip_usage,
-                                  routing.retry_on, last)
+                                  routing.retry_on, last, credentials)
         except _Failover:
             continue
         finally:
@@ -240,6 +243,7 @@ async def _attempt(
     strip_usage: bool,
     retry_on: tuple[int, ...],
     last: bool,
+    credentials: list[str],
 ) -> web.StreamResponse:
     app = request.app
     metrics = app[METRICS]
@@ -258,7 +262,7 @@ async def _attempt(
     # before its expiry, and a fresh one is worth one more try.
     for auth_try in (1, 2):
         headers = upstream.forward_headers(request.headers, await backend.auth_headers(),
-                                           backend.defaults, runtime.headers)
+                                           backend.defaults, runtime.headers, credentials)
         started = time.perf_counter()
         outcome = "error"  # what this call is counted as, once, when it is over
         judged = False  # the breaker has heard about this call

@@ -42,18 +42,18 @@ class HeaderPolicy:
         names = {e.lower() for e in extra if not e.endswith("*")}
         self.names = FORWARDED | (names - _NEVER)
         self.prefixes = tuple(e[:-1].lower() for e in extra if e.endswith("*"))
-        self._seen: dict[str, bool] = {}  # answers for header names met before
+        self.seen: dict[str, bool] = {}  # answers for header names met before
 
     def allows(self, name: str) -> bool:
         """`name` as the client spelled it."""
-        known = self._seen.get(name)
+        known = self.seen.get(name)
         if known is not None:
             return known
         lowered = name.lower()
         allowed = lowered in self.names or (bool(self.prefixes) and lowered.startswith(
             self.prefixes) and lowered not in _NEVER)
-        if len(self._seen) < 4096:  # clients choose header names: bounded
-            self._seen[name] = allowed
+        if len(self.seen) < 4096:  # clients choose header names: bounded
+            self.seen[name] = allowed
         return allowed
 
 
@@ -66,17 +66,29 @@ BUILT_IN = HeaderPolicy()
 
 def forward_headers(inbound: Mapping[str, str], auth: Mapping[str, str],
                     defaults: Mapping[str, str] | None = None,
-                    policy: HeaderPolicy = BUILT_IN) -> CIMultiDict[str]:
+                    policy: HeaderPolicy = BUILT_IN,
+                    credentials: list[str] | None = None) -> CIMultiDict[str]:
     """The headers of an upstream call: the allowed ones of the client's, less any that
     its Connection header names (hop-by-hop, whatever they are called) or that carry
-    one of the caller's credentials; then defaults, then the gateway's own auth."""
+    one of the caller's credentials (`credentials`: `presented_credentials(inbound)`,
+    when the caller has them); then defaults, then the gateway's own auth."""
     connection = inbound.get("Connection")
-    hop = {t.strip().lower() for t in connection.split(",")} if connection else set()
-    secrets = [c for c in presented_credentials(inbound) if len(c) >= _SECRET_MIN]
+    hop = {t.strip().lower() for t in connection.split(",")} if connection else None
+    if credentials is None:
+        credentials = presented_credentials(inbound)
+    secrets = [c for c in credentials if len(c) >= _SECRET_MIN]
+    seen = policy.seen
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in inbound.items():
-        if policy.allows(name) and (not hop or name.lower() not in hop) and not (
-                secrets and any(s in value for s in secrets)):
+        allowed = seen.get(name)  # the memo first: a call per header adds up
+        if allowed is None:
+            allowed = policy.allows(name)
+        if not allowed or (hop is not None and name.lower() in hop):
+            continue
+        for secret in secrets:
+            if secret in value:
+                break
+        else:
             out.add(name, value)
     for name, value in (defaults or {}).items():
         out.setdefault(name, value)
@@ -89,15 +101,9 @@ def response_headers(upstream: CIMultiDictProxy[str]) -> dict[str, str]:
     """The upstream's headers a client may see. Counts must be plain ASCII numbers (an
     upstream's other digits, or a value that is not a number, stay here) and no value may
     be longer than an honest one would be."""
-    out = {}
-    for name in PASS_RESPONSE:
-        value = upstream.get(name)
-        if value is None or len(value) > 256:
-            continue
-        if name in _NUMERIC and not _NUMBER.fullmatch(value):
-            continue
-        out[name] = value
-    return out
+    found = {name: upstream[name] for name in PASS_RESPONSE if name in upstream}
+    return {name: value for name, value in found.items() if len(value) <= 256 and (
+        name not in _NUMERIC or _NUMBER.fullmatch(value))}
 
 
 _NUMERIC = frozenset({"x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",

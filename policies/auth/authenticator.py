@@ -66,9 +66,13 @@ class Authenticator:
         self._keys = KeyRing(digests, [k for k in runtime_keys if k.consumer in self._callers])
         self._anonymous = Caller(ANONYMOUS, None)
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Caller:
-        credentials = presented_credentials(headers)
-        if not all(c.isascii() and c.isprintable() for c in credentials):
+    async def authenticate(self, headers: Mapping[str, str],
+                           credentials: list[str] | None = None) -> Caller:
+        """`credentials`: `presented_credentials(headers)`, when the caller has them."""
+        if credentials is None:
+            credentials = presented_credentials(headers)
+        joined = "".join(credentials)
+        if not (joined.isascii() and joined.isprintable()):
             # Keys and tokens are printable ASCII; header bytes that are not cannot match.
             raise Unauthenticated(INVALID)
         for credential in credentials:
