@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, as_int, key_slots, loads, named_event, string_slots
+from gateway.apis.base import Api, ModelRoute, as_int, loads, named_event, schema_slots, string_slots
 from gateway.errors import anthropic_type
 from gateway.flavours import Flavour
 from policies import Usage
@@ -84,8 +84,7 @@ class Messages(Api):
                     if isinstance(tool.get(key), str):
                         slots.append((tool, key))
                 if isinstance(tool.get("input_schema"), dict):
-                    string_slots(tool["input_schema"], slots)
-                    key_slots(tool["input_schema"], slots)
+                    schema_slots(tool["input_schema"], slots)
         return slots
 
     def prompt_parts(self, body: dict[str, Any]) -> list[Any]:

@@ -71,6 +71,13 @@ def key_slots(value: Any, out: list[Slot]) -> None:
             stack += [v for v in node if isinstance(v, (dict, list))]
 
 
+def schema_slots(schema: Any, out: list[Slot]) -> None:
+    """A JSON schema a caller sent (a tool's parameters, a structured-output format):
+    its strings as slots, its property names as read-only ones."""
+    string_slots(schema, out)
+    key_slots(schema, out)
+
+
 def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, as_int, key_slots, loads, string_slots
+from gateway.apis.base import Api, ModelRoute, as_int, loads, schema_slots
 from gateway.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
@@ -105,8 +105,7 @@ class ChatCompletions(Api):
         response_format = body.get("response_format")
         if isinstance(response_format, dict) and isinstance(response_format.get("json_schema"), dict):
             schema = response_format["json_schema"]
-            string_slots(schema, slots)
-            key_slots(schema, slots)
+            schema_slots(schema, slots)
         return slots
 
     def prompt_parts(self, body: dict[str, Any]) -> list[Any]:
@@ -227,8 +226,7 @@ def _function_texts(function: dict[str, Any], slots: list[Slot]) -> None:
             slots.append((function, key))
     parameters = function.get("parameters")
     if isinstance(parameters, (dict, list)):
-        string_slots(parameters, slots)
-        key_slots(parameters, slots)
+        schema_slots(parameters, slots)
 
 
 def _choices(body: dict[str, Any]) -> list[dict[str, Any]]:

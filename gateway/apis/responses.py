@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, as_int, key_slots, loads, named_event, string_slots
+from gateway.apis.base import Api, ModelRoute, as_int, loads, named_event, schema_slots
 from gateway.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
@@ -78,13 +78,11 @@ class Responses(Api):
                     if isinstance(tool.get(key), str):
                         slots.append((tool, key))
                 if isinstance(tool.get("parameters"), (dict, list)):
-                    string_slots(tool["parameters"], slots)
-                    key_slots(tool["parameters"], slots)
+                    schema_slots(tool["parameters"], slots)
         text = body.get("text")
         fmt = text.get("format") if isinstance(text, dict) else None
         if isinstance(fmt, dict) and isinstance(fmt.get("schema"), dict):
-            string_slots(fmt["schema"], slots)
-            key_slots(fmt["schema"], slots)
+            schema_slots(fmt["schema"], slots)
         return slots
 
     def prompt_parts(self, body: dict[str, Any]) -> list[Any]:

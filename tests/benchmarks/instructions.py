@@ -1,0 +1,117 @@
+"""Instructions per request, counted by valgrind's callgrind: an A/B that a shared,
+noisy machine cannot blur (the same code, inputs and environment give the same
+count, whatever else the machine is doing).
+
+    python -m tests.benchmarks.instructions [--requests 500] [--ab REV ...] [--stream]
+
+For the working tree and each REV (a git worktree, given a config that revision
+accepts), it starts the simulator and the gateway under callgrind with
+instrumentation off, sends 200 warm-up requests, then counts the gateway's
+instructions over `--requests` sequential chat requests (one connection, as at
+concurrency 1). Counts include everything the process runs in that window: the
+periodic ledger flush, the loop, aiohttp; not the kernel. Slow (about 50x under
+valgrind): run by hand, not in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+from tests.benchmarks.bench import CHAT, KEY, VARIANTS, free_port, gateway_config, worktree
+
+WARM_UP = 200
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], tries: int = 600) -> None:
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args!r} exited") from None
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def _send(url: str, body: dict[str, object], n: int) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(n):
+            async with session.post(url, json=body, headers={"api-key": KEY}) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status} from the gateway")
+
+
+def count(tree: Path | None, sim_port: int, requests: int, stream: bool) -> float:
+    """Instructions per request of the gateway in `tree` (None: this checkout)."""
+    port = free_port()
+    config = gateway_config(sim_port, port, VARIANTS[0], None, legacy=tree is not None)
+    out = Path(tempfile.mkdtemp(prefix="callgrind-")) / "gw.out"
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+         sys.executable, "-m", "gateway", "serve", "--config", config],
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz", proc)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        body = {**CHAT, "stream": True} if stream else CHAT
+        asyncio.run(_send(url, body, WARM_UP))
+        control = ["callgrind_control"]
+        subprocess.run([*control, "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        asyncio.run(_send(url, body, requests))
+        subprocess.run([*control, "-i", "off", str(proc.pid)], check=True, capture_output=True)
+        subprocess.run([*control, "-d", str(proc.pid)], check=True, capture_output=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(120)
+    total = 0
+    for name in glob.glob(f"{out}*"):
+        for line in Path(name).read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return total / requests
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--ab", metavar="REV", action="append", default=[],
+                   help="also count the gateway at git revision REV")
+    p.add_argument("--stream", action="store_true", help="streamed chat instead of plain")
+    args = p.parse_args(argv)
+    sim_port = free_port()
+    sim = subprocess.Popen([sys.executable, "-m", "gateway", "simulate", "--port", str(sim_port),
+                            "--tokens", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(f"http://127.0.0.1:{sim_port}/healthz", sim)
+        here = count(None, sim_port, args.requests, args.stream)
+        what = "streamed chat" if args.stream else "chat"
+        print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
+        print(f"  this tree: {here / 1000:,.1f} k")
+        for rev in args.ab:
+            there = count(worktree(rev), sim_port, args.requests, args.stream)
+            print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
