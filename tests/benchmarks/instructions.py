@@ -6,7 +6,7 @@ count, whatever else the machine is doing).
 
 For the working tree and each REV (a git worktree, given a config that revision
 accepts), it starts the simulator and the gateway under callgrind with
-instrumentation off, sends 200 warm-up requests, then counts the gateway's
+instrumentation off, sends `--warm-up` requests (200), then counts the gateway's
 instructions over `--requests` sequential chat requests (one connection, as at
 concurrency 1). Counts include everything the process runs in that window: the
 periodic ledger flush, the loop, aiohttp; not the kernel. Slow (about 50x under
@@ -32,8 +32,6 @@ import aiohttp
 
 from tests.benchmarks.bench import CHAT, KEY, VARIANTS, free_port, gateway_config, worktree
 
-WARM_UP = 200
-
 
 def _wait(url: str, proc: subprocess.Popen[bytes], tries: int = 600) -> None:
     for _ in range(tries):
@@ -56,7 +54,7 @@ async def _send(url: str, body: dict[str, object], n: int) -> None:
                     raise RuntimeError(f"HTTP {r.status} from the gateway")
 
 
-def count(tree: Path | None, sim_port: int, requests: int, stream: bool) -> float:
+def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up: int) -> float:
     """Instructions per request of the gateway in `tree` (None: this checkout)."""
     port = free_port()
     config = gateway_config(sim_port, port, VARIANTS[0], None, legacy=tree is not None)
@@ -70,7 +68,7 @@ def count(tree: Path | None, sim_port: int, requests: int, stream: bool) -> floa
         _wait(f"http://127.0.0.1:{port}/healthz", proc)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         body = {**CHAT, "stream": True} if stream else CHAT
-        asyncio.run(_send(url, body, WARM_UP))
+        asyncio.run(_send(url, body, warm_up))
         control = ["callgrind_control"]
         subprocess.run([*control, "-i", "on", str(proc.pid)], check=True, capture_output=True)
         asyncio.run(_send(url, body, requests))
@@ -91,6 +89,7 @@ def count(tree: Path | None, sim_port: int, requests: int, stream: bool) -> floa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--warm-up", type=int, default=200)
     p.add_argument("--ab", metavar="REV", action="append", default=[],
                    help="also count the gateway at git revision REV")
     p.add_argument("--stream", action="store_true", help="streamed chat instead of plain")
@@ -100,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                             "--tokens", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(f"http://127.0.0.1:{sim_port}/healthz", sim)
-        here = count(None, sim_port, args.requests, args.stream)
+        here = count(None, sim_port, args.requests, args.stream, args.warm_up)
         what = "streamed chat" if args.stream else "chat"
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
         print(f"  this tree: {here / 1000:,.1f} k")
         for rev in args.ab:
-            there = count(worktree(rev), sim_port, args.requests, args.stream)
+            there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up)
             print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
     finally:
         sim.terminate()
