@@ -112,9 +112,8 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     app[METRICS].config_version = lambda: app[LIVE].version
     app[COOLDOWNS].start(apply)
     preload = None
-    if app[LIVE].config.has_limits:
-        # Counts of streams without usage settle token limits: have the tokenizer ready
-        # (a thread, so that start-up does not wait for it).
+    if app[LIVE].config.server.preload_tokenizer:
+        # In a thread, so that start-up does not wait for it.
         preload = asyncio.get_running_loop().create_task(app[TOKENIZER].preload())
     app[LIFECYCLE].ready = True
     yield

@@ -62,6 +62,9 @@ class ServerConfig(Strict):
     # Request headers to forward upstream beyond the built-in set (see docs/contract.md):
     # names, or prefixes ending in "*" ("x-tenant-*"). Credentials never cross.
     forward_request_headers: tuple[str, ...] = ()
+    # Load the tokenizer's encoding (~70 MB) at start, so that the first stream without
+    # usage is counted without waiting for it; otherwise it is loaded when first needed.
+    preload_tokenizer: bool = False
 
 
 class RedisConfig(Strict):

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.keys import TOKENIZER
 from gateway.simulator import SimulatorSettings
 from tests.conftest import KEY_A, OPENAI_KEY, UPSTREAM_KEY, Stack, default_config
 
@@ -77,6 +78,33 @@ async def test_a_stream_without_usage_is_counted_within_5_percent(make_stack: An
     assert counted["completion_tokens"] == pytest.approx(reported["completion_tokens"], rel=0.05)
     assert counted["prompt_tokens"] == pytest.approx(reported["prompt_tokens"], rel=0.05)
     assert reported["completion_tokens"] > 250
+
+
+async def test_the_tokenizer_is_loaded_when_first_needed_unless_preloaded(make_stack: Any) -> None:
+    def limited(preload: bool) -> Any:
+        def config(sim: str) -> dict[str, Any]:
+            made = default_config(sim)
+            made["server"]["preload_tokenizer"] = preload
+            made["deployments"][0]["limits"] = {"tokens_per_minute": 10**6}
+            return made
+        return config
+
+    lazy: Stack = make_stack(limited(False))
+    assert (await call(lazy, CHAT))[0] == 200  # usage reported: nothing to count
+    assert not lazy.app[TOKENIZER].loaded  # ~70 MB not spent on an encoding never used
+    assert (await call(lazy, {**CHAT, "stream": True}, "no-usage"))[0] == 200
+    for _ in range(100):
+        if len(lazy.access_log()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert lazy.app[TOKENIZER].loaded and lazy.access_log()[1]["completion_tokens"] > 0
+
+    eager: Stack = make_stack(limited(True))
+    for _ in range(200):
+        if eager.app[TOKENIZER].loaded:
+            break
+        await asyncio.sleep(0.05)
+    assert eager.app[TOKENIZER].loaded  # at start, before any request
 
 
 async def test_each_upstream_call_is_counted_once(make_stack: Any) -> None:
