@@ -78,6 +78,23 @@ def schema_slots(schema: Any, out: list[Slot]) -> None:
     key_slots(schema, out)
 
 
+def usage_counts(usage: Any, prompt: str, completion: str, prompt_details: str,
+                 completion_details: str) -> Usage | None:
+    """An OpenAI-style usage object, under the names its API gives the prompt and
+    completion counts and their details (cached prompt tokens, reasoning tokens); None
+    unless the prompt count is a whole number. `type(...) is` keeps out bools, which
+    are ints to isinstance."""
+    if type(usage) is not dict:
+        return None
+    p, c = usage.get(prompt), usage.get(completion, 0)
+    if type(p) is not int or type(c) is not int or p < 0 or c < 0:
+        return None
+    pd, cd = usage.get(prompt_details), usage.get(completion_details)
+    return Usage(p, c,
+                 cached_tokens=as_int(pd.get("cached_tokens")) if type(pd) is dict else 0,
+                 reasoning_tokens=as_int(cd.get("reasoning_tokens")) if type(cd) is dict else 0)
+
+
 def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, as_int, loads, schema_slots
+from gateway.apis.base import Api, ModelRoute, as_int, loads, schema_slots, usage_counts
 from gateway.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
@@ -235,24 +235,9 @@ def _choices(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def openai_usage(usage: Any) -> Usage | None:
-    """Chat, completions and embeddings usage: prompt_tokens, completion_tokens and
-    their details (cached prompt tokens, reasoning tokens)."""
-    if not isinstance(usage, dict):
-        return None
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens", 0)
-    if not isinstance(prompt, int) or not isinstance(completion, int) \
-            or isinstance(prompt, bool) or prompt < 0 or completion < 0:
-        return None
-    prompt_details = usage.get("prompt_tokens_details")
-    completion_details = usage.get("completion_tokens_details")
-    return Usage(
-        prompt, completion,
-        cached_tokens=as_int(prompt_details.get("cached_tokens"))
-        if isinstance(prompt_details, dict) else 0,
-        reasoning_tokens=as_int(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, dict) else 0,
-    )
+    """Chat, completions and embeddings usage."""
+    return usage_counts(usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+                        "completion_tokens_details")
 
 
 CHAT = ChatCompletions()

@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, as_int, loads, named_event, schema_slots
+from gateway.apis.base import (
+    Api,
+    ModelRoute,
+    as_int,
+    loads,
+    named_event,
+    schema_slots,
+    usage_counts,
+)
 from gateway.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
@@ -255,20 +263,8 @@ def output_texts(output: Any) -> list[Text]:
 
 
 def responses_usage(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict):
-        return None
-    prompt, completion = usage.get("input_tokens"), usage.get("output_tokens", 0)
-    if not isinstance(prompt, int) or not isinstance(completion, int) or prompt < 0 or completion < 0:
-        return None
-    input_details = usage.get("input_tokens_details")
-    output_details = usage.get("output_tokens_details")
-    return Usage(
-        prompt, completion,
-        cached_tokens=as_int(input_details.get("cached_tokens"))
-        if isinstance(input_details, dict) else 0,
-        reasoning_tokens=as_int(output_details.get("reasoning_tokens"))
-        if isinstance(output_details, dict) else 0,
-    )
+    return usage_counts(usage, "input_tokens", "output_tokens", "input_tokens_details",
+                        "output_tokens_details")
 
 
 RESPONSES = Responses()
