@@ -52,18 +52,16 @@ def check_shape(raw: bytes, max_depth: int, max_items: int) -> None:
     """Refuse JSON nested too deep or holding too many values before any parser (or
     Python code walking the result) spends time on it. Values are counted as the
     commas and opening brackets outside strings, plus one (every value but an empty
-    container's absence). Only C-level bytes operations: bounds first (counts of
-    quotes, commas, brackets), the exact count only when the bounds cannot decide."""
-    if len(raw) <= max_items and (
-            len(raw) <= 2 * max_depth or raw.count(b"[") + raw.count(b"{") <= max_depth):
-        return  # every value takes a byte, every level an opener: the common case
+    container's absence). Only C-level bytes operations: bounds first (the size,
+    counts of brackets, commas and quotes), the exact count only when they cannot decide."""
+    openers = raw.count(b"[") + raw.count(b"{")
+    if openers <= max_depth and (len(raw) <= max_items  # every value takes a byte
+                                 or openers + raw.count(b",") + 1 <= max_items):
+        return
     quotes = raw.count(b'"') - raw.count(b'\\"')
     # Each object member has a key string and a value: values >= strings / 2.
     if quotes // 4 > max_items:
         raise _too_many(max_items)
-    openers = raw.count(b"[") + raw.count(b"{")
-    if openers + raw.count(b",") + 1 <= max_items and openers <= max_depth:
-        return
     # Exact: drop escaped backslashes and quotes, keep the structure, and keep what lies
     # outside strings (the even pieces between quotes).
     flat = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)

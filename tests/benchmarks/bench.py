@@ -53,15 +53,18 @@ class Proc:
     """A process of ours, pinned, with its CPU time and memory readable from /proc."""
 
     def __init__(self, args: list[str], cores: str | None, health: str,
-                 module: str = "gateway", cwd: Path | None = None) -> None:
-        cmd = [sys.executable, "-m", module, *args]
+                 module: str = "gateway", cwd: Path | None = None,
+                 wrapper: tuple[str, ...] = (), wait_s: float = 10.0) -> None:
+        """`wrapper`: a command the interpreter runs under (valgrind, say); `wait_s`: how
+        long the health URL may take to answer."""
+        cmd = [*wrapper, sys.executable, "-m", module, *args]
         if cores:
             cmd = ["taskset", "-c", cores, *cmd]
         # In another tree (--ab), that tree's packages come first on the path.
         env = {**os.environ, "PYTHONPATH": str(cwd)} if cwd else None
         self.popen = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                       cwd=cwd, env=env)
-        for _ in range(200):
+        for _ in range(int(wait_s / 0.05)):
             try:
                 urllib.request.urlopen(health, timeout=1)
                 return

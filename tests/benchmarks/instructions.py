@@ -18,31 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
-from tests.benchmarks.bench import CHAT, KEY, VARIANTS, free_port, gateway_config, worktree
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], tries: int = 600) -> None:
-    for _ in range(tries):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args!r} exited") from None
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
+from tests.benchmarks.bench import CHAT, KEY, VARIANTS, Proc, free_port, gateway_config, worktree
 
 
 async def _send(url: str, body: dict[str, object], n: int) -> None:
@@ -59,24 +43,20 @@ def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up
     port = free_port()
     config = gateway_config(sim_port, port, VARIANTS[0], None, legacy=tree is not None)
     out = Path(tempfile.mkdtemp(prefix="callgrind-")) / "gw.out"
-    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "gateway", "serve", "--config", config],
-        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    valgrind = ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}")
+    gateway = Proc(["serve", "--config", config], None, f"http://127.0.0.1:{port}/healthz",
+                   cwd=tree, wrapper=valgrind, wait_s=120)
+    pid = str(gateway.popen.pid)
     try:
-        _wait(f"http://127.0.0.1:{port}/healthz", proc)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         body = {**CHAT, "stream": True} if stream else CHAT
         asyncio.run(_send(url, body, warm_up))
-        control = ["callgrind_control"]
-        subprocess.run([*control, "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
         asyncio.run(_send(url, body, requests))
-        subprocess.run([*control, "-i", "off", str(proc.pid)], check=True, capture_output=True)
-        subprocess.run([*control, "-d", str(proc.pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(120)
+        gateway.stop()
     total = 0
     for name in glob.glob(f"{out}*"):
         for line in Path(name).read_text().splitlines():
@@ -95,10 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stream", action="store_true", help="streamed chat instead of plain")
     args = p.parse_args(argv)
     sim_port = free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "gateway", "simulate", "--port", str(sim_port),
-                            "--tokens", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], None,
+               f"http://127.0.0.1:{sim_port}/healthz")
     try:
-        _wait(f"http://127.0.0.1:{sim_port}/healthz", sim)
         here = count(None, sim_port, args.requests, args.stream, args.warm_up)
         what = "streamed chat" if args.stream else "chat"
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
@@ -107,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up)
             print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
     finally:
-        sim.terminate()
-        sim.wait(10)
+        sim.stop()
     return 0
 
 
