@@ -13,46 +13,33 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from gateway import admin, catalog, health, middleware, openapi, stored_responses
-from gateway.accesslog import AccessLog
-from gateway.admission import InFlight
+from gateway import admin
 from gateway.apis import MODEL_ROUTES
 from gateway.config import GatewayConfig
-from gateway.config_watch import watch_ctx
-from gateway.connections import Connections
-from gateway.cooldown_bus import bus_ctx
-from gateway.credentials import Credentials
+from gateway.core.tokens import TOKENIZER, Tokenizer
 from gateway.database import database_ctx
-from gateway.enforcement import limiter_ctx
-from gateway.inbound import defer_continue
-from gateway.keys import (
-    ACCESS_LOG,
-    CONNECTIONS,
-    COOLDOWNS,
-    CREDENTIALS,
-    DATABASE,
-    EXTRA_POLICIES,
-    INFLIGHT,
-    LEDGER,
-    LIFECYCLE,
-    LIVE,
-    METRICS,
-    SESSION,
-    TEAM,
-    TELEMETRY,
-    TOKENIZER,
-    Lifecycle,
-    Live,
-    TeamState,
-)
-from gateway.ledger import Ledger, ledger_ctx
-from gateway.metrics import Metrics
-from gateway.proxy import model_handler
-from gateway.reload import build_runtime
-from gateway.routes import MODEL_INFO, MODEL_LISTS, UNSUPPORTED, UNSUPPORTED_PREFIXES
-from gateway.team_sync import team_ctx
-from gateway.telemetry import telemetry_ctx
-from gateway.tokens import Tokenizer
+from gateway.database.engine import DATABASE
+from gateway.enforcement.build import EXTRA_POLICIES
+from gateway.enforcement.limiter import limiter_ctx
+from gateway.http import catalog, health, middleware, openapi
+from gateway.http import stored as stored_responses
+from gateway.http.admission import INFLIGHT, InFlight
+from gateway.http.connections import CONNECTIONS, Connections
+from gateway.http.health import LIFECYCLE, Lifecycle
+from gateway.http.inbound import defer_continue
+from gateway.http.proxy import model_handler
+from gateway.http.routes import MODEL_INFO, MODEL_LISTS, UNSUPPORTED, UNSUPPORTED_PREFIXES
+from gateway.ops.accesslog import ACCESS_LOG, AccessLog
+from gateway.ops.metrics import METRICS, Metrics
+from gateway.ops.telemetry import TELEMETRY, telemetry_ctx
+from gateway.runtime.live import LIVE, Live
+from gateway.runtime.reload import build_runtime
+from gateway.runtime.watch import watch_ctx
+from gateway.team.ledger import LEDGER, Ledger, ledger_ctx
+from gateway.team.sync import team_ctx
+from gateway.upstream.client import SESSION
+from gateway.upstream.cooldowns import COOLDOWNS, bus_ctx
+from gateway.upstream.credentials import CREDENTIALS, Credentials
 from policies import Policy
 
 log = logging.getLogger("gateway")
@@ -60,7 +47,7 @@ log = logging.getLogger("gateway")
 
 async def _credentials(app: web.Application) -> AsyncIterator[None]:
     app[CREDENTIALS] = credentials = Credentials()
-    app[METRICS].credentials = credentials
+    app[METRICS].token_fetches = credentials.stats
     yield
     await credentials.close()
 
@@ -150,13 +137,12 @@ def create_app(
     app[EXTRA_POLICIES] = tuple(policies)
     app[TOKENIZER] = Tokenizer()
     app[INFLIGHT] = InFlight()
-    app[TEAM] = TeamState()
     server = config.server
     app[CONNECTIONS] = Connections(server.header_timeout_seconds, server.max_connections)
     app.cleanup_ctx.extend([
         telemetry_ctx(TELEMETRY), _credentials, _session,
         database_ctx(DATABASE, lambda a: a[LIVE].config), team_ctx,
-        ledger_ctx(LEDGER, _ledger), limiter_ctx,
+        ledger_ctx(LEDGER, _ledger), limiter_ctx(lambda a: a[LIVE].config),
         bus_ctx(lambda a: a[LIVE].config.redis.url, COOLDOWNS),
         _runtime, watch_ctx,
     ])

@@ -10,27 +10,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.config import ConfigError, GatewayConfig, load
-from gateway.settings import ProcessSettings
+from gateway.config import ConfigError, StartupError, config_path, load_config
+from gateway.core.settings import ProcessSettings
 from policies.ratelimit import LimitsConfig
-
-
-def _path(path: Path | None) -> Path:
-    path = path or ProcessSettings().config
-    if path is None:
-        raise ConfigError("no config: pass --config FILE or set MODEL_GATEWAY_CONFIG")
-    return path
-
-
-def load_config(path: Path | None) -> GatewayConfig:
-    """The config a verb runs with: --config, or MODEL_GATEWAY_CONFIG."""
-    return load(_path(path))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.database import SchemaError
     from gateway.database.engine import DatabaseUnavailable
-    from gateway.reload import StartupError
     from gateway.server import serve
 
     config = load_config(args.config)
@@ -42,7 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "limits, multiplying them: set redis.url, or run one worker"
         )
     try:
-        return serve(config, args.workers, _path(args.config))
+        return serve(config, args.workers, config_path(args.config))
     except (StartupError, SchemaError, DatabaseUnavailable) as exc:
         print(f"model-gateway: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -89,8 +76,8 @@ def _limits(limits: LimitsConfig) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from gateway.backends import SecretMissing, default_name, read_key
-    from gateway.redis_client import redacted
+    from gateway.core.redis_client import redacted
+    from gateway.upstream.backends import SecretMissing, default_name, read_key
     from policies.service_auth import ApiKeyAuth
 
     config = load_config(args.config)
@@ -198,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--config", type=Path)
     b.set_defaults(func=cmd_db)
 
-    from gateway.team_cli import add_verbs
+    from gateway.team.cli import add_verbs
 
     add_verbs(verbs)
 

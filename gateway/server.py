@@ -19,9 +19,10 @@ from aiohttp.http_exceptions import BadHttpMessage
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, ServerConfig
-from gateway.connections import GatewaySite
-from gateway.keys import CONNECTIONS, LIFECYCLE, LIVE
-from gateway.reload import reload
+from gateway.http.connections import CONNECTIONS, GatewaySite
+from gateway.http.health import LIFECYCLE
+from gateway.runtime.live import LIVE
+from gateway.runtime.reload import reload
 
 log = logging.getLogger("gateway")
 

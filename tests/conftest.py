@@ -29,10 +29,11 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.accesslog import AccessLog
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.keys import LIVE, METRICS
+from gateway.ops.accesslog import AccessLog
+from gateway.ops.metrics import METRICS
+from gateway.runtime.live import LIVE
 from gateway.server import start
 from gateway.simulator import SIMULATOR, Simulator, SimulatorSettings, create_simulator
 from policies.auth import hash_key

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.errors import RouteNotFound
-from gateway.keys import LIVE
+from gateway.core.errors import RouteNotFound
+from gateway.runtime.live import LIVE
 from policies import PermissionDenied, Unauthenticated
 from policies.auth import hash_key, presented_credentials
 from policies.auth.entra import looks_like_jwt

@@ -11,36 +11,16 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.admin.auth import admin_actor
+from gateway.config.consumers import ConsumerProblem, ConsumerSpec, NewConsumer, check_consumer
+from gateway.core.errors import Conflict, InvalidRequest, RouteNotFound
+from gateway.database.engine import DATABASE
 from gateway.database.team import Conflict as TakenError
 from gateway.database.team import NotFound as MissingError
 from gateway.database.team import StoredConsumer
-from gateway.errors import Conflict, InvalidRequest, RouteNotFound
-from gateway.inbound import read_json
-from gateway.keys import DATABASE, LIVE
-from gateway.team_sync import refresh
-from policies.auth import ConsumerConfig, EntraMatch
-from policies.ratelimit import LimitsConfig, QuotasConfig
-
-NAME = r"^[A-Za-z0-9._-]{1,100}$"
-
-
-class ConsumerSpec(BaseModel):
-    """What the admin API takes for a consumer (all of it, or on PATCH some of it)."""
-
-    model_config = ConfigDict(extra="forbid")
-    deployments: tuple[str, ...] = ()
-    limits: LimitsConfig | None = None
-    limits_by_deployment: dict[str, LimitsConfig] = {}
-    quotas: QuotasConfig | None = None
-    quotas_by_deployment: dict[str, QuotasConfig] = {}
-    entra: EntraMatch | None = None
-    metadata: dict[str, str] = {}
-    max_inflight: int | None = Field(None, ge=1)
-
-
-class NewConsumer(ConsumerSpec):
-    name: str = Field(pattern=NAME)
-    deployments: tuple[str, ...] = Field(min_length=1)
+from gateway.http.inbound import read_json
+from gateway.runtime.live import LIVE
+from gateway.team.sync import refresh
+from policies.auth import ConsumerConfig
 
 
 class NewKey(BaseModel):
@@ -63,14 +43,12 @@ def _invalid(exc: ValidationError) -> InvalidRequest:
 def _check(request: web.Request, spec: ConsumerSpec) -> None:
     """What the config's own validation says of a consumer, against the running config."""
     config = request.app[LIVE].runtime.config
-    known = {d.name for d in config.deployments}
-    unknown = [d for d in (*spec.deployments, *spec.limits_by_deployment, *spec.quotas_by_deployment)
-               if d != "*" and d not in known]
-    if unknown:
-        raise InvalidRequest(f"Unknown deployments: {', '.join(sorted(set(unknown)))}.",
-                             param="deployments")
-    if spec.entra is not None and config.auth.entra is None:
-        raise InvalidRequest("An entra match needs auth.entra in the config.", param="entra")
+    try:
+        check_consumer(spec.deployments, spec.limits_by_deployment, spec.quotas_by_deployment,
+                       spec.entra is not None, {d.name for d in config.deployments},
+                       config.auth.entra is not None)
+    except ConsumerProblem as exc:
+        raise InvalidRequest(f"The consumer {exc.message}.", param=exc.param) from None
 
 
 def _view(name: str, spec: dict[str, Any], source: str, **extra: Any) -> dict[str, Any]:

@@ -14,16 +14,16 @@ from aiohttp import web
 
 from gateway.admin.auth import admin_actor
 from gateway.admin.consumers import json
-from gateway.backends import Backend
 from gateway.config import ConfigError, GatewayConfig, dump_public
-from gateway.errors import Conflict
-from gateway.keys import LIVE
-from gateway.redis_client import redacted
-from gateway.reload import reload
+from gateway.core.errors import Conflict
+from gateway.core.redis_client import redacted
+from gateway.runtime.live import LIVE
+from gateway.runtime.reload import reload
+from gateway.upstream.backends import Backend
 from policies.ratelimit import RateLimitPolicy
 from policies.ratelimit.buckets import StoreError
 
-log = logging.getLogger("gateway.reload")
+log = logging.getLogger("gateway.runtime.reload")
 
 
 def _iso(epoch: float) -> str | None:

@@ -17,9 +17,11 @@ from aiohttp import web
 
 from gateway.admin.auth import admin_actor
 from gateway.admin.consumers import json
+from gateway.core.errors import InvalidRequest, RouteNotFound
+from gateway.core.flow import EXCHANGE
+from gateway.database.engine import DATABASE
 from gateway.database.usage import COUNTS, Counts, group
-from gateway.errors import InvalidRequest, RouteNotFound
-from gateway.keys import DATABASE, EXCHANGE, LIVE
+from gateway.runtime.live import LIVE
 from policies.auth import ConsumerConfig
 from policies.ratelimit.quotas import MICROS, QuotasConfig, period
 

@@ -2,7 +2,7 @@
 its `count_tokens`. Streams are `event: <type>` + `data: <json>`; the usage is in
 `message_start` (input) and the last `message_delta` (output, cumulative: it
 replaces, it does not add). Errors on these routes are Anthropic's shape
-(`gateway.errors`, flavour ANTHROPIC)."""
+(`gateway.core.errors`, flavour ANTHROPIC)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from gateway.apis.base import Api, ModelRoute, as_int, loads, named_event, schema_slots, string_slots
-from gateway.errors import anthropic_type
-from gateway.flavours import Flavour
+from gateway.core.errors import anthropic_type
+from gateway.core.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
 

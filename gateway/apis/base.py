@@ -10,7 +10,7 @@ never branch on which API a request speaks.
      answer    usage, answer_error, completion_texts, block_completion, annotate
      stream    named, is_end, stream_usage, drop_event, output_text, encode, end,
                stream_delta, stream_final, is_keepalive, blocked_end, stream_error
-     errors    flavour (the error body's shape, see gateway.errors)
+     errors    flavour (the error body's shape, see gateway.core.errors)
 
 The defaults here are those of an API that generates nothing and never streams
 (embeddings); each module overrides what its API has.
@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import InvalidRequest
-from gateway.flavours import Flavour
+from gateway.core.errors import InvalidRequest
+from gateway.core.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
 

@@ -12,7 +12,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from gateway.apis.base import Api, ModelRoute, as_int, loads, schema_slots, usage_counts
-from gateway.flavours import Flavour
+from gateway.core.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from gateway.apis.base import Api, ModelRoute
 from gateway.apis.chat import openai_usage
-from gateway.flavours import Flavour
+from gateway.core.flavours import Flavour
 from policies import Usage
 from policies.wire import Slot
 

@@ -9,7 +9,7 @@ from pydantic import StrictInt, StrictStr
 
 from gateway.apis.base import ModelRoute
 from gateway.apis.embeddings import Embeddings, EmbeddingsBody
-from gateway.flavours import Flavour
+from gateway.core.flavours import Flavour
 from policies.wire import Slot
 
 

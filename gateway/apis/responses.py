@@ -2,7 +2,7 @@
 `event: <type>` + `data: <json>` and simply end (no `[DONE]`) after
 `response.completed`, `response.incomplete` or `response.failed`, whose response
 carries the usage. Stored responses (retrieve, delete, input items, cancel) are
-served by `gateway.stored_responses`; this module says where their ids are."""
+served by `gateway.http.stored`; this module says where their ids are."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from gateway.apis.base import (
     schema_slots,
     usage_counts,
 )
-from gateway.flavours import Flavour
+from gateway.core.flavours import Flavour
 from policies import Usage
 from policies.wire import Results, Slot, Text
 

@@ -116,3 +116,6 @@ def database_ctx(key: web.AppKey[Database], config_of: Callable[[web.Application
         await database.close()
 
     return ctx
+
+
+DATABASE = web.AppKey("database", Database)  # what must last: stored-response owners, ...

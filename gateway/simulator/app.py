@@ -82,7 +82,7 @@ class Simulator:
     # --- tokens -----------------------------------------------------------------------
     def encoding(self) -> Any:
         if self._encoding is None:
-            from gateway.tokens import load_encoding  # a real tokenizer only when asked for
+            from gateway.core.tokens import load_encoding  # a real tokenizer only when asked for
 
             self._encoding = load_encoding(self.settings.tokenizer)
         return self._encoding

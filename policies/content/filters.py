@@ -139,17 +139,3 @@ class Hook(Filter):
             spans = result.spans or ((0, len(text)),)
             return [Finding(result.category, s, e, "[REDACTED]") for s, e in spans]
         return [Finding(self._name, 0, len(text), "[REDACTED]")] if result else []
-
-
-def build(config: FilterConfig, services: Any = None) -> Filter:
-    if isinstance(config, BlocklistConfig):
-        return Blocklist(config)
-    if isinstance(config, PiiConfig):
-        return Pii(config)
-    if isinstance(config, HookConfig):
-        return Hook(config)
-    from policies.content.content_safety import ContentSafety
-
-    if services is None:
-        raise TypeError("an azure-content-safety filter needs the gateway's HTTP services")
-    return ContentSafety(config, services)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.content.config import FilterConfig
-from policies.content.filters import Filter, Finding, build
+from policies.content.factory import build
+from policies.content.filters import Filter, Finding
 from policies.content.normalize import Normalized, normalize
 from policies.errors import PolicyUnavailable
 

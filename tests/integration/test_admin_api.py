@@ -237,7 +237,7 @@ async def test_audit_trail_and_no_secret_anywhere(admin: Stack,
         everything.append(json.dumps((await call(admin, "GET", path))[1]))
     import sqlite3
 
-    from gateway.keys import LIVE
+    from gateway.runtime.live import LIVE
     url = admin.app[LIVE].config.database.url.removeprefix("sqlite:///")
     with sqlite3.connect(url) as db:
         everything.append(json.dumps(db.execute("SELECT * FROM audit_log").fetchall(), default=str))

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.keys import TOKENIZER
+from gateway.core.tokens import TOKENIZER
 from gateway.simulator import SimulatorSettings
 from tests.conftest import KEY_A, OPENAI_KEY, UPSTREAM_KEY, Stack, default_config
 

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.keys import COOLDOWNS
+from gateway.upstream.cooldowns import COOLDOWNS
 from tests.conftest import KEY_B, RedisServer, Stack, default_config, free_port
 
 MASTER = "gateway-limits"

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.keys import CONNECTIONS
+from gateway.http.connections import CONNECTIONS
 from tests.conftest import KEY_A, KEY_B, Stack, default_config
 
 BODY = b'{"model":"chat","messages":[{"role":"user","content":"hi"}]}'

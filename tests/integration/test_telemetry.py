@@ -20,7 +20,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from gateway.keys import TELEMETRY
+from gateway.ops.telemetry import TELEMETRY
 from policies.auth import hash_key
 from tests.conftest import (
     GATEWAY,

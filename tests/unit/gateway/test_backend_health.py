@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.backend_health import BackendHealth
+from gateway.upstream.health import BackendHealth
 
 
 def test_consecutive_failures_open_then_half_open_probe_closes() -> None:

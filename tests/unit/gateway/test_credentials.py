@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from gateway.credentials import TokenProvider
-from gateway.errors import UpstreamAuthFailed
+from gateway.core.errors import UpstreamAuthFailed
+from gateway.upstream.credentials import TokenProvider
 
 
 class CountingCredential:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import InvalidRequest
-from gateway.inbound import check_shape
+from gateway.core.errors import InvalidRequest
+from gateway.http.inbound import check_shape
 
 TRICKY = st.text(alphabet='ab[]{},"\\:\n é', max_size=8)
 VALUES = st.recursive(

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import text
 
 from gateway.config import DatabaseConfig
+from gateway.core.flow import Exchange
 from gateway.database.engine import Database, make_engine
 from gateway.database.migrate import prepare
-from gateway.exchange import Exchange
-from gateway.ledger import Ledger
+from gateway.team.ledger import Ledger
 
 HOUR = 1_764_640_800  # 2025-12-02T02:00:00Z
 
@@ -107,7 +107,7 @@ async def test_a_stopped_processs_spool_is_recovered_exactly_once(db: Database,
     entries, spool.pending = spool.pending, []
     ident = f"{spool.name}:{entries[0][0]}-{entries[-1][0]}"
     spool.mark(ident, entries[0][0], entries[-1][0])
-    from gateway.ledger import _sum
+    from gateway.team.ledger import _sum
     await db.usage.write(ident, _sum(entries))
     dead.record(exchange(5, 5))  # ... after one more request, never marked
     os.write(spool._fd, b'{"e":[7,"team-a","ch')  # and halfway through a line

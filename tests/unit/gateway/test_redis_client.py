@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, parse
-from gateway.redis_client import SentinelUrl, parse_sentinel_url, redacted
+from gateway.core.redis_client import SentinelUrl, parse_sentinel_url, redacted
 from tests.unit.gateway.test_config import BASE
 
 

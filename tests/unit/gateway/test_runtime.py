@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 
 from gateway.config import GatewayConfig
-from gateway.credentials import Credentials
-from gateway.errors import UnknownModel
-from gateway.runtime import Runtime
+from gateway.core.errors import UnknownModel
+from gateway.runtime.snapshot import Runtime
+from gateway.upstream.credentials import Credentials
 from policies import Caller
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.apis.base import Api
-from gateway.sse import Decoder, Event, EventTooLarge
+from gateway.core.sse import Decoder, Event, EventTooLarge
 
 
 def feed_all(chunks: list[bytes], limit: int = 1 << 20) -> list[Event]:

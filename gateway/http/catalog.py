@@ -1,0 +1,69 @@
+"""What the caller may use: /v1/models, /openai/v1/models and /models/info."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from gateway.apis import APIS
+from gateway.core.errors import UnsupportedOperation
+from gateway.core.flow import EXCHANGE
+from gateway.http.inbound import model_name
+from gateway.http.routes import UNSUPPORTED
+from gateway.runtime.live import LIVE
+from gateway.runtime.snapshot import Deployment
+
+
+def _json(data: object) -> web.Response:
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+def _model(deployment: Deployment) -> dict[str, object]:
+    """An OpenAI model object, with the APIs the alias serves (those some backend has)."""
+    operations = {op for backend in deployment.backends for op in backend.urls}
+    apis = [api.name for api in APIS if api.operation in operations]
+    return {"id": deployment.name, "object": "model", "created": 0, "owned_by": "model-gateway",
+            "apis": apis}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    runtime = request.app[LIVE].runtime
+    caller = await runtime.authenticator.authenticate(request.headers)
+    request[EXCHANGE].consumer = caller.consumer
+    return _json({"object": "list",
+                  "data": [_model(runtime.deployments[a]) for a in runtime.allowed(caller)]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    runtime = request.app[LIVE].runtime
+    caller = await runtime.authenticator.authenticate(request.headers)
+    request[EXCHANGE].consumer = caller.consumer
+    return _json(_model(runtime.resolve(request.match_info["model"], caller)))
+
+
+async def model_info(request: web.Request) -> web.Response:
+    runtime = request.app[LIVE].runtime
+    caller = await runtime.authenticator.authenticate(request.headers)
+    ex = request[EXCHANGE]
+    ex.consumer = caller.consumer
+    alias = request.query.get("model") or model_name({}, request.headers, None, True)
+    deployment = runtime.resolve(alias, caller)
+    ex.deployment = deployment.name
+    config = deployment.config
+    return _json(
+        {
+            "model_name": config.model,
+            "model_type": config.model_type,
+            "model_provider_name": config.provider,
+        }
+    )
+
+
+async def unsupported(request: web.Request) -> web.Response:
+    what = UNSUPPORTED[request.match_info["surface"]]
+    raise UnsupportedOperation(
+        f"Model Gateway does not support {what} ({request.path}). It serves chat completions, "
+        "completions, embeddings, the Responses API and Anthropic's Messages API; call the "
+        "service directly for anything else."
+    )
+

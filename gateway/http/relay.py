@@ -1,0 +1,288 @@
+"""Passing the upstream's answer to the client: whole JSON bodies, and streams
+event by event as they arrive, with the usage read on the way. The wire shape of
+either is the request's API adapter's (`gateway.apis`).
+
+Once a stream's status line has gone out, nothing may produce a second one: every
+failure after that point ends the stream with an error event in the API's own
+format.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from gateway.apis import Api
+from gateway.core import errors
+from gateway.core.errors import UpstreamError, UpstreamTimeout
+from gateway.core.flavours import Flavour
+from gateway.core.flow import Exchange
+from gateway.core.sse import Decoder, Event, EventTooLarge
+from gateway.upstream.client import response_headers
+from policies import ContentBlocked, PolicyChain, PolicyError, RequestContext
+
+log = logging.getLogger("gateway.http.relay")
+
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-store",
+    "X-Accel-Buffering": "no",
+}
+
+
+class NotAnObject(ValueError):
+    """An upstream event or body that is JSON, but not a JSON object."""
+
+
+def parse_object(data: bytes) -> dict[str, Any]:
+    value = orjson.loads(data)
+    if not isinstance(value, dict):
+        raise NotAnObject("not a JSON object")
+    return value
+
+
+async def read_body(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole upstream body, refusing more than `limit` bytes as they arrive."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await upstream.content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(f"The upstream answer is larger than the {limit} bytes allowed.")
+            parts.append(chunk)
+    except TimeoutError:
+        raise UpstreamTimeout("The upstream stopped sending its response.") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError(f"The upstream response broke off: {type(exc).__name__}.") from None
+    return b"".join(parts)
+
+
+def error_body(status: int, data: bytes, flavour: Flavour) -> bytes:
+    """An upstream error body as it is when it has the contract's shape, else wrapped in
+    the route's error shape."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        return data
+    text = data[:200].decode(errors="replace").strip()
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        text = parsed["error"][:200]  # {"error": "some text"}, as some servers send
+    wrapped = UpstreamError(f"The upstream answered HTTP {status}: {text}")
+    return orjson.dumps(errors.error_body(wrapped, flavour, status))
+
+
+Remember = Callable[[str], Awaitable[None]]
+
+
+async def relay_json(
+    upstream: aiohttp.ClientResponse, api: Api, ctx: RequestContext, ex: Exchange,
+    chain: PolicyChain, limit: int, remember: Remember | None = None,
+    overrides: dict[str, str] | None = None,
+) -> web.Response:
+    started = time.perf_counter()
+    data = await read_body(upstream, limit)
+    ex.upstream_seconds += time.perf_counter() - started
+    headers = {**response_headers(upstream.headers), **(overrides or {})}
+    if upstream.status in (401, 403):
+        # The upstream refused the gateway's own credential: not the caller's fault,
+        # and passing a 401 on would tell the caller its key is wrong.
+        raise UpstreamError(
+            f"The upstream rejected the gateway's credential (HTTP {upstream.status}); "
+            "the operator must fix the backend's auth settings."
+        )
+    if upstream.status >= 400:
+        body = error_body(upstream.status, data, ex.flavour)
+        if body is not data:
+            ex.error_code = "upstream_error"
+        return web.Response(
+            body=body, status=upstream.status, headers=headers, content_type="application/json"
+        )
+    headers["Content-Type"] = "application/json"
+    parsed = _answer(data)
+    if api.answer_error(parsed):
+        raise UpstreamError("The upstream answered 200 with an error instead of an answer: "
+                            + _error_text(parsed))
+    ctx.usage = api.usage(parsed)
+    ctx.pending = api.pending(parsed)
+    if ex.span is not None:
+        ex.response_model, ex.finish_reasons = api.answer_facts(parsed)
+    if ctx.usage is None and not ctx.pending:
+        # Nothing counted upstream: the gateway counts what was generated.
+        ex.output += [orjson.dumps(t.value)[1:-1] for t in api.completion_texts(parsed)]
+    if remember is not None and (ident := api.stored_id(parsed)) is not None:
+        await remember(ident)
+    if chain.looks_at_bodies:
+        await chain.on_response_body(ctx, parsed)
+        data = orjson.dumps(parsed)
+    return web.Response(body=data, status=upstream.status, headers=headers)
+
+
+def _answer(data: bytes) -> dict[str, Any]:
+    try:
+        return parse_object(data)
+    except ValueError:
+        raise UpstreamError("The upstream answered 200 with a body that is not a JSON object.") from None
+
+
+def _error_text(body: dict[str, Any]) -> str:
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message)[:200] if message else "(no message)"
+
+
+class _UpstreamBroke(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class StreamRelay:
+    """One streamed response: upstream events in, the API's own framing out."""
+
+    def __init__(self, api: Api, ctx: RequestContext, ex: Exchange, chain: PolicyChain,
+                 strip_usage: bool, max_event_bytes: int, max_response_bytes: int,
+                 remember: Remember | None = None) -> None:
+        self.api, self.ctx, self.ex, self.chain = api, ctx, ex, chain
+        # Called with the id of the stored response, before its first event goes out,
+        # so that no client can ask for it before the gateway knows whose it is.
+        self.remember = remember
+        self.strip_usage = strip_usage
+        self.max_event_bytes, self.max_response_bytes = max_event_bytes, max_response_bytes
+        self.done = False
+        self.blocked = False
+        self.first = b""  # the first and last event sent, to shape a closing event like them
+        self.last = b""
+        self.received = 0
+
+    async def events(self, events: list[Event]) -> bytes:
+        api, ctx, ex = self.api, self.ctx, self.ex
+        out: list[bytes] = []
+        for name, data in events:
+            if api.is_end(data):
+                self.done = True
+                break
+            pieces = api.output_text(data)
+            if pieces:
+                ex.output += pieces
+            if ex.span is not None:
+                model, finish = api.stream_facts(data)
+                if model and not ex.response_model:
+                    ex.response_model = model
+                if finish and finish not in ex.finish_reasons:
+                    ex.finish_reasons += (finish,)
+            obj: dict[str, Any] | None = None
+            if self.remember is not None:
+                obj = parse_object(data)
+                remember, self.remember = self.remember, None
+                if (ident := api.stored_id(obj)) is not None:
+                    await remember(ident)
+            if api.may_carry_usage(data):
+                obj = obj or parse_object(data)
+                ctx.usage = api.stream_usage(obj, ctx.usage)
+                if api.drop_event(obj, self.strip_usage):
+                    continue
+            if self.chain.looks_at_chunks:
+                if obj is None:
+                    obj = parse_object(data)
+                try:
+                    for event in await self.chain.on_response_chunk(ctx, obj):
+                        out.append(self._emit(name, orjson.dumps(event)))
+                except ContentBlocked as exc:
+                    # What was released before the block still goes out, then the end.
+                    out.append(api.blocked_end(self.first, self.last, exc.result))
+                    ex.error_code = exc.code
+                    self.done = self.blocked = True
+                    break
+                continue
+            out.append(self._emit(name, data))
+        if out and ex.ttft is None:
+            ex.ttft = time.perf_counter() - ex.started
+        return b"".join(out)
+
+    def _emit(self, name: bytes | None, data: bytes) -> bytes:
+        if not self.first:
+            self.first = data
+        self.last = data
+        return self.api.encode(name, data)
+
+    async def _flush(self) -> bytes:
+        """What policies still hold when the upstream stream is over."""
+        if not self.chain.looks_at_chunks:
+            return b""
+        events = await self.chain.on_stream_end(self.ctx)
+        return b"".join(self._emit(None, orjson.dumps(e)) for e in events)
+
+    async def _read(self, upstream: aiohttp.ClientResponse) -> bytes:
+        started = time.perf_counter()
+        try:
+            chunk = await upstream.content.readany()
+        except TimeoutError:
+            raise _UpstreamBroke("upstream_timeout", "The upstream stream stalled.") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _UpstreamBroke("upstream_error",
+                                 f"The upstream stream failed: {type(exc).__name__}.") from None
+        finally:
+            self.ex.upstream_seconds += time.perf_counter() - started
+        self.received += len(chunk)
+        if self.received > self.max_response_bytes:
+            raise _UpstreamBroke("upstream_error", "The upstream stream is larger than the "
+                                 f"{self.max_response_bytes} bytes allowed.")
+        return chunk
+
+    async def run(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=200, headers={**STREAM_HEADERS, **response_headers(upstream.headers)}
+        )
+        await response.prepare(request)
+        decoder = Decoder(self.max_event_bytes)
+        ex, api = self.ex, self.api
+        try:
+            while not self.done:
+                chunk = await self._read(upstream)
+                out = await self.events(decoder.feed(chunk) if chunk else decoder.close())
+                if out:
+                    await response.write(out)
+                if not chunk:
+                    break
+            if not self.first and not self.done:
+                raise _UpstreamBroke("upstream_error", "The upstream answered with no event at "
+                                     "all (not an event stream).")
+            if not self.blocked:  # a block has already ended the stream
+                try:
+                    await response.write(await self._flush() + api.end())
+                except ContentBlocked as exc:
+                    ex.error_code = exc.code
+                    await response.write(api.blocked_end(self.first, self.last, exc.result))
+        except ConnectionResetError:
+            raise  # the client is gone: nothing more can be written
+        except _UpstreamBroke as exc:
+            # The client already has a 200 and some events: the only honest end is
+            # an error event in the stream's own format.
+            await self._fail(response, exc.code, exc.message)
+        except EventTooLarge as exc:
+            await self._fail(response, "upstream_error", str(exc))
+        except PolicyError as exc:
+            ex.error_code = exc.code
+            await response.write(api.stream_error(exc.code, exc.message, self.last))
+        except ValueError:
+            await self._fail(response, "upstream_error",
+                             "The upstream sent an event that is not a JSON object.")
+        except Exception:
+            log.exception("stream of request %s failed", ex.request_id)
+            await self._fail(response, "internal_error",
+                             f"The gateway failed while relaying this stream (id {ex.request_id}).")
+        await response.write_eof()
+        return response
+
+    async def _fail(self, response: web.StreamResponse, code: str, message: str) -> None:
+        self.ex.error_code = code
+        await response.write(self.api.stream_error(code, message, self.last))
