@@ -128,7 +128,7 @@ def create_app(
 ) -> web.Application:
     """`config_path`: the file `config` was read from, watched and reloaded."""
     app = web.Application(
-        middlewares=[middleware.exchange], client_max_size=config.server.max_body_bytes
+        middlewares=[middleware.flow], client_max_size=config.server.max_body_bytes
     )
     app[LIVE] = Live(config, config_path)
     app[METRICS] = Metrics()

@@ -99,7 +99,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 except SecretMissing as exc:
                     print(f"  ! {exc}")
                     problems += 1
-            print(f"  backend {b.name or default_name(b)}: {b.api} {b.url} "
+            print(f"  backend {b.name or default_name(b)}: {b.provider} {b.url} "
                   f"priority {b.priority} weight {b.weight} auth {auth}")
     for c in config.consumers:
         print(f"consumer {c.name}: {len(c.api_keys)} key(s), deployments {', '.join(c.deployments)}"

@@ -7,7 +7,7 @@ raising a `policies.errors.PolicyError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from policies.wire import WireApi
@@ -44,14 +44,22 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(slots=True)
+NOBODY = Caller("", frozenset())  # until authentication says who it is
+
+
 class RequestContext:
-    request_id: str
+    """What a policy sees of one request. The gateway's per-request `Flow` is one (a
+    subclass): a policy reads and writes the very object that the handler, relay,
+    accounting, access log, metrics and traces read and write.
+
+    Not a dataclass: one is made per request, and a generated __init__ assigns every
+    field; here the defaults stay on the class and an instance holds what was set."""
+
     api: WireApi  # the API's adapter: where texts and limits are in its bodies
-    deployment: str  # the alias, i.e. the config name
-    caller: Caller
+    deployment: str = ""  # the alias, i.e. the config name
+    caller: Caller = NOBODY
     body: dict[str, Any]
-    stream: bool
+    stream: bool = False
     # What the upstream reported (or, when it reported nothing, what the gateway counted).
     usage: Usage | None = None
     # Set when the client went away before the response was complete.
@@ -62,11 +70,28 @@ class RequestContext:
     # The backend that answered (its name in the config), once one did.
     backend: str = ""
     # Headers a policy wants on the response (e.g. x-ratelimit-remaining-*).
-    response_headers: dict[str, str] = field(default_factory=dict)
+    response_headers: dict[str, str]
     # Scratch space for policies, keyed by policy name.
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any]
     # Seconds spent in each policy, for the access log.
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float]
+
+    def __init__(self, request_id: str, api: WireApi | None = None, deployment: str = "",
+                 caller: Caller | None = None, body: dict[str, Any] | None = None,
+                 stream: bool = False) -> None:
+        self.request_id = request_id
+        if api is not None:
+            self.api = api
+        if deployment:
+            self.deployment = deployment
+        if caller is not None:
+            self.caller = caller
+        self.body = {} if body is None else body
+        if stream:
+            self.stream = stream
+        self.response_headers = {}
+        self.state = {}
+        self.timings = {}
 
 
 class Policy:

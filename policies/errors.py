@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from policies.retry import retry_headers
+
 
 class PolicyError(Exception):
     status: ClassVar[int] = 400
@@ -67,10 +69,8 @@ class RateLimited(PolicyError):
         self.remaining_tokens = remaining_tokens
 
     def headers(self) -> dict[str, str]:
-        ms = max(1, int(self.retry_after_s * 1000 + 0.999))
         return {
-            "Retry-After": str(max(1, -(-ms // 1000))),
-            "retry-after-ms": str(ms),
+            **retry_headers(self.retry_after_s),
             "x-ratelimit-remaining-requests": str(self.remaining_requests),
             "x-ratelimit-remaining-tokens": str(self.remaining_tokens),
         }
@@ -82,11 +82,9 @@ class QuotaExceeded(RateLimited):
     code = "quota_exceeded"
 
     def headers(self) -> dict[str, str]:
-        ms = max(1, int(self.retry_after_s * 1000 + 0.999))
         # The official SDKs retry a 429 on their own unless told not to: a quota that
         # resets tonight is not worth their retries.
-        return {"Retry-After": str(max(1, -(-ms // 1000))), "retry-after-ms": str(ms),
-                "x-should-retry": "false"}
+        return {**retry_headers(self.retry_after_s), "x-should-retry": "false"}
 
 
 class ExceedsLimit(PolicyError):

@@ -38,7 +38,7 @@ def _wall(monotonic_at: float, now: float) -> str | None:
 def _backend(b: Backend, now: float) -> dict[str, Any]:
     h = b.health
     return {
-        "name": b.name, "api": b.api, "priority": b.priority, "weight": b.weight,
+        "name": b.name, "provider": b.provider.name, "priority": b.priority, "weight": b.weight,
         "available": h.available(now), "in_flight": b.inflight,
         "cooling_down_until": _wall(h.cooldown_until, now),
         "breaker": {"state": h.state(now), "consecutive_failures": h.failures,

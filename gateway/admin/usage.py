@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway.admin.auth import admin_actor
 from gateway.admin.consumers import json
 from gateway.core.errors import InvalidRequest, RouteNotFound
-from gateway.core.flow import EXCHANGE
+from gateway.core.flow import FLOW
 from gateway.database.engine import DATABASE
 from gateway.database.usage import COUNTS, Counts, group
 from gateway.runtime.live import LIVE
@@ -132,5 +132,5 @@ async def own_usage(request: web.Request) -> web.Response:
     """GET /v1/usage: a consumer's own figures, with its own credential."""
     runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
-    request[EXCHANGE].consumer = caller.consumer
+    request[FLOW].consumer = caller.consumer
     return json(await _current(request, _consumer(request, caller.consumer)))

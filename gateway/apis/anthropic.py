@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 from gateway.apis.base import Api, ModelRoute, as_int, loads, named_event, schema_slots, string_slots
 from gateway.core.errors import anthropic_type
 from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
 from policies import Usage
 from policies.wire import Results, Slot, Text
 
@@ -52,7 +53,7 @@ class Messages(Api):
         model, reason = body.get("model"), body.get("stop_reason")
         return (model if isinstance(model, str) else "",
                 (reason,) if isinstance(reason, str) else ())
-    operation = "messages"
+    operation = Operation.MESSAGES
     generates = True
     Body: ClassVar[type[BaseModel]] = MessagesBody
     named = True
@@ -182,7 +183,7 @@ class CountTokens(Messages):
 
     name = "messages.count_tokens"
     gen_ai_operation = "count_tokens"
-    operation = "messages/count_tokens"
+    operation = Operation.COUNT_TOKENS
     generates = False
     Body = CountTokensBody
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.core.errors import InvalidRequest
 from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
 from policies import Usage
 from policies.wire import Results, Slot, Text
 
@@ -105,7 +106,7 @@ _MODEL = re.compile(rb'"model":\s*"([A-Za-z0-9._:/@-]{1,200})"')
 class Api:
     name: ClassVar[str]
     # The upstream operation: the key into a backend's URLs ("chat/completions", ...).
-    operation: ClassVar[str]
+    operation: ClassVar[Operation]
     # gen_ai.operation.name of the OpenTelemetry GenAI conventions.
     gen_ai_operation: ClassVar[str] = "chat"
     # Where a streamed event says why the output ended (telemetry only).

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from gateway.apis.base import Api, ModelRoute, as_int, loads, schema_slots, usage_counts
 from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
 from policies import Usage
 from policies.wire import Results, Slot, Text
 
@@ -54,7 +55,7 @@ COMMON = frozenset({"model", "user", "stream", "stream_options", "n", "seed", "s
 
 class ChatCompletions(Api):
     name = "chat.completions"
-    operation = "chat/completions"
+    operation = Operation.CHAT
     generates = True
     Body: ClassVar[type[BaseModel]] = ChatBody
     known = COMMON | {

@@ -10,6 +10,7 @@ from pydantic import StrictInt, StrictStr
 from gateway.apis.base import ModelRoute
 from gateway.apis.chat import COMMON, ChatCompletions, Generation
 from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
 from policies.wire import Slot
 
 
@@ -21,7 +22,7 @@ class CompletionBody(Generation):
 class Completions(ChatCompletions):
     name = "completions"
     gen_ai_operation = "text_completion"
-    operation = "completions"
+    operation = Operation.COMPLETIONS
     Body = CompletionBody
     known = COMMON | {"prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs",
                       "max_tokens", "presence_penalty", "suffix"}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from gateway.apis.base import Api, ModelRoute
 from gateway.apis.chat import openai_usage
 from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
 from policies import Usage
 from policies.wire import Slot
 
@@ -26,7 +27,7 @@ class EmbeddingsBody(BaseModel):
 class Embeddings(Api):
     name = "embeddings"
     gen_ai_operation = "embeddings"
-    operation = "embeddings"
+    operation = Operation.EMBEDDINGS
     Body = EmbeddingsBody
     known = frozenset({"model", "user", "input", "encoding_format", "dimensions", "input_type"})
 

@@ -10,6 +10,7 @@ from pydantic import StrictInt, StrictStr
 from gateway.apis.base import ModelRoute
 from gateway.apis.embeddings import Embeddings, EmbeddingsBody
 from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
 from policies.wire import Slot
 
 
@@ -22,7 +23,7 @@ class ImageEmbeddingsBody(EmbeddingsBody):
 class ImageEmbeddings(Embeddings):
     name = "images.embeddings"
     gen_ai_operation = "embeddings"
-    operation = "images/embeddings"
+    operation = Operation.IMAGE_EMBEDDINGS
     Body = ImageEmbeddingsBody
     known = frozenset({"model", "input", "encoding_format", "dimensions", "input_type"})
 

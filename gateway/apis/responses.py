@@ -23,6 +23,7 @@ from gateway.apis.base import (
     usage_counts,
 )
 from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
 from policies import Usage
 from policies.wire import Results, Slot, Text
 
@@ -56,7 +57,7 @@ class Responses(Api):
         model, status = body.get("model"), body.get("status")
         return (model if isinstance(model, str) else "",
                 (status,) if isinstance(status, str) else ())
-    operation = "responses"
+    operation = Operation.RESPONSES
     generates = True
     Body: ClassVar[type[BaseModel]] = ResponsesBody
     named = True

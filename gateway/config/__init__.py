@@ -11,7 +11,6 @@ from gateway.config.loading import (
     parse,
 )
 from gateway.config.models import (
-    DEFAULT_API_VERSION,
     AdminConfig,
     BackendConfig,
     BreakerConfig,
@@ -27,7 +26,7 @@ from gateway.config.models import (
 )
 
 __all__ = [
-    "DEFAULT_API_VERSION", "AdminConfig", "BackendConfig", "BreakerConfig", "ConfigError",
+    "AdminConfig", "BackendConfig", "BreakerConfig", "ConfigError",
     "DatabaseConfig", "DeploymentConfig", "GatewayConfig", "LedgerConfig", "RedisConfig",
     "RoutingConfig", "ServerConfig", "Spillover", "StartupError", "Timeouts", "config_path",
     "dump_public", "load", "load_config", "parse",

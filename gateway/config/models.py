@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.config.consumers import ConsumerProblem, check_consumer
 from gateway.core.redis_client import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
+from gateway.providers import PROVIDERS
 from policies.auth import ConsumerConfig, EntraConfig
 from policies.auth.api_keys import DIGEST_RE
 from policies.content import Profile
 from policies.ratelimit import LimitsConfig, PricingConfig
 from policies.service_auth import NoAuth, ServiceAuth
-
-DEFAULT_API_VERSION = {"azure-openai": "2024-10-21", "azure-ai-inference": "2024-05-01-preview"}
 
 
 class Strict(BaseModel):
@@ -184,9 +183,23 @@ class Spillover(Strict):
     seconds: float = Field(1.0, gt=0)
 
 
+def _alternative_api_key(schema: dict[str, Any]) -> None:
+    """`api`, the older name of `provider`, is accepted in its place (not beside it)."""
+    properties = schema["properties"]
+    properties["api"] = {**properties["provider"], "deprecated": True,
+                         "description": "the older name of `provider`"}
+    schema["required"] = [r for r in schema["required"] if r != "provider"]
+    schema["oneOf"] = [{"required": ["provider"]}, {"required": ["api"]}]
+
+
 class BackendConfig(Strict):
+    model_config = ConfigDict(json_schema_extra=_alternative_api_key)
+
     url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
-    api: Literal["azure-openai", "azure-ai-inference", "openai", "anthropic"]
+    # Who serves it: a name in gateway.providers.PROVIDERS (`api`, its older name, is
+    # accepted too). The upstream's provider, not the API a client speaks.
+    provider: str = Field(validation_alias=AliasChoices("provider", "api"),
+                          json_schema_extra={"enum": list(sorted(PROVIDERS))})
     # The upstream deployment name (azure-openai only).
     deployment: str | None = None
     # The model name sent upstream in the body; defaults to the deployment's `model`.
@@ -205,10 +218,17 @@ class BackendConfig(Strict):
     # untrusted: an absurd value must not disable the backend for good).
     max_cooldown_seconds: float = Field(300.0, gt=0)
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, name: str) -> str:
+        if name not in PROVIDERS:
+            raise ValueError(f"Input should be one of the providers {', '.join(sorted(PROVIDERS))}, "
+                             f"not {name!r}")
+        return name
+
     @model_validator(mode="after")
-    def _needs_deployment(self) -> BackendConfig:
-        if self.api == "azure-openai" and not self.deployment:
-            raise ValueError("an azure-openai backend needs `deployment` (the Azure deployment name)")
+    def _provider_needs(self) -> BackendConfig:
+        PROVIDERS[self.provider].check(self)
         return self
 
 

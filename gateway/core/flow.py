@@ -1,34 +1,51 @@
-"""What the gateway learns about one request while serving it: the facts the
-access log and the metrics are made of. Filled by the handler, read once at the end."""
+"""One request, start to end: the `Flow` (mitmproxy's word) that the middleware makes
+when a request arrives and every step reads and writes: authentication (who), the
+handler (which deployment, which body), the policies (it *is* their `RequestContext`),
+the upstream exchange (which backend, how long), the relay (first byte, what was
+generated), accounting (usage, cost), and at the end the access log, the metrics, the
+ledger and the trace, which are made of it and nothing else.
+
+Fields hold names, numbers and codes; the body is the only text, and nothing that
+records a flow reads it."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from gateway.core.flavours import Flavour
-from policies import RequestContext
+from policies import PolicyChain, RequestContext
+
+if TYPE_CHECKING:  # the adapters are a layer above; a flow only holds one
+    from gateway.apis.base import Api
+
+# Until a model route sets the chain in force: no policy looks at anything.
+NO_POLICIES = PolicyChain()
 
 
-class Exchange:
-    """Not a dataclass: one is made per request, and a generated __init__ assigns every
-    field; here the defaults stay on the class and an instance holds what was set."""
-
+class Flow(RequestContext):
+    # From RequestContext: deployment, caller, body, stream, usage, disconnected,
+    # pending, backend, response_headers, state, timings.
+    api: Api  # the inbound API's adapter
+    # The policies this request runs under: the runtime's when it started (a reload
+    # during the request does not change them).
+    chain: PolicyChain = NO_POLICIES
+    # A stream whose usage the gateway asked for and the client did not: the relay drops
+    # the usage-only event.
+    strip_usage: bool = False
     flavour: Flavour = Flavour.OPENAI  # how errors look to this client
     consumer: str = ""
     identity: str = ""  # oid/appid of an Entra caller; never a token
-    deployment: str = ""
-    api: str = ""  # set on model calls (what the ledger counts)
-    backend: str = ""
+    # The inbound API's name once the request was routed to a deployment: a model call,
+    # which the ledger counts and the trace names.
+    api_name: str = ""
+    alias: str = ""  # the model name the client asked for
+    operation: str = ""  # gen_ai.operation.name
+    provider: str = ""  # the backend's provider (gateway.providers), once one was tried
     status: int = 0
-    stream: bool = False
     error_code: str = ""
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
     cost_micros: int = 0  # from the usage and the deployment's (or backend's) prices
     ttft: float | None = None  # seconds to the first streamed event
     upstream_seconds: float = 0.0  # time spent waiting on the upstream
@@ -43,21 +60,25 @@ class Exchange:
     span: Any = None
     trace_id: str = ""
     span_id: str = ""
-    alias: str = ""  # the model name the client asked for
-    operation: str = ""  # gen_ai.operation.name
-    backend_api: str = ""
     response_model: str = ""
     finish_reasons: tuple[str, ...] = ()
     ratelimit: str = ""  # admitted, or the limit that refused it
 
     def __init__(self, request_id: str, route: str, started: float,
                  flavour: Flavour = Flavour.OPENAI) -> None:
-        self.request_id = request_id
+        super().__init__(request_id)
         self.route = route  # the route template, never the raw path
         self.started = started  # perf_counter
         self.flavour = flavour
         self.output = []
 
+    @property
+    def prompt_tokens(self) -> int | None:
+        return None if self.usage is None else self.usage.prompt_tokens
 
-EXCHANGE = web.RequestKey("exchange", Exchange)
-CONTEXT = web.RequestKey("context", RequestContext)  # set once the deployment is known
+    @property
+    def completion_tokens(self) -> int | None:
+        return None if self.usage is None else self.usage.completion_tokens
+
+
+FLOW = web.RequestKey("flow", Flow)

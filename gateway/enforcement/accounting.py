@@ -10,9 +10,9 @@ import logging
 import orjson
 
 from gateway.apis import Api
-from gateway.core.flow import Exchange
+from gateway.core.flow import Flow
 from gateway.core.tokens import EncodingUnavailable, Tokenizer, strings
-from policies import PolicyChain, RequestContext, Usage
+from policies import PolicyChain, Usage
 from policies.ratelimit import PricingConfig, Settlements, cost_micros
 
 log = logging.getLogger("gateway.enforcement.accounting")
@@ -53,45 +53,41 @@ async def count(tokenizer: Tokenizer, text: str) -> int:
         return _fallback(text)
 
 
-def _needs_count(api: Api, ctx: RequestContext, ex: Exchange) -> bool:
-    return ctx.usage is None and api.generates and bool(ex.backend) and not ctx.pending \
-        and bool(ex.output or ctx.disconnected)
+def _needs_count(api: Api, flow: Flow) -> bool:
+    return flow.usage is None and api.generates and bool(flow.backend) and not flow.pending \
+        and bool(flow.output or flow.disconnected)
 
 
-def _record(ctx: RequestContext, ex: Exchange, price: PricingConfig | None) -> None:
-    usage = ctx.usage
-    if usage is not None:
-        ex.prompt_tokens, ex.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        ex.cached_tokens, ex.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
-        ex.cost_micros = cost_micros(usage, price)
+def _record(flow: Flow, price: PricingConfig | None) -> None:
+    if flow.usage is not None:
+        flow.cost_micros = cost_micros(flow.usage, price)
 
 
-async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, ctx: RequestContext,
-                 ex: Exchange, chain: PolicyChain, price: PricingConfig | None = None) -> None:
+async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: Flow,
+                 chain: PolicyChain, price: PricingConfig | None = None) -> None:
     """Once the response is over: the usage (counted if the upstream reported none), then
     the policies' on_response (settlement). Neither may be lost to a client that hangs
     up meanwhile: a count that has to wait (a thread) runs in a task of the app's, which
     this awaits shielded, so that the handler's cancellation does not cancel it."""
-    if _needs_count(api, ctx, ex):
-        prompt, output = strings(api.prompt_parts(ctx.body)), generated_text(ex.output)
+    if _needs_count(api, flow):
+        prompt, output = strings(api.prompt_parts(flow.body)), generated_text(flow.output)
         if tokenizer.loaded and len(prompt) + len(output) <= SYNC_CHARS:
-            ctx.usage = Usage(tokenizer.count(prompt) + api.prompt_framing(ctx.body),
-                              tokenizer.count(output), estimated=True)
+            flow.usage = Usage(tokenizer.count(prompt) + api.prompt_framing(flow.body),
+                               tokenizer.count(output), estimated=True)
         else:
-            ex.finishing = background.start(_count_and_settle(tokenizer, api, ctx, ex, chain,
-                                                              prompt, output, price))
-            await asyncio.shield(ex.finishing)
+            flow.finishing = background.start(_count_and_settle(tokenizer, api, flow, chain,
+                                                                prompt, output, price))
+            await asyncio.shield(flow.finishing)
             return
-    _record(ctx, ex, price)
+    _record(flow, price)
     if chain.looks_at_responses:
-        await chain.on_response(ctx)
+        await chain.on_response(flow)
 
 
-async def _count_and_settle(tokenizer: Tokenizer, api: Api, ctx: RequestContext, ex: Exchange,
-                            chain: PolicyChain, prompt: str, output: str,
-                            price: PricingConfig | None) -> None:
-    ctx.usage = Usage(await count(tokenizer, prompt) + api.prompt_framing(ctx.body),
-                      await count(tokenizer, output), estimated=True)
-    _record(ctx, ex, price)
+async def _count_and_settle(tokenizer: Tokenizer, api: Api, flow: Flow, chain: PolicyChain,
+                            prompt: str, output: str, price: PricingConfig | None) -> None:
+    flow.usage = Usage(await count(tokenizer, prompt) + api.prompt_framing(flow.body),
+                       await count(tokenizer, output), estimated=True)
+    _record(flow, price)
     if chain.looks_at_responses:
-        await chain.on_response(ctx)
+        await chain.on_response(flow)

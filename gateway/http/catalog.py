@@ -7,11 +7,11 @@ from aiohttp import web
 
 from gateway.apis import APIS
 from gateway.core.errors import UnsupportedOperation
-from gateway.core.flow import EXCHANGE
+from gateway.core.flow import FLOW
 from gateway.http.inbound import model_name
 from gateway.http.routes import UNSUPPORTED
 from gateway.runtime.live import LIVE
-from gateway.runtime.snapshot import Deployment
+from gateway.upstream.routing import Deployment
 
 
 def _json(data: object) -> web.Response:
@@ -29,7 +29,7 @@ def _model(deployment: Deployment) -> dict[str, object]:
 async def list_models(request: web.Request) -> web.Response:
     runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
-    request[EXCHANGE].consumer = caller.consumer
+    request[FLOW].consumer = caller.consumer
     return _json({"object": "list",
                   "data": [_model(runtime.deployments[a]) for a in runtime.allowed(caller)]})
 
@@ -37,14 +37,14 @@ async def list_models(request: web.Request) -> web.Response:
 async def get_model(request: web.Request) -> web.Response:
     runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
-    request[EXCHANGE].consumer = caller.consumer
+    request[FLOW].consumer = caller.consumer
     return _json(_model(runtime.resolve(request.match_info["model"], caller)))
 
 
 async def model_info(request: web.Request) -> web.Response:
     runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
-    ex = request[EXCHANGE]
+    ex = request[FLOW]
     ex.consumer = caller.consumer
     alias = request.query.get("model") or model_name({}, request.headers, None, True)
     deployment = runtime.resolve(alias, caller)

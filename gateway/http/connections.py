@@ -35,6 +35,7 @@ from gateway.core.errors import (
     render_error,
 )
 from gateway.core.flavours import flavour_of_path
+from policies.retry import retry_headers
 
 log = logging.getLogger("gateway.http.connections")
 
@@ -92,7 +93,7 @@ class GatewayProtocol(web.RequestHandler):
             limits.refused += 1
             error = Unavailable(
                 "The gateway has as many connections open as it accepts; retry shortly.",
-                headers={"Retry-After": "1"})
+                headers=retry_headers(1))
             transport.write(_raw_response(error, "/"))  # type: ignore[attr-defined]
             transport.close()
             return

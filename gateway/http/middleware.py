@@ -1,4 +1,4 @@
-"""The request-wide frame: request id, the Exchange record, errors in the contract's
+"""The request-wide frame: request id, the request's Flow, errors in the contract's
 JSON shape (never a traceback), then metrics and the access-log line."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from gateway.core.errors import (
     error_response,
 )
 from gateway.core.flavours import Flavour, flavour_of_path
-from gateway.core.flow import CONTEXT, EXCHANGE, Exchange
+from gateway.core.flow import FLOW, Flow
+from gateway.http.admission import Handler
 from gateway.http.connections import FIXED_HEADERS, GatewayProtocol
-from gateway.http.proxy import Handler
 from gateway.ops.accesslog import ACCESS_LOG
 from gateway.ops.metrics import METRICS
 from gateway.ops.telemetry import TELEMETRY
@@ -42,10 +42,10 @@ def _route(request: web.Request) -> str:
 
 
 @web.middleware
-async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def flow(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = os.urandom(16).hex()
-    ex = Exchange(request_id, _route(request), time.perf_counter(), flavour_of_path(request.path))
-    request[EXCHANGE] = ex
+    ex = Flow(request_id, _route(request), time.perf_counter(), flavour_of_path(request.path))
+    request[FLOW] = ex
     telemetry = request.app.get(TELEMETRY)
     if telemetry is not None:
         telemetry.start_request(request, ex)
@@ -69,7 +69,7 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
         def record(_: object = None) -> None:
             app[METRICS].observe(ex, elapsed)
             app[ACCESS_LOG].emit(ex, elapsed)
-            if ex.api and LEDGER in app:
+            if ex.api_name and LEDGER in app:
                 app[LEDGER].record(ex)  # the same figures as the metrics
             if ex.span is not None:
                 app[TELEMETRY].end_request(ex, elapsed)
@@ -80,7 +80,7 @@ async def exchange(request: web.Request, handler: Handler) -> web.StreamResponse
             record()
 
 
-async def _answer(request: web.Request, handler: Handler, ex: Exchange) -> web.StreamResponse:
+async def _answer(request: web.Request, handler: Handler, ex: Flow) -> web.StreamResponse:
     try:
         return await handler(request)
     except (GatewayError, PolicyError) as exc:
@@ -112,19 +112,19 @@ async def request_id_headers(request: web.Request, response: web.StreamResponse)
     """on_response_prepare: every response, error or stream, names its request."""
     headers = response.headers
     headers.update(FIXED_HEADERS)
-    ex = request.get(EXCHANGE)
-    if ex is not None:
-        headers["x-request-id"] = ex.request_id
-        if ex.flavour is Flavour.ANTHROPIC:
-            headers["request-id"] = ex.request_id  # where the anthropic SDK looks
-    ctx = request.get(CONTEXT)
-    if ctx is not None and ctx.response_headers:
-        for name, value in ctx.response_headers.items():
+    client_id = request.headers.get("x-ms-client-request-id")
+    if client_id and _CLIENT_ID.fullmatch(client_id):
+        headers["x-ms-client-request-id"] = client_id
+    ex = request.get(FLOW)
+    if ex is None:
+        return
+    headers["x-request-id"] = ex.request_id
+    if ex.flavour is Flavour.ANTHROPIC:
+        headers["request-id"] = ex.request_id  # where the anthropic SDK looks
+    if ex.response_headers:
+        for name, value in ex.response_headers.items():
             # The tightest of the upstream's and the gateway's own remaining counts.
             theirs = headers.get(name)
             if theirs is not None and theirs.isdigit() and value.isdigit():
                 value = str(min(int(theirs), int(value)))
             headers[name] = value
-    client_id = request.headers.get("x-ms-client-request-id")
-    if client_id and _CLIENT_ID.fullmatch(client_id):
-        headers["x-ms-client-request-id"] = client_id

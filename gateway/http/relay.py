@@ -22,10 +22,10 @@ from gateway.apis import Api
 from gateway.core import errors
 from gateway.core.errors import UpstreamError, UpstreamTimeout
 from gateway.core.flavours import Flavour
-from gateway.core.flow import Exchange
+from gateway.core.flow import Flow
 from gateway.core.sse import Decoder, Event, EventTooLarge
 from gateway.upstream.client import response_headers
-from policies import ContentBlocked, PolicyChain, PolicyError, RequestContext
+from policies import ContentBlocked, PolicyChain, PolicyError
 
 log = logging.getLogger("gateway.http.relay")
 
@@ -84,13 +84,12 @@ Remember = Callable[[str], Awaitable[None]]
 
 
 async def relay_json(
-    upstream: aiohttp.ClientResponse, api: Api, ctx: RequestContext, ex: Exchange,
-    chain: PolicyChain, limit: int, remember: Remember | None = None,
-    overrides: dict[str, str] | None = None,
+    upstream: aiohttp.ClientResponse, api: Api, flow: Flow, chain: PolicyChain, limit: int,
+    remember: Remember | None = None, overrides: dict[str, str] | None = None,
 ) -> web.Response:
     started = time.perf_counter()
     data = await read_body(upstream, limit)
-    ex.upstream_seconds += time.perf_counter() - started
+    flow.upstream_seconds += time.perf_counter() - started
     headers = {**response_headers(upstream.headers), **(overrides or {})}
     if upstream.status in (401, 403):
         # The upstream refused the gateway's own credential: not the caller's fault,
@@ -100,9 +99,9 @@ async def relay_json(
             "the operator must fix the backend's auth settings."
         )
     if upstream.status >= 400:
-        body = error_body(upstream.status, data, ex.flavour)
+        body = error_body(upstream.status, data, flow.flavour)
         if body is not data:
-            ex.error_code = "upstream_error"
+            flow.error_code = "upstream_error"
         return web.Response(
             body=body, status=upstream.status, headers=headers, content_type="application/json"
         )
@@ -111,17 +110,17 @@ async def relay_json(
     if api.answer_error(parsed):
         raise UpstreamError("The upstream answered 200 with an error instead of an answer: "
                             + _error_text(parsed))
-    ctx.usage = api.usage(parsed)
-    ctx.pending = api.pending(parsed)
-    if ex.span is not None:
-        ex.response_model, ex.finish_reasons = api.answer_facts(parsed)
-    if ctx.usage is None and not ctx.pending:
+    flow.usage = api.usage(parsed)
+    flow.pending = api.pending(parsed)
+    if flow.span is not None:
+        flow.response_model, flow.finish_reasons = api.answer_facts(parsed)
+    if flow.usage is None and not flow.pending:
         # Nothing counted upstream: the gateway counts what was generated.
-        ex.output += [orjson.dumps(t.value)[1:-1] for t in api.completion_texts(parsed)]
+        flow.output += [orjson.dumps(t.value)[1:-1] for t in api.completion_texts(parsed)]
     if remember is not None and (ident := api.stored_id(parsed)) is not None:
         await remember(ident)
     if chain.looks_at_bodies:
-        await chain.on_response_body(ctx, parsed)
+        await chain.on_response_body(flow, parsed)
         data = orjson.dumps(parsed)
     return web.Response(body=data, status=upstream.status, headers=headers)
 
@@ -148,10 +147,10 @@ class _UpstreamBroke(Exception):
 class StreamRelay:
     """One streamed response: upstream events in, the API's own framing out."""
 
-    def __init__(self, api: Api, ctx: RequestContext, ex: Exchange, chain: PolicyChain,
-                 strip_usage: bool, max_event_bytes: int, max_response_bytes: int,
+    def __init__(self, api: Api, flow: Flow, chain: PolicyChain, strip_usage: bool,
+                 max_event_bytes: int, max_response_bytes: int,
                  remember: Remember | None = None) -> None:
-        self.api, self.ctx, self.ex, self.chain = api, ctx, ex, chain
+        self.api, self.flow, self.chain = api, flow, chain
         # Called with the id of the stored response, before its first event goes out,
         # so that no client can ask for it before the gateway knows whose it is.
         self.remember = remember
@@ -164,7 +163,7 @@ class StreamRelay:
         self.received = 0
 
     async def events(self, events: list[Event]) -> bytes:
-        api, ctx, ex = self.api, self.ctx, self.ex
+        api, ex = self.api, self.flow
         out: list[bytes] = []
         for name, data in events:
             if api.is_end(data):
@@ -187,14 +186,14 @@ class StreamRelay:
                     await remember(ident)
             if api.may_carry_usage(data):
                 obj = obj or parse_object(data)
-                ctx.usage = api.stream_usage(obj, ctx.usage)
+                ex.usage = api.stream_usage(obj, ex.usage)
                 if api.drop_event(obj, self.strip_usage):
                     continue
             if self.chain.looks_at_chunks:
                 if obj is None:
                     obj = parse_object(data)
                 try:
-                    for event in await self.chain.on_response_chunk(ctx, obj):
+                    for event in await self.chain.on_response_chunk(ex, obj):
                         out.append(self._emit(name, orjson.dumps(event)))
                 except ContentBlocked as exc:
                     # What was released before the block still goes out, then the end.
@@ -218,7 +217,7 @@ class StreamRelay:
         """What policies still hold when the upstream stream is over."""
         if not self.chain.looks_at_chunks:
             return b""
-        events = await self.chain.on_stream_end(self.ctx)
+        events = await self.chain.on_stream_end(self.flow)
         return b"".join(self._emit(None, orjson.dumps(e)) for e in events)
 
     async def _read(self, upstream: aiohttp.ClientResponse) -> bytes:
@@ -231,7 +230,7 @@ class StreamRelay:
             raise _UpstreamBroke("upstream_error",
                                  f"The upstream stream failed: {type(exc).__name__}.") from None
         finally:
-            self.ex.upstream_seconds += time.perf_counter() - started
+            self.flow.upstream_seconds += time.perf_counter() - started
         self.received += len(chunk)
         if self.received > self.max_response_bytes:
             raise _UpstreamBroke("upstream_error", "The upstream stream is larger than the "
@@ -244,7 +243,7 @@ class StreamRelay:
         )
         await response.prepare(request)
         decoder = Decoder(self.max_event_bytes)
-        ex, api = self.ex, self.api
+        ex, api = self.flow, self.api
         try:
             while not self.done:
                 chunk = await self._read(upstream)
@@ -284,5 +283,5 @@ class StreamRelay:
         return response
 
     async def _fail(self, response: web.StreamResponse, code: str, message: str) -> None:
-        self.ex.error_code = code
+        self.flow.error_code = code
         await response.write(self.api.stream_error(code, message, self.last))

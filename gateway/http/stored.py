@@ -1,6 +1,8 @@
 """Stored responses (the Responses API): retrieve, delete, list input items and
 cancel go to the backend that stored the response, and only for the consumer that
-created it; anyone else gets the same 404 as for an id that does not exist.
+created it; anyone else gets the same 404 as for an id that does not exist. The call
+is made by the one upstream exchange, like a model call: caps, metrics, health and the
+Entra retry apply.
 
 The upstream stored what the model generated, before the gateway's filters: a
 retrieved or cancelled response goes through the deployment's content filters
@@ -10,24 +12,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from gateway.apis.responses import Responses
+from gateway.config import RoutingConfig
 from gateway.core.errors import InvalidRequest, ResponseNotFound
-from gateway.core.flow import CONTEXT, EXCHANGE, Exchange
+from gateway.core.flow import NO_POLICIES, Flow
+from gateway.core.operations import Operation
 from gateway.database.engine import DATABASE
 from gateway.database.responses import Owner
+from gateway.http.admission import Handler, admitted
 from gateway.http.relay import StreamRelay, relay_json
 from gateway.runtime.live import LIVE
 from gateway.runtime.snapshot import Runtime
-from gateway.upstream import client as upstream
 from gateway.upstream.backends import Backend
-from gateway.upstream.client import SESSION
-from policies import Caller, PolicyChain, RequestContext, Usage
+from gateway.upstream.exchange import Request, exchange
+from policies import Caller, Usage
 
 PREFIXES = ("/v1", "/openai/v1", "/openai")
 # Query parameters of these routes that reach the upstream; anything else stays here.
 _QUERY = ("limit", "order", "after", "before", "include", "include[]", "stream", "starting_after")
+# One backend holds a stored response: no failover, and the call is bounded by the
+# backend's own timeouts.
+_ONE_TRY = RoutingConfig(max_attempts=1)
 
 
 class StoredResponse(Responses):
@@ -60,7 +68,7 @@ def not_found(ident: str) -> ResponseNotFound:
     return ResponseNotFound(f"Response with id '{ident}' not found.", param="response_id")
 
 
-async def owned(request: web.Request, runtime: Runtime, caller: Caller, ident: str) -> Owner:
+async def owned(request: web.Request, caller: Caller, ident: str) -> Owner:
     """The owner of a stored response the caller may reach; else the 404 of a missing id."""
     if len(ident) > 200:
         raise not_found(ident[:40] + "...")
@@ -79,58 +87,65 @@ def backend_of(runtime: Runtime, owner: Owner) -> Backend | None:
     for backend in candidates:
         if backend.name == owner.backend and backend.store_key == owner.store_key:
             return backend
-    return next((b for b in candidates if b.store_key == owner.store_key and "responses" in b.urls),
-                None)
+    return next((b for b in candidates
+                 if b.store_key == owner.store_key and Operation.RESPONSES in b.urls), None)
 
 
-def _handler(method: str, suffix: str, filtered: bool) -> Any:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        runtime = request.app[LIVE].runtime
-        ex: Exchange = request[EXCHANGE]
-        caller = await runtime.authenticator.authenticate(request.headers)
-        ex.consumer = caller.consumer
+class StoredCall:
+    """One call on a stored response: `method` on `path` (`/{id}`, `/{id}/input_items`)
+    with the query parameters that may cross. A 404 says the response is gone, not that
+    the backend is broken."""
+
+    missing_is_answer = True
+
+    def __init__(self, method: str, path: str, query: str) -> None:
+        self.method, self.path, self.query = method, path, query
+
+    def prepare(self, flow: Flow, backend: Backend) -> Request:
+        url = backend.stored_url(self.path)
+        if self.query:
+            url += ("&" if "?" in url else "?") + self.query
+        return Request(url, None, method=self.method)
+
+    async def deliver(self, request: web.Request, flow: Flow, backend: Backend,
+                      answer: aiohttp.ClientResponse, headers: dict[str, str]) -> web.StreamResponse:
+        server = request.app[LIVE].config.server
+        if flow.stream and answer.status == 200:
+            relay = StreamRelay(STORED, flow, flow.chain, False, server.max_event_bytes,
+                                server.max_response_bytes)
+            return await relay.run(request, answer)
+        return await relay_json(answer, STORED, flow, flow.chain, server.max_response_bytes,
+                                overrides=headers)
+
+
+def _handler(method: str, suffix: str, filtered: bool) -> Handler:
+    async def serve(request: web.Request, flow: Flow, runtime: Runtime,
+                    credentials: list[str]) -> web.StreamResponse:
         ident = request.match_info["response_id"]
-        owner = await owned(request, runtime, caller, ident)
+        owner = await owned(request, flow.caller, ident)
         backend = backend_of(runtime, owner)
         if backend is None:
             raise not_found(ident)
-        ex.deployment, ex.backend = owner.deployment, backend.name
-        query = "&".join(f"{k}={v}" for k, v in request.query.items() if k in _QUERY)
-        url = backend.stored_url(f"/{ident}{suffix}")
-        if query:
-            url += ("&" if "?" in url else "?") + query
         stream = request.query.get("stream") == "true"
         if stream and not filtered:
             raise InvalidRequest("stream is only accepted when retrieving a response.", param="stream")
-        ctx = RequestContext(ex.request_id, STORED, owner.deployment, caller, {}, stream)
-        request[CONTEXT] = ctx
-        chain = runtime.chain if filtered else NO_POLICIES
-        ex.stream = stream
+        flow.api, flow.deployment, flow.stream = STORED, owner.deployment, stream
+        query = "&".join(f"{k}={v}" for k, v in request.query.items() if k in _QUERY)
+        call = StoredCall(method, f"/{ident}{suffix}", query)
+        chain = flow.chain = runtime.chain if filtered else NO_POLICIES
         try:
             if chain.looks_at_requests:
-                await chain.on_request(ctx)
-            headers = upstream.forward_headers(request.headers, await backend.auth_headers(),
-                                               backend.defaults, runtime.headers)
-            server = runtime.config.server
-            async with upstream.call(request.app[SESSION], backend, url, headers, None,
-                                     method) as answer:
-                if stream and answer.status == 200:
-                    relay = StreamRelay(STORED, ctx, ex, chain, False, server.max_event_bytes,
-                                        server.max_response_bytes)
-                    return await relay.run(request, answer)
-                response = await relay_json(answer, STORED, ctx, ex, chain, server.max_response_bytes)
+                await chain.on_request(flow)
+            response = await exchange(request, flow, call, [backend], _ONE_TRY, runtime.headers,
+                                      credentials)
             if method == "DELETE" and response.status == 200:
                 await request.app[DATABASE].responses.forget(ident)
             return response
         finally:
             if chain.looks_at_responses:
-                await chain.on_response(ctx)
+                await chain.on_response(flow)
 
-    return handle
-
-
-# For answers that hold no generated text (delete, input items).
-NO_POLICIES = PolicyChain()
+    return admitted(serve)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

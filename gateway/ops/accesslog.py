@@ -1,7 +1,7 @@
 """One JSON line per request, written straight to a file descriptor (stdout by
 default): one small unbuffered write, no logging machinery on the hot path.
 
-A line is built only from `Exchange` fields, which hold names, numbers and
+A line is built only from `Flow` fields that hold names, numbers and
 codes: no key, token, header value or prompt text can reach it.
 """
 
@@ -15,7 +15,7 @@ from typing import BinaryIO
 import orjson
 from aiohttp import web
 
-from gateway.core.flow import Exchange
+from gateway.core.flow import Flow
 
 
 class AccessLog:
@@ -24,7 +24,7 @@ class AccessLog:
         self._fd = sink if isinstance(sink, int) else None
         self._stream = sink if not isinstance(sink, int) else None
 
-    def emit(self, ex: Exchange, elapsed: float) -> None:
+    def emit(self, ex: Flow, elapsed: float) -> None:
         if self._fd is None and self._stream is None:
             return
         # Integer division instead of round(): the same short decimals, a third of the cost.

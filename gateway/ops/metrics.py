@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway.core.flow import Exchange
+from gateway.core.flow import Flow
 from policies.content import ContentStats
 from policies.ratelimit import LimiterStats
 from policies.ratelimit.policy import LATENCY_BOUNDS
@@ -203,16 +203,19 @@ class Metrics:
                 quota.add_metric(list(labels), ratio)
             yield quota
 
-    def observe(self, ex: Exchange, elapsed: float) -> None:
+    def observe(self, ex: Flow, elapsed: float) -> None:
         self.requests.inc((ex.deployment, ex.consumer, ex.route, str(ex.status)))
         self.duration.observe((ex.deployment, ex.route), elapsed)
         self.overhead.observe((ex.route,), max(0.0, elapsed - ex.upstream_seconds))
         if ex.ttft is not None:
             self.ttft.observe((ex.deployment,), ex.ttft)
-        if ex.prompt_tokens:
-            self.tokens.inc((ex.deployment, ex.consumer, "prompt"), ex.prompt_tokens)
-        if ex.completion_tokens:
-            self.tokens.inc((ex.deployment, ex.consumer, "completion"), ex.completion_tokens)
+        usage = ex.usage
+        if usage is not None:
+            if usage.prompt_tokens:
+                self.tokens.inc((ex.deployment, ex.consumer, "prompt"), usage.prompt_tokens)
+            if usage.completion_tokens:
+                self.tokens.inc((ex.deployment, ex.consumer, "completion"),
+                                usage.completion_tokens)
         if ex.cost_micros:
             self.cost.inc((ex.deployment, ex.consumer), ex.cost_micros / 1_000_000)
 

@@ -22,13 +22,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.core.flow import Exchange
+from gateway.core.flow import Flow
+from gateway.providers import PROVIDERS
 
 log = logging.getLogger("gateway.ops.telemetry")
 
-# gen_ai.provider.name per backend api.
-PROVIDERS = {"azure-openai": "azure.ai.openai", "azure-ai-inference": "azure.ai.inference",
-             "openai": "openai", "anthropic": "anthropic"}
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304]
 SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                    40.96, 81.92]
@@ -88,7 +86,7 @@ class Telemetry:
         self._in_context = set_span_in_context
 
     # --- the request ----------------------------------------------------------------
-    def start_request(self, request: web.Request, ex: Exchange) -> None:
+    def start_request(self, request: web.Request, ex: Flow) -> None:
         parent = self._propagator.extract(request.headers)
         span = self.tracer.start_span(f"{request.method} {ex.route}", context=parent,
                                       kind=self._server, attributes={
@@ -99,15 +97,15 @@ class Telemetry:
         if context.is_valid:
             ex.trace_id, ex.span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
-    def end_request(self, ex: Exchange, elapsed: float) -> None:
+    def end_request(self, ex: Flow, elapsed: float) -> None:
         span = ex.span
         if span is None:
             return
         operation = ex.operation  # each adapter's gen_ai_operation
         common: dict[str, Any] = {}
-        if ex.api:
+        if ex.api_name:
             common = {"gen_ai.operation.name": operation,
-                      "gen_ai.provider.name": PROVIDERS.get(ex.backend_api, ex.backend_api),
+                      "gen_ai.provider.name": _gen_ai_name(ex.provider),
                       "gen_ai.request.model": ex.alias}
             span.update_name(f"{operation} {ex.alias}")
             if ex.response_model:
@@ -134,7 +132,7 @@ class Telemetry:
         if ex.status >= 500 or ex.error_code.startswith("upstream"):
             span.set_status(self._error, ex.error_code or str(ex.status))
         span.end()
-        if not ex.api:
+        if not ex.api_name:
             return
         metric = {k: v for k, v in common.items() if v}
         if ex.error_code:
@@ -147,13 +145,13 @@ class Telemetry:
                 self.tokens.record(count, {**metric, "gen_ai.token.type": kind})
 
     # --- each upstream call ------------------------------------------------------------
-    def start_call(self, ex: Exchange, backend_api: str, backend: str, model: str, host: str,
+    def start_call(self, ex: Flow, provider: str, backend: str, model: str, host: str,
                    port: int | None, headers: MutableMapping[str, str]) -> Any:
         """A CLIENT span for one upstream attempt; its traceparent goes into `headers`."""
         operation = ex.operation
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
-            "gen_ai.provider.name": PROVIDERS.get(backend_api, backend_api),
+            "gen_ai.provider.name": _gen_ai_name(provider),
             "gen_ai.request.model": model, "server.address": host, "gateway.backend": backend}
         if port is not None:
             attributes["server.port"] = port
@@ -181,6 +179,11 @@ class Telemetry:
     def close(self) -> None:
         self.tracer_provider.shutdown()  # flushes what is queued
         self.meter_provider.shutdown()
+
+
+def _gen_ai_name(provider: str) -> str:
+    known = PROVIDERS.get(provider)
+    return known.gen_ai_name if known is not None else provider
 
 
 def telemetry_ctx(key: web.AppKey[Telemetry]) -> Any:

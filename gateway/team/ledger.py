@@ -34,7 +34,7 @@ import orjson
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.core.flow import Exchange
+from gateway.core.flow import Flow
 from gateway.database.usage import Counts, Key, UsageLedger
 
 log = logging.getLogger("gateway.team.ledger")
@@ -154,12 +154,14 @@ class Ledger:
         # write may have committed before its answer was lost), before anything newer.
         self._retry: tuple[str, list[Entry]] | None = None
 
-    def record(self, ex: Exchange) -> None:
+    def record(self, ex: Flow) -> None:
         """A settled request: counted with what metrics count for it (in COUNTS' order)."""
         if not ex.deployment or not ex.consumer:
             return
-        counts = (1, int(ex.status >= 400 or ex.status == 499), ex.prompt_tokens or 0,
-                  ex.cached_tokens, ex.completion_tokens or 0, ex.reasoning_tokens, ex.cost_micros)
+        u = ex.usage
+        counts = (1, int(ex.status >= 400 or ex.status == 499), 0, 0, 0, 0, 0) if u is None else (
+            1, int(ex.status >= 400 or ex.status == 499), u.prompt_tokens, u.cached_tokens,
+            u.completion_tokens, u.reasoning_tokens, ex.cost_micros)
         self.spool.add(ex.consumer, ex.deployment, int(self.clock()) // 3600 * 3600, counts)
 
     async def flush(self) -> None:

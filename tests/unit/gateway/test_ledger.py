@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import text
 
 from gateway.config import DatabaseConfig
-from gateway.core.flow import Exchange
+from gateway.core.flow import Flow
 from gateway.database.engine import Database, make_engine
 from gateway.database.migrate import prepare
 from gateway.team.ledger import Ledger
+from policies import Usage
 
 HOUR = 1_764_640_800  # 2025-12-02T02:00:00Z
 
@@ -32,10 +33,10 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 def exchange(prompt: int, completion: int, status: int = 200, consumer: str = "team-a",
-             cost: int = 0) -> Exchange:
-    ex = Exchange("req", "/v1/chat/completions", 0.0)
-    ex.consumer, ex.deployment, ex.api, ex.status = consumer, "chat", "chat", status
-    ex.prompt_tokens, ex.completion_tokens, ex.cost_micros = prompt, completion, cost
+             cost: int = 0) -> Flow:
+    ex = Flow("req", "/v1/chat/completions", 0.0)
+    ex.consumer, ex.deployment, ex.api_name, ex.status = consumer, "chat", "chat", status
+    ex.usage, ex.cost_micros = Usage(prompt, completion), cost
     return ex
 
 

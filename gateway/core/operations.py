@@ -1,0 +1,18 @@
+"""The upstream operations an inbound API maps to and a provider may serve natively:
+the one vocabulary between `gateway.apis` (what a client asked for) and
+`gateway.providers` (what a backend speaks). Values are the URL path each operation
+has on the OpenAI-style APIs."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Operation(enum.StrEnum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    IMAGE_EMBEDDINGS = "images/embeddings"
+    RESPONSES = "responses"
+    MESSAGES = "messages"
+    COUNT_TOKENS = "messages/count_tokens"

@@ -1,0 +1,50 @@
+"""Azure OpenAI (`provider: azure-openai`): deployments under a resource.
+
+Chat, completions and embeddings at `{url}/openai/deployments/{deployment}/{op}`
+with an `api-version`; the Responses API at the resource, on the v1 route
+(`{url}/openai/v1/responses`), or the api-version one when the backend names a
+version, with the body's `model` set to the deployment's name. Keys go in `api-key`;
+Entra tokens as `Authorization: Bearer`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+from gateway.core.flavours import Flavour
+from gateway.core.operations import Operation
+from gateway.providers.base import Provider
+
+if TYPE_CHECKING:
+    from gateway.config.models import BackendConfig
+
+API_VERSION = "2024-10-21"
+
+
+class AzureOpenAI(Provider):
+    name = "azure-openai"
+    operations = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS,
+                            Operation.RESPONSES})
+    error_flavour = Flavour.AZURE_OPENAI
+    gen_ai_name = "azure.ai.openai"
+    needs: ClassVar[Mapping[str, str]] = {"deployment": "the Azure deployment name"}
+
+    def urls(self, config: BackendConfig) -> dict[Operation, str]:
+        base = self.base(config)
+        version = config.api_version or API_VERSION
+        urls = {op: f"{base}/openai/deployments/{config.deployment}/{op}?api-version={version}"
+                for op in (Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS)}
+        # Responses live at the resource, not under a deployment.
+        urls[Operation.RESPONSES] = (
+            f"{base}/openai/responses?api-version={config.api_version}" if config.api_version
+            else f"{base}/openai/v1/responses")
+        return urls
+
+    def key_headers(self, key: str) -> dict[str, str]:
+        return {"api-key": key}
+
+    def body_model(self, operation: Operation, model: str, config: BackendConfig) -> str:
+        # The resource-level routes (Responses) find the deployment by the body's model.
+        if operation is Operation.RESPONSES and config.deployment:
+            return config.deployment
+        return model
