@@ -20,8 +20,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from gateway.app import create_app
 from gateway.config import GatewayConfig, ServerConfig
 from gateway.http.connections import CONNECTIONS, GatewaySite
-from gateway.http.health import LIFECYCLE
-from gateway.runtime.live import LIVE
+from gateway.runtime.live import LIFECYCLE, LIVE
 from gateway.runtime.reload import reload
 
 log = logging.getLogger("gateway")

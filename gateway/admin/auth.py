@@ -16,7 +16,7 @@ from policies.auth.entra import looks_like_jwt
 
 
 async def admin_actor(request: web.Request) -> str:
-    runtime = request.app[LIVE].runtime
+    runtime = request.config_dict[LIVE].runtime
     admin = runtime.config.admin
     if not admin.api_keys and admin.entra is None:
         raise RouteNotFound("The admin API is not enabled here: configure admin.api_keys or "
@@ -49,3 +49,9 @@ async def admin_actor(request: web.Request) -> str:
 def _local_port(request: web.Request) -> int | None:
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     return int(sockname[1]) if sockname else None
+
+
+def gateway_app(request: web.Request) -> web.Application:
+    """The gateway's own app, of which the admin API is a sub-application: what a change
+    made here (a reload, a team refresh) acts on."""
+    return request.match_info.apps[0]

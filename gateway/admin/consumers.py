@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.admin.auth import admin_actor
+from gateway.admin.auth import admin_actor, gateway_app
 from gateway.config.consumers import ConsumerProblem, ConsumerSpec, NewConsumer, check_consumer
 from gateway.core.errors import Conflict, InvalidRequest, RouteNotFound
+from gateway.core.replies import json_response
 from gateway.database.engine import DATABASE
 from gateway.database.team import Conflict as TakenError
 from gateway.database.team import NotFound as MissingError
@@ -29,10 +29,6 @@ class NewKey(BaseModel):
     expires_at: datetime.datetime | None = None
 
 
-def json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
 def _invalid(exc: ValidationError) -> InvalidRequest:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
@@ -42,7 +38,7 @@ def _invalid(exc: ValidationError) -> InvalidRequest:
 
 def _check(request: web.Request, spec: ConsumerSpec) -> None:
     """What the config's own validation says of a consumer, against the running config."""
-    config = request.app[LIVE].runtime.config
+    config = request.config_dict[LIVE].runtime.config
     try:
         check_consumer(spec.deployments, spec.limits_by_deployment, spec.quotas_by_deployment,
                        spec.entra is not None, {d.name for d in config.deployments},
@@ -66,11 +62,11 @@ def _config_view(consumer: ConsumerConfig) -> dict[str, Any]:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    return await read_json(request, request.app[LIVE].runtime.config.server)
+    return await read_json(request, request.config_dict[LIVE].runtime.config.server)
 
 
 def _config_names(request: web.Request) -> set[str]:
-    return {c.name for c in request.app[LIVE].runtime.config.consumers}
+    return {c.name for c in request.config_dict[LIVE].runtime.config.consumers}
 
 
 async def create(request: web.Request) -> web.Response:
@@ -84,31 +80,31 @@ async def create(request: web.Request) -> web.Response:
         raise Conflict(f"Consumer {new.name} is defined in the config file.", param="name")
     spec = new.model_dump(mode="json", exclude={"name"}, exclude_defaults=True)
     try:
-        made = await request.app[DATABASE].team.create_consumer(new.name, spec, actor)
+        made = await request.config_dict[DATABASE].team.create_consumer(new.name, spec, actor)
     except TakenError:
         raise Conflict(f"Consumer {new.name} exists.", param="name") from None
-    await refresh(request.app)
-    return json(_stored_view(made), 201)
+    await refresh(gateway_app(request))
+    return json_response(_stored_view(made), 201)
 
 
 async def listing(request: web.Request) -> web.Response:
     await admin_actor(request)
-    stored = (await request.app[DATABASE].team.snapshot()).consumers
-    data = [_config_view(c) for c in request.app[LIVE].runtime.config.consumers]
+    stored = (await request.config_dict[DATABASE].team.snapshot()).consumers
+    data = [_config_view(c) for c in request.config_dict[LIVE].runtime.config.consumers]
     data += [_stored_view(c) for c in stored]
-    return json({"object": "list", "data": data})
+    return json_response({"object": "list", "data": data})
 
 
 async def one(request: web.Request) -> web.Response:
     await admin_actor(request)
     name = request.match_info["name"]
-    for consumer in request.app[LIVE].runtime.config.consumers:
+    for consumer in request.config_dict[LIVE].runtime.config.consumers:
         if consumer.name == name:
-            return json(_config_view(consumer))
-    stored = await request.app[DATABASE].team.consumer(name)
+            return json_response(_config_view(consumer))
+    stored = await request.config_dict[DATABASE].team.consumer(name)
     if stored is None:
         raise RouteNotFound(f"No consumer {name}.")
-    return json(_stored_view(stored))
+    return json_response(_stored_view(stored))
 
 
 async def patch(request: web.Request) -> web.Response:
@@ -116,7 +112,7 @@ async def patch(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name in _config_names(request):
         raise Conflict(f"Consumer {name} is defined in the config file: change it there.")
-    team = request.app[DATABASE].team
+    team = request.config_dict[DATABASE].team
     stored = await team.consumer(name)
     if stored is None:
         raise RouteNotFound(f"No consumer {name}.")
@@ -127,8 +123,8 @@ async def patch(request: web.Request) -> web.Response:
     _check(request, spec)
     updated = await team.update_consumer(name, spec.model_dump(mode="json", exclude_defaults=True),
                                          actor)
-    await refresh(request.app)
-    return json(_stored_view(updated))
+    await refresh(gateway_app(request))
+    return json_response(_stored_view(updated))
 
 
 async def remove(request: web.Request) -> web.Response:
@@ -137,11 +133,11 @@ async def remove(request: web.Request) -> web.Response:
     if name in _config_names(request):
         raise Conflict(f"Consumer {name} is defined in the config file: remove it there.")
     try:
-        await request.app[DATABASE].team.delete_consumer(name, actor)
+        await request.config_dict[DATABASE].team.delete_consumer(name, actor)
     except MissingError:
         raise RouteNotFound(f"No consumer {name}.") from None
-    await refresh(request.app)
-    return json({"name": name, "deleted": True})
+    await refresh(gateway_app(request))
+    return json_response({"name": name, "deleted": True})
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -157,30 +153,30 @@ async def create_key(request: web.Request) -> web.Response:
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=datetime.UTC)
     try:
-        stored, key = await request.app[DATABASE].team.create_key(name, new.description, expires,
+        stored, key = await request.config_dict[DATABASE].team.create_key(name, new.description, expires,
                                                                    actor)
     except MissingError:
         raise RouteNotFound(f"No consumer {name}.") from None
-    await refresh(request.app)
+    await refresh(gateway_app(request))
     # The only time the key itself is ever shown.
-    return json({**stored.public(), "key": key}, 201)
+    return json_response({**stored.public(), "key": key}, 201)
 
 
 async def keys(request: web.Request) -> web.Response:
     await admin_actor(request)
-    listed = await request.app[DATABASE].team.keys(request.match_info["name"])
-    return json({"object": "list", "data": [k.public() for k in listed]})
+    listed = await request.config_dict[DATABASE].team.keys(request.match_info["name"])
+    return json_response({"object": "list", "data": [k.public() for k in listed]})
 
 
 async def revoke(request: web.Request) -> web.Response:
     actor = await admin_actor(request)
     name, key_id = request.match_info["name"], request.match_info["key_id"]
     try:
-        await request.app[DATABASE].team.revoke_key(name, key_id, actor)
+        await request.config_dict[DATABASE].team.revoke_key(name, key_id, actor)
     except MissingError:
         raise RouteNotFound(f"No key {key_id} of consumer {name}.") from None
-    await refresh(request.app)
-    return json({"id": key_id, "revoked": True})
+    await refresh(gateway_app(request))
+    return json_response({"id": key_id, "revoked": True})
 
 
 async def audit(request: web.Request) -> web.Response:
@@ -190,4 +186,5 @@ async def audit(request: web.Request) -> web.Response:
         before = int(request.query["before"]) if "before" in request.query else None
     except ValueError:
         raise InvalidRequest("limit and before are whole numbers.", param="limit") from None
-    return json({"object": "list", "data": await request.app[DATABASE].team.audit(limit, before)})
+    rows = await request.config_dict[DATABASE].team.audit(limit, before)
+    return json_response({"object": "list", "data": rows})

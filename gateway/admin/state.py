@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin.auth import admin_actor
-from gateway.admin.consumers import json
+from gateway.admin.auth import admin_actor, gateway_app
 from gateway.config import ConfigError, GatewayConfig, dump_public
 from gateway.core.errors import Conflict
 from gateway.core.redis_client import redacted
+from gateway.core.replies import json_response
 from gateway.runtime.live import LIVE
 from gateway.runtime.reload import reload
 from gateway.upstream.backends import Backend
@@ -51,7 +51,7 @@ def _backend(b: Backend, now: float) -> dict[str, Any]:
 
 async def deployments(request: web.Request) -> web.Response:
     await admin_actor(request)
-    runtime = request.app[LIVE].runtime
+    runtime = request.config_dict[LIVE].runtime
     limiter = next((p for p in runtime.chain.policies if isinstance(p, RateLimitPolicy)), None)
     now = time.monotonic()
     out = []
@@ -61,7 +61,7 @@ async def deployments(request: web.Request) -> web.Response:
         if limiter is not None:
             entry["limits"] = await _headroom(limiter, d.name)
         out.append(entry)
-    return json({"object": "list", "data": out})
+    return json_response({"object": "list", "data": out})
 
 
 async def _headroom(limiter: RateLimitPolicy, deployment: str) -> Any:
@@ -93,8 +93,8 @@ def redacted_config(config: GatewayConfig) -> dict[str, Any]:
 
 async def config(request: web.Request) -> web.Response:
     await admin_actor(request)
-    live = request.app[LIVE]
-    return json({"version": live.version, "path": str(live.path) if live.path else None,
+    live = request.config_dict[LIVE]
+    return json_response({"version": live.version, "path": str(live.path) if live.path else None,
                  "loaded_at": _iso(live.loaded_at), "last_reload": _reload_view(live.last_reload),
                  "config": redacted_config(live.config)})
 
@@ -105,13 +105,13 @@ def _reload_view(last: dict[str, Any] | None) -> dict[str, Any] | None:
 
 async def reload_now(request: web.Request) -> web.Response:
     actor = await admin_actor(request)
-    live = request.app[LIVE]
+    live = request.config_dict[LIVE]
     try:
-        ok = reload(request.app)
+        ok = reload(gateway_app(request))
     except ConfigError as exc:
         raise Conflict(str(exc)) from None
     if not ok:
         error = (live.last_reload or {}).get("error", "")
         raise Conflict(f"The config file was refused; version {live.version} stays: {error}")
     log.info("reload asked by %s", actor)
-    return json({"result": "ok", "version": live.version, "loaded_at": _iso(live.loaded_at)})
+    return json_response({"result": "ok", "version": live.version, "loaded_at": _iso(live.loaded_at)})

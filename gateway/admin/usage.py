@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from gateway.admin.auth import admin_actor
-from gateway.admin.consumers import json
 from gateway.core.errors import InvalidRequest, RouteNotFound
 from gateway.core.flow import FLOW
+from gateway.core.replies import json_response
 from gateway.database.engine import DATABASE
 from gateway.database.usage import COUNTS, Counts, group
 from gateway.runtime.live import LIVE
@@ -49,8 +49,8 @@ async def report(request: web.Request) -> web.StreamResponse:
     by = request.query.get("group_by", "day")
     if by not in ("hour", "day", "month"):
         raise InvalidRequest("group_by is hour, day or month.", param="group_by")
-    zone = ZoneInfo(request.app[LIVE].runtime.config.quotas_timezone)
-    rows = await request.app[DATABASE].usage.rows(start, end, request.query.get("consumer"),
+    zone = ZoneInfo(request.config_dict[LIVE].runtime.config.quotas_timezone)
+    rows = await request.config_dict[DATABASE].usage.rows(start, end, request.query.get("consumer"),
                                                   request.query.get("deployment"))
     grouped = [_with_cost(r) for r in group(rows, by, zone)]
     totals = Counts()
@@ -64,21 +64,21 @@ async def report(request: web.Request) -> web.StreamResponse:
         for row in grouped:
             writer.writerow([row[c] for c in columns])
         return web.Response(text=out.getvalue(), content_type="text/csv")
-    return json({"object": "usage", "from": start.isoformat(), "to": end.isoformat(),
+    return json_response({"object": "usage", "from": start.isoformat(), "to": end.isoformat(),
                  "group_by": by, "data": grouped,
                  "totals": _with_cost(totals.as_dict())})
 
 
 async def _current(request: web.Request, consumer: ConsumerConfig) -> dict[str, Any]:
     """The consumer's current day and month, from the ledger, beside its quotas."""
-    zone = ZoneInfo(request.app[LIVE].runtime.config.quotas_timezone)
+    zone = ZoneInfo(request.config_dict[LIVE].runtime.config.quotas_timezone)
     now = datetime.datetime.now(datetime.UTC)
     month = period("month", now.timestamp(), zone)
     day = period("day", now.timestamp(), zone)
     local = now.astimezone(zone)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
-    rows = await request.app[DATABASE].usage.rows(month_start.astimezone(datetime.UTC),
+    rows = await request.config_dict[DATABASE].usage.rows(month_start.astimezone(datetime.UTC),
                                                   now + datetime.timedelta(hours=1), consumer.name)
     used = {"day": Counts(), "month": Counts()}
     for _, _, hour, counts in rows:
@@ -117,7 +117,7 @@ async def _current(request: web.Request, consumer: ConsumerConfig) -> dict[str, 
 
 
 def _consumer(request: web.Request, name: str) -> ConsumerConfig:
-    for consumer in request.app[LIVE].runtime.consumers:
+    for consumer in request.config_dict[LIVE].runtime.consumers:
         if consumer.name == name:
             return consumer
     raise RouteNotFound(f"No consumer {name}.")
@@ -125,12 +125,12 @@ def _consumer(request: web.Request, name: str) -> ConsumerConfig:
 
 async def consumer_usage(request: web.Request) -> web.Response:
     await admin_actor(request)
-    return json(await _current(request, _consumer(request, request.match_info["name"])))
+    return json_response(await _current(request, _consumer(request, request.match_info["name"])))
 
 
 async def own_usage(request: web.Request) -> web.Response:
     """GET /v1/usage: a consumer's own figures, with its own credential."""
-    runtime = request.app[LIVE].runtime
+    runtime = request.config_dict[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
     request[FLOW].consumer = caller.consumer
-    return json(await _current(request, _consumer(request, caller.consumer)))
+    return json_response(await _current(request, _consumer(request, caller.consumer)))

@@ -1,21 +1,39 @@
-"""What the caller may use: /v1/models, /openai/v1/models and /models/info."""
+"""What the caller may use: /v1/models, /openai/v1/models and /models/info; and the
+surfaces the gateway deliberately does not serve. Each API's own routes are in its
+adapter module (`gateway.apis`)."""
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from gateway.apis import APIS
 from gateway.core.errors import UnsupportedOperation
 from gateway.core.flow import FLOW
+from gateway.core.replies import json_response
 from gateway.http.inbound import model_name
-from gateway.http.routes import UNSUPPORTED
 from gateway.runtime.live import LIVE
 from gateway.upstream.routing import Deployment
 
+MODEL_LISTS = ("/v1/models", "/openai/v1/models")
+MODEL_INFO = "/models/info"
 
-def _json(data: object) -> web.Response:
-    return web.Response(body=orjson.dumps(data), content_type="application/json")
+# Surfaces the gateway deliberately does not serve, and how to name them to the caller.
+UNSUPPORTED = {
+    "batches": "the Batch API",
+    "files": "the Files API",
+    "uploads": "the Uploads API",
+    "assistants": "the Assistants API",
+    "threads": "the Assistants API (threads)",
+    "vector_stores": "vector stores",
+    "realtime": "the Realtime API",
+    "fine_tuning": "fine-tuning",
+    "audio": "the audio endpoints",
+    "images": "image generation",
+    "moderations": "the moderation endpoint",
+    "extensions": "Azure OpenAI extensions",
+}
+UNSUPPORTED_PREFIXES = ("/v1", "/openai/v1", "/openai", "/openai/deployments/{deployment}")
+
 
 
 def _model(deployment: Deployment) -> dict[str, object]:
@@ -30,7 +48,7 @@ async def list_models(request: web.Request) -> web.Response:
     runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
     request[FLOW].consumer = caller.consumer
-    return _json({"object": "list",
+    return json_response({"object": "list",
                   "data": [_model(runtime.deployments[a]) for a in runtime.allowed(caller)]})
 
 
@@ -38,7 +56,7 @@ async def get_model(request: web.Request) -> web.Response:
     runtime = request.app[LIVE].runtime
     caller = await runtime.authenticator.authenticate(request.headers)
     request[FLOW].consumer = caller.consumer
-    return _json(_model(runtime.resolve(request.match_info["model"], caller)))
+    return json_response(_model(runtime.resolve(request.match_info["model"], caller)))
 
 
 async def model_info(request: web.Request) -> web.Response:
@@ -50,7 +68,7 @@ async def model_info(request: web.Request) -> web.Response:
     deployment = runtime.resolve(alias, caller)
     ex.deployment = deployment.name
     config = deployment.config
-    return _json(
+    return json_response(
         {
             "model_name": config.model,
             "model_type": config.model_type,

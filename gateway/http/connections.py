@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +34,7 @@ from gateway.core.errors import (
     render_error,
 )
 from gateway.core.flavours import flavour_of_path
+from gateway.core.replies import request_id
 from policies.retry import retry_headers
 
 log = logging.getLogger("gateway.http.connections")
@@ -61,9 +61,9 @@ def _raw_response(error: GatewayError, path: str) -> bytes:
     """A whole HTTP response written straight to the socket: for a connection that has
     no request aiohttp could hand to the app."""
     status, body, headers = render_error(error, flavour_of_path(path))
-    request_id = os.urandom(16).hex()
+    ident = request_id()
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", "Content-Type: application/json",
-             f"Content-Length: {len(body)}", "Connection: close", f"x-request-id: {request_id}",
+             f"Content-Length: {len(body)}", "Connection: close", f"x-request-id: {ident}",
              *(f"{k}: {v}" for k, v in {**FIXED_HEADERS, **headers}.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -187,7 +187,7 @@ class GatewayProtocol(web.RequestHandler):
         code, body, headers = render_error(error, flavour_of_path(path))
         response = web.Response(status=code, body=body, content_type="application/json",
                                 headers={**FIXED_HEADERS, **headers,
-                                         "x-request-id": os.urandom(16).hex()})
+                                         "x-request-id": request_id()})
         response.force_close()
         return response
 

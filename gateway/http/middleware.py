@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import time
 
@@ -22,6 +21,7 @@ from gateway.core.errors import (
 )
 from gateway.core.flavours import Flavour, flavour_of_path
 from gateway.core.flow import FLOW, Flow
+from gateway.core.replies import request_id
 from gateway.http.admission import Handler
 from gateway.http.connections import FIXED_HEADERS, GatewayProtocol
 from gateway.ops.accesslog import ACCESS_LOG
@@ -43,8 +43,7 @@ def _route(request: web.Request) -> str:
 
 @web.middleware
 async def flow(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = os.urandom(16).hex()
-    ex = Flow(request_id, _route(request), time.perf_counter(), flavour_of_path(request.path))
+    ex = Flow(request_id(), _route(request), time.perf_counter(), flavour_of_path(request.path))
     request[FLOW] = ex
     telemetry = request.app.get(TELEMETRY)
     if telemetry is not None:

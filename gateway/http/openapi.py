@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from gateway.apis import MODEL_ROUTES
 from gateway.core.flavours import Flavour
-from gateway.http.routes import MODEL_INFO, MODEL_LISTS
+from gateway.core.replies import json_response
+from gateway.http.catalog import MODEL_INFO, MODEL_LISTS
 from gateway.http.stored import PREFIXES as STORED_PREFIXES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -97,4 +97,4 @@ def document() -> dict[str, Any]:
 
 
 async def handle(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(document()), content_type="application/json")
+    return json_response(document())

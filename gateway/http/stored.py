@@ -148,10 +148,7 @@ def _handler(method: str, suffix: str, filtered: bool) -> Handler:
     return admitted(serve)
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    for prefix in PREFIXES:
-        base = prefix + "/responses/{response_id}"
-        router.add_get(base, _handler("GET", "", filtered=True))
-        router.add_delete(base, _handler("DELETE", "", filtered=False))
-        router.add_get(base + "/input_items", _handler("GET", "/input_items", filtered=False))
-        router.add_post(base + "/cancel", _handler("POST", "/cancel", filtered=True))
+retrieve = _handler("GET", "", filtered=True)
+delete = _handler("DELETE", "", filtered=False)
+input_items = _handler("GET", "/input_items", filtered=False)
+cancel = _handler("POST", "/cancel", filtered=True)

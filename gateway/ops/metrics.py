@@ -226,3 +226,8 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """/metrics: the app's registry in Prometheus' text format."""
+    return await request.app[METRICS].handle(request)

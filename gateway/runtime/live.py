@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,12 @@ def config_version(path: Path | None) -> str:
 
 
 LIVE = web.AppKey("live", Live)
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    ready: bool = False  # the runtime is built
+    draining: bool = False  # SIGTERM came: finishing what is in flight
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

@@ -8,8 +8,10 @@ they started with."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,15 +19,17 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.config import ConfigError, GatewayConfig, StartupError, load
+from gateway.core.tokens import TOKENIZER
 from gateway.database.team import Snapshot
 from gateway.enforcement.build import EXTRA_POLICIES, build_policies
 from gateway.enforcement.limiter import LIMITER
 from gateway.enforcement.services import GatewayServices
 from gateway.ops.metrics import METRICS
-from gateway.runtime.live import LIVE, config_version
+from gateway.runtime.live import LIFECYCLE, LIVE, config_version
 from gateway.runtime.snapshot import Runtime
 from gateway.upstream.backends import SecretMissing
 from gateway.upstream.client import SESSION
+from gateway.upstream.cooldowns import COOLDOWNS
 from gateway.upstream.credentials import CREDENTIALS, CredentialUnavailable
 from policies.auth import ConsumerConfig, RuntimeKey
 from policies.auth.entra import FetchJson
@@ -126,3 +130,46 @@ def _done(app: web.Application, result: str, error: str | None = None) -> None:
     app[METRICS].config_reloads.inc((result,))
     app[LIVE].last_reload = {"at": time.time(), "result": result,
                              **({"error": error} if error else {})}
+
+
+async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The first runtime, once what it is built from is ready; what reads the live one
+    (metrics at scrape time, cooldowns from other replicas) wired to it; then ready."""
+    app[LIVE].runtime = build_runtime(app, app[LIVE].config)
+
+    # Both read the snapshot live at the time, so that a reload is seen.
+    def backends() -> list[tuple[str, str, bool, bool, bool]]:
+        now = time.monotonic()
+        return [(d.name, b.name, b.health.available(now), b.health.state(now) != "closed",
+                 now < b.health.cooldown_until)
+                for d in app[LIVE].runtime.deployments.values() for b in d.backends]
+
+    def limits() -> list[tuple[str, str, float]]:
+        out = []
+        for d in app[LIVE].config.deployments:
+            if d.limits is not None:
+                for kind in ("requests", "tokens"):
+                    value = getattr(d.limits, f"{kind}_per_minute")
+                    if value:
+                        out.append((d.name, kind, float(value)))
+        return out
+
+    def apply(deployment: str, backend: str, seconds: float) -> None:
+        target = app[LIVE].runtime.deployments.get(deployment)
+        for b in target.backends if target is not None else ():
+            if b.name == backend:
+                b.health.cool_down(seconds, "HTTP 429, seen by another replica")
+
+    app[METRICS].backends = backends
+    app[METRICS].configured_limits = limits
+    app[METRICS].config_version = lambda: app[LIVE].version
+    app[COOLDOWNS].start(apply)
+    preload = None
+    if app[LIVE].config.server.preload_tokenizer:
+        # In a thread, so that start-up does not wait for it.
+        preload = asyncio.get_running_loop().create_task(app[TOKENIZER].preload())
+    app[LIFECYCLE].ready = True
+    yield
+    app[LIFECYCLE].ready = False
+    if preload is not None and not preload.done():
+        await asyncio.wait([preload], timeout=5)

@@ -21,11 +21,14 @@ import asyncio
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import logging
 import operator
 import os
 import secrets
 import socket
+import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,9 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core.flow import Flow
+from gateway.database.engine import DATABASE
 from gateway.database.usage import Counts, Key, UsageLedger
+from gateway.runtime.live import LIVE
 
 log = logging.getLogger("gateway.team.ledger")
 
@@ -234,9 +239,19 @@ def ledger_ctx(key: web.AppKey[Ledger], make: Callable[[web.Application], Ledger
     return ctx
 
 
-async def _loop(app: web.Application, ledger: Ledger) -> None:
-    from gateway.runtime.live import LIVE
+def make_ledger(app: web.Application) -> Ledger | None:
+    """The ledger the config asks for, spooling under its folder; None when it is off."""
+    config = app[LIVE].config.ledger
+    if not config.enabled:
+        return None
+    # Spools are replayed into the database of whoever finds them: one folder per
+    # database, so that two gateways on one host never mix their ledgers.
+    url = hashlib.sha256(app[LIVE].config.database.url.encode()).hexdigest()[:16]
+    folder = (config.spool_dir or Path(tempfile.gettempdir()) / "model-gateway-ledger") / url
+    return Ledger(app[DATABASE].usage, folder, time.time)
 
+
+async def _loop(app: web.Application, ledger: Ledger) -> None:
     since_orphans = 0.0
     while True:
         interval = app[LIVE].config.ledger.flush_seconds

@@ -150,3 +150,20 @@ async def call(
 
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)  # the one pooled upstream session
+
+
+async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one pooled ClientSession of the app, for every upstream call."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    # auto_decompress off: bodies pass through as the upstream sent them, and
+    # Accept-Encoding is never forwarded, so they arrive uncompressed.
+    app[SESSION] = session = aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        # A cookie one upstream sets (an affinity cookie, say) must not ride along on
+        # other consumers' calls: the gateway keeps none.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    yield
+    await session.close()

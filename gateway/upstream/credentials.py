@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.core.errors import UpstreamAuthFailed
+from gateway.ops.metrics import METRICS
 from policies.service_auth import EntraAuth
 
 if TYPE_CHECKING:
@@ -156,3 +157,11 @@ class Credentials:
 
 
 CREDENTIALS = web.AppKey("credentials", Credentials)
+
+
+async def credentials_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's credentials, one per setting (their token caches outlive reloads)."""
+    app[CREDENTIALS] = credentials = Credentials()
+    app[METRICS].token_fetches = credentials.stats
+    yield
+    await credentials.close()

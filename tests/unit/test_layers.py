@@ -1,0 +1,192 @@
+"""The import graph, read from the source (AST): no circles, and imports run one way,
+down the layers docs/architecture.md draws. An import inside `if TYPE_CHECKING:` is a
+type annotation, not a dependency, and is not counted."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Bottom to top. A module may import its own package and any package of a lower rank;
+# packages of equal rank may not import each other.
+LAYERS: list[tuple[str, ...]] = [
+    ("policies",),
+    ("gateway",),  # the package's own docstring
+    ("gateway.core",),
+    ("gateway.providers",),
+    ("gateway.config",),
+    ("gateway.ops", "gateway.database", "gateway.apis", "gateway.simulator"),
+    ("gateway.upstream",),
+    ("gateway.enforcement",),
+    ("gateway.runtime",),
+    ("gateway.team",),
+    ("gateway.http",),
+    ("gateway.admin",),
+    ("gateway.routes",),  # every route, in one table
+    ("gateway.app",),  # assembly: the app, its server, the demo, the command line
+    ("gateway.server",),
+    ("gateway.demo",),
+    ("gateway.cli",),
+    ("gateway.__main__",),
+]
+RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
+# Narrower rules than the ranks.
+ONLY = {"gateway.simulator": {"gateway.core"}}  # it stands apart: the upstream, simulated
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in [*ROOT.glob("gateway/**/*.py"), *ROOT.glob("policies/**/*.py")]:
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def package_of(module: str) -> str:
+    """The layer package a module belongs to (the longest prefix in RANK)."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in RANK and (n > 1 or module in ("gateway", "policies")
+                                            or parts[0] == "policies"):
+            return ".".join(parts[:n])
+    raise AssertionError(f"{module} is in no layer of LAYERS: add it")
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import, at any depth (a function's too), but those for type checking."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _resolve(name: str) -> str | None:
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for module, path in MODULES.items():
+        out = set()
+        for node in _imports(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+                    package = package[: len(package) - node.level + 1]
+                    base = ".".join([*package, *([base] if base else [])])
+                # `from package import module` depends on the module (import-linter's
+                # reading); `from module import name`, on the module.
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                         for a in node.names]
+            for name in names:
+                target = _resolve(name)
+                if target is not None and target != module:
+                    out.add(target)
+        edges[module] = out
+    return edges
+
+
+GRAPH = graph()
+
+
+def test_every_module_is_in_a_layer() -> None:
+    for module in MODULES:
+        package_of(module)
+
+
+def violations(edges: dict[str, set[str]]) -> list[str]:
+    """Imports that run up the layers, or across to another package of the same rank."""
+    wrong = []
+    for module, targets in edges.items():
+        mine = package_of(module)
+        for target in targets:
+            theirs = package_of(target)
+            if theirs == mine:
+                continue
+            allowed = ONLY.get(mine)
+            if RANK[theirs] >= RANK[mine] or (allowed is not None and theirs not in allowed
+                                               and theirs != "policies"):
+                wrong.append(f"{module} -> {target}")
+    return sorted(wrong)
+
+
+def test_no_import_runs_up_or_across_the_layers() -> None:
+    wrong = violations(GRAPH)
+    assert not wrong, "imports against the layer order:\n  " + "\n  ".join(wrong)
+
+
+def test_policies_never_import_the_gateway() -> None:
+    assert not [(m, t) for m, ts in GRAPH.items() if m.startswith("policies")
+                for t in ts if t.startswith("gateway")]
+
+
+def test_no_import_circles() -> None:
+    # Tarjan's strongly connected components: any with more than one module is a circle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in GRAPH.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in GRAPH:
+        if module not in index:
+            visit(module)
+    assert not circles, f"import circles: {circles}"
+
+
+def test_the_check_sees_a_wrong_import() -> None:
+    """The rules are not vacuous: the graph holds the imports that are there, and an
+    upward, a sideways or a simulator's import into the gateway would be found."""
+    assert "gateway.upstream.exchange" in GRAPH["gateway.http.proxy"]
+    assert violations({"gateway.upstream.exchange": {"gateway.http.relay"},
+                       "gateway.ops.metrics": {"gateway.apis.chat"},
+                       "gateway.simulator.app": {"gateway.config.models"},
+                       "gateway.http.relay": {"gateway.upstream.client"}}) == [
+        "gateway.ops.metrics -> gateway.apis.chat",
+        "gateway.simulator.app -> gateway.config.models",
+        "gateway.upstream.exchange -> gateway.http.relay"]
