@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, as_int, loads, named_event, schema_slots, string_slots
+from gateway.apis.base import Api, ModelRoute, StoresNothing
+from gateway.apis.shapes import as_int, loads, named_event, schema_slots, string_slots
 from gateway.core.errors import anthropic_type
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
@@ -45,7 +46,7 @@ class CountTokensBody(MessagesBody):
     max_tokens: StrictInt | None = None  # type: ignore[assignment]
 
 
-class Messages(Api):
+class Messages(StoresNothing, Api):
     name = "messages"
     FINISH = re.compile(rb'"stop_reason":\s*"(\w{1,40})"')
 
@@ -54,9 +55,9 @@ class Messages(Api):
         return (model if isinstance(model, str) else "",
                 (reason,) if isinstance(reason, str) else ())
     operation = Operation.MESSAGES
+    gen_ai_operation = "chat"
     generates = True
     Body: ClassVar[type[BaseModel]] = MessagesBody
-    named = True
     known = KNOWN
 
     # --- prompt -----------------------------------------------------------------------
@@ -171,6 +172,31 @@ class Messages(Api):
                  "usage": {"output_tokens": 0}}
         out += named_event(b"message_delta", orjson.dumps(delta))
         return out + named_event(b"message_stop", b'{"type":"message_stop"}')
+
+    # --- what this API's streams do not have ---------------------------------------------
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        return False  # the terminal event carries the usage unasked
+
+    def drop_event(self, event: dict[str, Any], strip_usage: bool) -> bool:
+        return False
+
+    def is_end(self, data: bytes) -> bool:
+        return False  # the stream ends at its terminal event and EOF
+
+    def end(self) -> bytes:
+        return b""  # no [DONE]
+
+    def outputs(self, body: dict[str, Any]) -> int:
+        return 1
+
+    def annotate(self, body: dict[str, Any], prompt: Results, outputs: dict[Hashable, Results]) -> None:
+        """No place for filter results in this shape."""
+
+    def is_stream(self, body: dict[str, Any]) -> bool:
+        return body.get("stream") is True
+
+    def stream_final(self, event: dict[str, Any]) -> list[Text]:
+        return []  # no closing event repeats the text
 
     def stream_error(self, code: str, message: str, last: bytes) -> bytes:
         status = 504 if code == "upstream_timeout" else 500

@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, as_int, loads, schema_slots, usage_counts
+from gateway.apis.base import Api, ModelRoute, StoresNothing
+from gateway.apis.shapes import as_int, data_event, loads, openai_stream_error, schema_slots, usage_counts
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
 from policies import Usage
@@ -53,9 +54,10 @@ COMMON = frozenset({"model", "user", "stream", "stream_options", "n", "seed", "s
                     "temperature", "top_p"})
 
 
-class ChatCompletions(Api):
+class ChatCompletions(StoresNothing, Api):
     name = "chat.completions"
     operation = Operation.CHAT
+    gen_ai_operation = "chat"
     generates = True
     Body: ClassVar[type[BaseModel]] = ChatBody
     known = COMMON | {
@@ -66,6 +68,9 @@ class ChatCompletions(Api):
         "metadata", "data_sources", "verbosity", "web_search_options", "prompt_cache_key",
         "safety_identifier", "user_security_context",
     }
+
+    def is_stream(self, body: dict[str, Any]) -> bool:
+        return body.get("stream") is True
 
     def ask_stream_usage(self, body: dict[str, Any]) -> bool:
         options = body.get("stream_options")
@@ -181,6 +186,18 @@ class ChatCompletions(Api):
 
     def end(self) -> bytes:
         return DONE_EVENT
+
+    def encode(self, name: bytes | None, data: bytes) -> bytes:
+        return data_event(data)
+
+    def stream_final(self, event: dict[str, Any]) -> list[Text]:
+        return []  # no closing event repeats the text
+
+    def is_keepalive(self, event: dict[str, Any]) -> bool:
+        return False
+
+    def stream_error(self, code: str, message: str, last: bytes) -> bytes:
+        return openai_stream_error(code, message)
 
     def stream_delta(self, event: dict[str, Any]) -> Text | None:
         choices = event.get("choices")

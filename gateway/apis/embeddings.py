@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute
+from gateway.apis.base import Api, GeneratesNothing, ModelRoute, NeverStreams, StoresNothing
 from gateway.apis.chat import openai_usage
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
@@ -24,15 +24,12 @@ class EmbeddingsBody(BaseModel):
     dimensions: StrictInt | None = None
 
 
-class Embeddings(Api):
+class Embeddings(NeverStreams, GeneratesNothing, StoresNothing, Api):
     name = "embeddings"
     gen_ai_operation = "embeddings"
     operation = Operation.EMBEDDINGS
     Body = EmbeddingsBody
     known = frozenset({"model", "user", "input", "encoding_format", "dimensions", "input_type"})
-
-    def is_stream(self, body: dict[str, Any]) -> bool:
-        return False
 
     def prompt_texts(self, body: dict[str, Any]) -> list[Slot]:
         value = body.get("input")

@@ -13,15 +13,8 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import (
-    Api,
-    ModelRoute,
-    as_int,
-    loads,
-    named_event,
-    schema_slots,
-    usage_counts,
-)
+from gateway.apis.base import Api, ModelRoute
+from gateway.apis.shapes import as_int, loads, named_event, schema_slots, usage_counts
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
 from policies import Usage
@@ -58,9 +51,9 @@ class Responses(Api):
         return (model if isinstance(model, str) else "",
                 (status,) if isinstance(status, str) else ())
     operation = Operation.RESPONSES
+    gen_ai_operation = "chat"
     generates = True
     Body: ClassVar[type[BaseModel]] = ResponsesBody
-    named = True
     known = frozenset({
         "model", "input", "instructions", "stream", "stream_options", "max_output_tokens",
         "max_tool_calls", "store", "background", "previous_response_id", "conversation", "prompt",
@@ -197,6 +190,31 @@ class Responses(Api):
                  "sequence_number": as_int(previous.get("sequence_number")) + 1,
                  "response": response}
         return named_event(b"response.incomplete", orjson.dumps(event))
+
+    # --- what this API's streams do not have ---------------------------------------------
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        return False  # the terminal event carries the usage unasked
+
+    def drop_event(self, event: dict[str, Any], strip_usage: bool) -> bool:
+        return False
+
+    def is_end(self, data: bytes) -> bool:
+        return False  # the stream ends at its terminal event and EOF
+
+    def end(self) -> bytes:
+        return b""  # no [DONE]
+
+    def outputs(self, body: dict[str, Any]) -> int:
+        return 1
+
+    def annotate(self, body: dict[str, Any], prompt: Results, outputs: dict[Hashable, Results]) -> None:
+        """No place for filter results in this shape."""
+
+    def is_stream(self, body: dict[str, Any]) -> bool:
+        return body.get("stream") is True
+
+    def is_keepalive(self, event: dict[str, Any]) -> bool:
+        return False
 
     def stream_error(self, code: str, message: str, last: bytes) -> bytes:
         # Nested `error`: the openai SDK raises APIError on it (a flat one it would yield).
