@@ -35,6 +35,7 @@ from gateway.core.errors import (
 )
 from gateway.core.flavours import flavour_of_path
 from gateway.core.replies import request_id
+from gateway.http.aiohttp_internals import ignore_further_input, site_runner, start_site
 from policies.retry import retry_headers
 
 log = logging.getLogger("gateway.http.connections")
@@ -74,10 +75,12 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fie
 
 class GatewayProtocol(web.RequestHandler):
     __slots__ = ("_armed", "_bytes_seen", "_connections", "_counted", "_deadline", "_header_timer",
-                 "_in_request")
+                 "_in_request", "_timers")
 
-    def __init__(self, server: Any, connections: Connections, **kwargs: Any) -> None:
-        super().__init__(server, **kwargs)
+    def __init__(self, server: Any, connections: Connections, *, loop: asyncio.AbstractEventLoop,
+                 **kwargs: Any) -> None:
+        super().__init__(server, loop=loop, **kwargs)
+        self._timers = loop  # the timers' clock; aiohttp's own `_loop` is private
         self._connections = connections
         self._header_timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
@@ -131,9 +134,9 @@ class GatewayProtocol(web.RequestHandler):
     # one timer per header_timeout, not a timer made and cancelled per request.
     def _arm(self) -> None:
         self._armed = True
-        self._deadline = self._loop.time() + self._connections.header_timeout
+        self._deadline = self._timers.time() + self._connections.header_timeout
         if self._header_timer is None:
-            self._header_timer = self._loop.call_at(self._deadline, self._expired)
+            self._header_timer = self._timers.call_at(self._deadline, self._expired)
 
     def _disarm(self) -> None:
         self._armed = False
@@ -146,8 +149,8 @@ class GatewayProtocol(web.RequestHandler):
         if not self._armed or self._in_request or self.transport is None:
             self._armed = False
             return
-        if self._loop.time() < self._deadline:
-            self._header_timer = self._loop.call_at(self._deadline, self._expired)
+        if self._timers.time() < self._deadline:
+            self._header_timer = self._timers.call_at(self._deadline, self._expired)
             return
         self._armed = False
         self._connections.header_timeouts += 1
@@ -160,10 +163,10 @@ class GatewayProtocol(web.RequestHandler):
         transport.write(_raw_response(error, "/"))
         # Closing now, with the client's bytes unread, would send a reset that can destroy
         # the answer before it is read: half-close, drop what still arrives, close soon.
-        self._force_close = True  # aiohttp's flag: data_received ignores what comes
+        ignore_further_input(self)
         if transport.can_write_eof():
             transport.write_eof()
-        self._loop.call_later(LINGER_S, transport.close)
+        self._timers.call_later(LINGER_S, transport.close)
 
     # --- what aiohttp answers without the app -----------------------------------------------
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
@@ -204,20 +207,14 @@ class GatewaySite(web.TCPSite):
         self._handler_args = handler_args
 
     async def start(self) -> None:
-        self._runner._reg_site(self)
         loop = asyncio.get_running_loop()
-        server = self._runner.server
+        server = site_runner(self).server
         assert server is not None
 
         def protocol() -> GatewayProtocol:
             return GatewayProtocol(server, self._connections, loop=loop, **self._handler_args)
 
-        self._server = await loop.create_server(
-            protocol, self._host, self._port, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
-        )
-        sockets = self._server.sockets
-        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+        await start_site(self, protocol)
 
 
 CONNECTIONS = web.AppKey("connections", Connections)  # set by server.start for a gateway listener
