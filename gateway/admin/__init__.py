@@ -4,4 +4,4 @@ its own credential (`admin.auth`). Mounted by `gateway.app` as a sub-application
 (its routes are in `gateway.routes`); handlers read the gateway's state through
 `request.config_dict`, the parent app's keys.
 
-May import: core, config, database, runtime, team, http (request reading)."""
+May import: core, config, database, upstream, runtime, team, http."""

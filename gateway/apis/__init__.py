@@ -1,4 +1,7 @@
-"""One adapter per API; `MODEL_ROUTES` is every route that forwards to a model."""
+"""One adapter per client API (the interface: `base`); `MODEL_ROUTES` is every route
+that forwards to a model.
+
+May import: core, policies."""
 
 from gateway.apis import anthropic, chat, completions, embeddings, image_embeddings, responses
 from gateway.apis.base import Api, ModelRoute

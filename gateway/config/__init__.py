@@ -1,5 +1,7 @@
 """The config: its models (`models`), reading a file (`loading`), and the checks of a
-consumer that the config, the admin API and the CLI share (`consumers`)."""
+consumer that the config, the admin API and the CLI share (`consumers`).
+
+May import: core, providers, policies."""
 
 from gateway.config.loading import (
     ConfigError,

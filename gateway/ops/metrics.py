@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN §6 names), exposed at /metrics with prometheus-client.
+"""Prometheus metrics (the names of docs/contract.md §6), exposed at /metrics with prometheus-client.
 
 The hot path only adds to plain dicts (one event loop per process, so no locks);
 prometheus-client turns them into families when /metrics is scraped. That keeps

@@ -1,5 +1,7 @@
-"""The upstream providers, one module each, in the one table the config validates
-`backends[].provider` against."""
+"""The upstream providers, one module each (the interface: `base`), in the one table
+the config validates `backends[].provider` against.
+
+May import: core."""
 
 from gateway.providers.anthropic import Anthropic
 from gateway.providers.azure_ai_inference import AzureAIInference

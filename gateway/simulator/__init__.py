@@ -1,4 +1,7 @@
-"""The project's own upstream simulator, used by demo, tests and benchmarks alike."""
+"""The project's own upstream simulator, used by demo, tests and benchmarks alike: it
+stands apart from the gateway, as a real upstream would.
+
+May import: core only (token counting)."""
 
 from gateway.simulator.app import SIMULATOR, Record, Simulator, create_simulator
 from gateway.simulator.settings import Fault, SimulatorSettings

@@ -1,3 +1,6 @@
+"""Who is calling: API key digests, consumers, Entra ID tokens, and the authenticator
+that turns a request's credential into a Caller."""
+
 from policies.auth.api_keys import KeyRing, RuntimeKey, hash_key
 from policies.auth.authenticator import Authenticator, presented_credentials
 from policies.auth.consumers import ConsumerConfig

@@ -5,6 +5,7 @@ type annotation, not a dependency, and is not counted."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +191,28 @@ def test_the_check_sees_a_wrong_import() -> None:
         "gateway.ops.metrics -> gateway.apis.chat",
         "gateway.simulator.app -> gateway.config.models",
         "gateway.upstream.exchange -> gateway.http.relay"]
+
+
+def test_every_module_says_what_it_is_for() -> None:
+    missing = [m for m, path in MODULES.items()
+               if path.stat().st_size and ast.get_docstring(ast.parse(path.read_text())) is None]
+    assert not missing, f"modules without a docstring: {missing}"
+
+
+def test_each_package_says_what_it_may_import_and_keeps_to_it() -> None:
+    """A gateway package's docstring ends with "May import: a, b, c." naming the rooms it
+    may use (besides policies); its modules import nothing else of the gateway."""
+    wrong = []
+    for package in [p for p in RANK if p.startswith("gateway.") and (ROOT / p.replace(".", "/")).is_dir()]:
+        doc = ast.get_docstring(ast.parse(MODULES[package].read_text())) or ""
+        said = re.search(r"May import: ([^.]+)\.", doc.replace("\n", " "))
+        if said is None:
+            wrong.append(f"{package}: no 'May import:' line")
+            continue
+        allowed = {"gateway." + w.split()[0] for w in said.group(1).split(";")[0].split(",") if w.strip()}
+        allowed = {a for a in allowed if a in RANK}
+        used = {package_of(t) for m, ts in GRAPH.items() if package_of(m) == package for t in ts}
+        extra = {u for u in used - allowed - {package} if u.startswith("gateway")}
+        if extra:
+            wrong.append(f"{package} imports {sorted(extra)} beyond what its docstring says")
+    assert not wrong, "\n".join(wrong)
