@@ -27,31 +27,31 @@ def demo_config(simulator_url: str, port: int, database: str) -> GatewayConfig:
             {
                 "name": "gpt-4o-mini",
                 "model": "gpt-4o-mini",
-                "backends": [{"url": simulator_url, "api": "azure-openai",
+                "backends": [{"url": simulator_url, "provider": "azure-openai",
                               "deployment": "gpt-4o-mini"}],
             },
             {
                 "name": "mistral-large",
                 "model": "mistral-large-2411",
                 "provider": "Mistral",
-                "backends": [{"url": simulator_url, "api": "azure-ai-inference"}],
+                "backends": [{"url": simulator_url, "provider": "azure-ai-inference"}],
             },
             {
                 "name": "gpt-5-mini",
                 "model": "gpt-5-mini",
-                "backends": [{"url": simulator_url, "api": "azure-openai", "deployment": "gpt-5-mini"}],
+                "backends": [{"url": simulator_url, "provider": "azure-openai", "deployment": "gpt-5-mini"}],
             },
             {
                 "name": "claude-sonnet-4-5",
                 "model": "claude-sonnet-4-5",
                 "provider": "Anthropic",
-                "backends": [{"url": simulator_url + "/anthropic", "api": "anthropic"}],
+                "backends": [{"url": simulator_url + "/anthropic", "provider": "anthropic"}],
             },
             {
                 "name": "text-embedding-3-small",
                 "model": "text-embedding-3-small",
                 "model_type": "embeddings",
-                "backends": [{"url": simulator_url + "/v1", "api": "openai"}],
+                "backends": [{"url": simulator_url + "/v1", "provider": "openai"}],
             },
         ],
     )
