@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.apis import Api
 from gateway.core import errors
@@ -90,7 +91,9 @@ async def relay_json(
     started = time.perf_counter()
     data = await read_body(upstream, limit)
     flow.upstream_seconds += time.perf_counter() - started
-    headers = {**response_headers(upstream.headers), **(overrides or {})}
+    headers = CIMultiDict(response_headers(upstream.headers))
+    if overrides:
+        headers.update(overrides)  # case-insensitively: the gateway's retry headers win
     if upstream.status in (401, 403):
         # The upstream refused the gateway's own credential: not the caller's fault,
         # and passing a 401 on would tell the caller its key is wrong.
