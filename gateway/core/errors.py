@@ -7,6 +7,8 @@
           ├── NoModelName                400 no_model_name
           ├── ExtraParametersNotAllowed  400 extra_parameters_not_allowed
           ├── UnsupportedOperation       400 unsupported_operation: batch, files, realtime ...
+          ├── UnsupportedParameter       400 unsupported_parameter: a field the backend's API
+          │                                  cannot carry (translation refuses, never drops)
           ├── UnknownModel               404 unknown_model / DeploymentNotFound
           ├── RouteNotFound              404 not_found / 405 method_not_allowed
           ├── ResponseNotFound           404 response_not_found: a stored response not the caller's
@@ -68,6 +70,10 @@ class ExtraParametersNotAllowed(GatewayError):
 
 class UnsupportedOperation(GatewayError):
     status, code = 400, "unsupported_operation"
+
+
+class UnsupportedParameter(GatewayError):
+    status, code = 400, "unsupported_parameter"
 
 
 class UnknownModel(GatewayError):

@@ -18,8 +18,9 @@ from aiohttp import web
 from gateway.core.flavours import Flavour
 from policies import PolicyChain, RequestContext
 
-if TYPE_CHECKING:  # the adapters are a layer above; a flow only holds one
+if TYPE_CHECKING:  # the adapters and translators are layers above; a flow only holds them
     from gateway.apis.base import Api
+    from gateway.translate.base import Target, Translator
 
 # Until a model route sets the chain in force: no policy looks at anything.
 NO_POLICIES = PolicyChain()
@@ -44,6 +45,10 @@ class Flow(RequestContext):
     alias: str = ""  # the model name the client asked for
     operation: str = ""  # gen_ai.operation.name
     provider: str = ""  # the backend's provider (gateway.providers), once one was tried
+    backend_api: str = ""  # the operation the backend was sent (another API when translated)
+    # The translator and its target when the backend speaks another API than the client.
+    translation: tuple[Translator, Target] | None = None
+    default_max_tokens: int = 1024  # the deployment's, for APIs that require max_tokens
     status: int = 0
     error_code: str = ""
     cost_micros: int = 0  # from the usage and the deployment's (or backend's) prices

@@ -12,6 +12,7 @@ from gateway.core.flow import FLOW
 from gateway.core.replies import json_response
 from gateway.http.inbound import model_name
 from gateway.runtime.live import LIVE
+from gateway.translate import plan
 from gateway.upstream.routing import Deployment
 
 MODEL_LISTS = ("/v1/models", "/openai/v1/models")
@@ -37,11 +38,18 @@ UNSUPPORTED_PREFIXES = ("/v1", "/openai/v1", "/openai", "/openai/deployments/{de
 
 
 def _model(deployment: Deployment) -> dict[str, object]:
-    """An OpenAI model object, with the APIs the alias serves (those some backend has)."""
-    operations = {op for backend in deployment.backends for op in backend.urls}
-    apis = [api.name for api in APIS if api.operation in operations]
+    """An OpenAI model object, with the APIs the alias serves: `apis` by name, and
+    `serves` saying for each whether a backend speaks it natively or the gateway
+    translates it (native wins when some backend has it)."""
+    serves: dict[str, str] = {}
+    for api in APIS:
+        ways = [plan(api.operation, b.urls) for b in deployment.backends]
+        if any(w is not None and w[1] is None for w in ways):
+            serves[api.name] = "native"
+        elif any(w is not None for w in ways):
+            serves[api.name] = "translated"
     return {"id": deployment.name, "object": "model", "created": 0, "owned_by": "model-gateway",
-            "apis": apis}
+            "apis": list(serves), "serves": [{"api": k, "how": v} for k, v in serves.items()]}
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -27,6 +27,7 @@ from gateway.http.relay import Remember, StreamRelay, relay_json
 from gateway.ops.metrics import METRICS
 from gateway.runtime.live import LIVE
 from gateway.runtime.snapshot import Runtime
+from gateway.translate import Target, plan
 from gateway.upstream.backends import Backend
 from gateway.upstream.exchange import Request, exchange
 from gateway.upstream.routing import Deployment
@@ -35,8 +36,9 @@ log = logging.getLogger("gateway.proxy")
 
 
 class ModelCall:
-    """An upstream call for a model route: the client's body for the chosen backend, and
-    its answer relayed in the API's own shape."""
+    """An upstream call for a model route: the client's body for the chosen backend (in
+    the backend's API, translated when it speaks another), and its answer relayed in the
+    client's API."""
 
     missing_is_answer = False
 
@@ -44,21 +46,41 @@ class ModelCall:
         self.api = api
 
     def prepare(self, flow: Flow, backend: Backend) -> Request:
-        model = flow.body["model"] = backend.body_model(self.api.operation)
-        return Request(backend.urls[self.api.operation], orjson.dumps(flow.body), model)
+        way = plan(self.api.operation, backend.urls)
+        assert way is not None  # _backends kept only the backends that serve it
+        operation, translator = way
+        flow.backend_api = operation.value
+        model = backend.body_model(operation)
+        if translator is None:
+            flow.body["model"] = model
+            flow.translation = None
+            return Request(backend.urls[operation], orjson.dumps(flow.body), model)
+        target = self.target(flow, backend, model)
+        body = translator.request(flow.body, target)
+        body["model"] = model
+        flow.translation = (translator, target)
+        return Request(backend.urls[operation], orjson.dumps(body), model)
+
+    def target(self, flow: Flow, backend: Backend, model: str) -> Target:
+        deployment = flow.deployment
+        return Target(deployment, model, flow.default_max_tokens, flow.request_id,
+                      created=int(time.time()))
 
     async def deliver(self, request: web.Request, flow: Flow, backend: Backend,
                       answer: aiohttp.ClientResponse, headers: dict[str, str]) -> web.StreamResponse:
         server = request.app[LIVE].config.server  # server settings change only at a restart
         remember = _rememberer(request, self.api, flow, backend)
+        translation = flow.translation
         if flow.stream and answer.status == 200:
             # A stream, whatever the upstream's Content-Type says: some Azure-compatible
             # servers send none.
+            reshape = None if translation is None else translation[0].stream(flow.body, translation[1])
             relay = StreamRelay(self.api, flow, flow.chain, flow.strip_usage,
-                                server.max_event_bytes, server.max_response_bytes, remember)
+                                server.max_event_bytes, server.max_response_bytes, remember,
+                                reshape)
             return await relay.run(request, answer)
         return await relay_json(answer, self.api, flow, flow.chain, server.max_response_bytes,
-                                remember, headers)
+                                remember, headers, translation)
 
 
 def model_handler(route: ModelRoute) -> Handler:
@@ -76,6 +98,7 @@ def model_handler(route: ModelRoute) -> Handler:
         flow.api, flow.api_name, flow.operation = api, api.name, api.gen_ai_operation
         flow.deployment, flow.alias = deployment.name, inbound.alias
         flow.body, flow.stream = inbound.body, inbound.stream
+        flow.default_max_tokens = deployment.config.default_max_tokens
         chain = flow.chain = runtime.chain
         gauge = app[METRICS].inflight
         labels = (deployment.name,)
@@ -103,10 +126,10 @@ def _backends(deployment: Deployment, api: Api, store: str | None) -> list[Backe
     continued response lives in); the error when there are none."""
     now = time.monotonic()
     tries = [b for b in deployment.candidates(now)
-             if api.operation in b.urls and (store is None or b.store_key == store)]
+             if plan(api.operation, b.urls) is not None and (store is None or b.store_key == store)]
     if tries:
         return tries
-    if not any(api.operation in b.urls for b in deployment.backends):
+    if not any(plan(api.operation, b.urls) is not None for b in deployment.backends):
         providers = ", ".join(sorted({b.provider.name for b in deployment.backends}))
         raise UnsupportedOperation(
             f"No backend of deployment {deployment.name} serves {api.name} "

@@ -25,6 +25,7 @@ from gateway.core.errors import UpstreamError, UpstreamTimeout
 from gateway.core.flavours import Flavour
 from gateway.core.flow import Flow
 from gateway.core.sse import Decoder, Event, EventTooLarge
+from gateway.translate import StreamTranslator, Target, Translator
 from gateway.upstream.client import response_headers
 from policies import ContentBlocked, PolicyChain, PolicyError
 
@@ -87,7 +88,11 @@ Remember = Callable[[str], Awaitable[None]]
 async def relay_json(
     upstream: aiohttp.ClientResponse, api: Api, flow: Flow, chain: PolicyChain, limit: int,
     remember: Remember | None = None, overrides: dict[str, str] | None = None,
+    translation: tuple[Translator, Target] | None = None,
 ) -> web.Response:
+    """A whole answer: read within `limit`, its usage recorded, policies shown it, and sent
+    on; from a backend of another API (`translation`), translated into the client's first,
+    its errors rendered in the client's shape."""
     started = time.perf_counter()
     data = await read_body(upstream, limit)
     flow.upstream_seconds += time.perf_counter() - started
@@ -102,7 +107,8 @@ async def relay_json(
             "the operator must fix the backend's auth settings."
         )
     if upstream.status >= 400:
-        body = error_body(upstream.status, data, flow.flavour)
+        body = error_body(upstream.status, data, flow.flavour) if translation is None \
+            else foreign_error_body(upstream.status, data, flow.flavour)
         if body is not data:
             flow.error_code = "upstream_error"
         return web.Response(
@@ -110,6 +116,12 @@ async def relay_json(
         )
     headers["Content-Type"] = "application/json"
     parsed = _answer(data)
+    if translation is not None:
+        if _is_error(parsed):
+            raise UpstreamError("The upstream answered 200 with an error instead of an answer: "
+                                + _error_text(parsed))
+        translator, target = translation
+        parsed = translator.response(parsed, target)
     if api.answer_error(parsed):
         raise UpstreamError("The upstream answered 200 with an error instead of an answer: "
                             + _error_text(parsed))
@@ -125,7 +137,30 @@ async def relay_json(
     if chain.looks_at_bodies:
         await chain.on_response_body(flow, parsed)
         data = orjson.dumps(parsed)
+    elif translation is not None:
+        data = orjson.dumps(parsed)
     return web.Response(body=data, status=upstream.status, headers=headers)
+
+
+def foreign_error_body(status: int, data: bytes, flavour: Flavour) -> bytes:
+    """An error from a backend of another API, in the client's shape: the status kept
+    (so the client's SDK raises and retries what it would on a native backend), the
+    upstream's message kept when it gave one."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        parsed = None
+    message = _error_text(parsed) if isinstance(parsed, dict) else \
+        data[:200].decode(errors="replace").strip()
+    error = UpstreamError(f"The upstream answered HTTP {status}: {message}")
+    return orjson.dumps(errors.error_body(error, flavour, status))
+
+
+def _is_error(body: dict[str, Any]) -> bool:
+    """An error object in any API's shape (OpenAI's {"error": {...}}, Anthropic's
+    {"type": "error", ...}) rather than an answer."""
+    return body.get("type") == "error" or (isinstance(body.get("error"), dict)
+                                           and not ({"choices", "content", "output"} & body.keys()))
 
 
 def _answer(data: bytes) -> dict[str, Any]:
@@ -137,7 +172,7 @@ def _answer(data: bytes) -> dict[str, Any]:
 
 def _error_text(body: dict[str, Any]) -> str:
     error = body.get("error")
-    message = error.get("message") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
     return str(message)[:200] if message else "(no message)"
 
 
@@ -152,8 +187,12 @@ class StreamRelay:
 
     def __init__(self, api: Api, flow: Flow, chain: PolicyChain, strip_usage: bool,
                  max_event_bytes: int, max_response_bytes: int,
-                 remember: Remember | None = None) -> None:
+                 remember: Remember | None = None,
+                 reshape: StreamTranslator | None = None) -> None:
         self.api, self.flow, self.chain = api, flow, chain
+        # A backend of another API: its events become the client API's before anything
+        # else looks at them, so that usage, filters and framing work as for a native one.
+        self.reshape = reshape
         # Called with the id of the stored response, before its first event goes out,
         # so that no client can ask for it before the gateway knows whose it is.
         self.remember = remember
@@ -166,6 +205,13 @@ class StreamRelay:
         self.received = 0
 
     async def events(self, events: list[Event]) -> bytes:
+        """What the client gets for these upstream events."""
+        reshape = self.reshape
+        if reshape is not None:
+            events = [out for name, data in events for out in reshape.feed(name, data)]
+        return await self._client_events(events)
+
+    async def _client_events(self, events: list[Event]) -> bytes:
         api, ex = self.api, self.flow
         out: list[bytes] = []
         for name, data in events:
@@ -255,6 +301,10 @@ class StreamRelay:
                     await response.write(out)
                 if not chunk:
                     break
+            if self.reshape is not None and not self.blocked:
+                out = await self._client_events(self.reshape.close())
+                if out:
+                    await response.write(out)
             if not self.first and not self.done:
                 raise _UpstreamBroke("upstream_error", "The upstream answered with no event at "
                                      "all (not an event stream).")

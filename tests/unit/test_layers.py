@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("gateway.providers",),
     ("gateway.config",),
     ("gateway.ops", "gateway.database", "gateway.apis", "gateway.simulator"),
+    ("gateway.translate",),
     ("gateway.upstream",),
     ("gateway.enforcement",),
     ("gateway.runtime",),
