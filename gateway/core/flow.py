@@ -71,7 +71,13 @@ class Flow(RequestContext):
 
     def __init__(self, request_id: str, route: str, started: float,
                  flavour: Flavour = Flavour.OPENAI) -> None:
-        super().__init__(request_id)
+        # RequestContext's fields, set here rather than through its __init__: one Flow is
+        # made per request, and most of those fields keep their class defaults until set.
+        self.request_id = request_id
+        self.body = {}
+        self.response_headers = {}
+        self.state = {}
+        self.timings = {}
         self.route = route  # the route template, never the raw path
         self.started = started  # perf_counter
         self.flavour = flavour

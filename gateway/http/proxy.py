@@ -49,7 +49,7 @@ class ModelCall:
         way = plan(self.api.operation, backend.urls)
         assert way is not None  # _backends kept only the backends that serve it
         operation, translator = way
-        flow.backend_api = operation.value
+        flow.backend_api = operation  # a str: the enum is a StrEnum
         model = backend.body_model(operation)
         if translator is None:
             flow.body["model"] = model

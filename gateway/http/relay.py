@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict
 
 from gateway.apis import Api
 from gateway.core import errors
@@ -96,9 +95,10 @@ async def relay_json(
     started = time.perf_counter()
     data = await read_body(upstream, limit)
     flow.upstream_seconds += time.perf_counter() - started
-    headers = CIMultiDict(response_headers(upstream.headers))
-    if overrides:
-        headers.update(overrides)  # case-insensitively: the gateway's retry headers win
+    headers = response_headers(upstream.headers)
+    if overrides:  # the gateway's retry headers replace the upstream's, whatever its case
+        names = {name.lower() for name in overrides}
+        headers = {k: v for k, v in headers.items() if k.lower() not in names} | overrides
     if upstream.status in (401, 403):
         # The upstream refused the gateway's own credential: not the caller's fault,
         # and passing a 401 on would tell the caller its key is wrong.

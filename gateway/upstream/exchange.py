@@ -17,8 +17,7 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -46,9 +45,8 @@ def is_backend_failure(status: int) -> bool:
     return status in BACKEND_FAILURES or (status >= 500 and status != 501)
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One upstream request, as prepared for one backend."""
+class Request(NamedTuple):
+    """One upstream request, as prepared for one backend (a tuple: one is made per call)."""
 
     url: str
     body: bytes | None
@@ -101,7 +99,7 @@ async def exchange(request: web.Request, flow: Flow, call: Call, tries: Sequence
 async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backend,
                    retry_on: tuple[int, ...], last: bool, policy: HeaderPolicy,
                    credentials: list[str] | None) -> web.StreamResponse:
-    app = request.config_dict
+    app = request.app  # every route that calls upstreams is the gateway's own
     metrics = app[METRICS]
     labels = (flow.deployment, backend.name)
     prepared = call.prepare(flow, backend)
