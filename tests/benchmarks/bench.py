@@ -188,9 +188,10 @@ NEVER_HIT = {"requests_per_minute": 10**9, "tokens_per_minute": 10**12}
 
 
 def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | None,
-                   legacy: bool = False) -> str:
+                   legacy: bool = False, quiet_timers: bool = False) -> str:
     """The gateway's config; `legacy`: one an older revision accepts (for --ab), without
-    the keys it did not know yet."""
+    the keys it did not know yet; `quiet_timers`: the ledger flush and the config watch
+    as rare as they may be (the instruction counter's window)."""
     consumer: dict[str, Any] = {"name": "bench", "api_keys": [hash_key(KEY)], "deployments": ["*"]}
     deployment: dict[str, Any] = {"name": "bench", "model": "bench-model", "backends": [
         {"url": f"http://127.0.0.1:{sim_port}/v1", "api": "openai",
@@ -207,6 +208,9 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
         config["deployments"].append({"name": "bench-claude", "model": "bench-claude", "backends": [
             {"url": f"http://127.0.0.1:{sim_port}/anthropic", "api": "anthropic",
              "timeouts": {"response": 300, "idle": 300}}]})
+    if quiet_timers:
+        config["ledger"] = {"flush_seconds": 300}
+        config["server"]["config_watch_seconds"] = 0
     if variant.limits:
         consumer["limits"] = deployment["limits"] = NEVER_HIT
     if variant.redis:

@@ -38,10 +38,15 @@ async def _send(url: str, body: dict[str, object], n: int) -> None:
                     raise RuntimeError(f"HTTP {r.status} from the gateway")
 
 
-def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up: int) -> float:
-    """Instructions per request of the gateway in `tree` (None: this checkout)."""
+def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up: int,
+          legacy: bool = False) -> float:
+    """Instructions per request of the gateway in `tree` (None: this checkout), with the
+    same config for every revision unless `legacy` (an old one that refuses its keys).
+    Timers that would fire a number of times set by the wall clock (the ledger's flush,
+    the config watch) are pushed out of the window: under valgrind a busy machine slows
+    the run, more of them would fire, and the A/B would measure the machine's load."""
     port = free_port()
-    config = gateway_config(sim_port, port, VARIANTS[0], None, legacy=tree is not None)
+    config = gateway_config(sim_port, port, VARIANTS[0], None, legacy=legacy, quiet_timers=True)
     out = Path(tempfile.mkdtemp(prefix="callgrind-")) / "gw.out"
     valgrind = ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}")
     gateway = Proc(["serve", "--config", config], None, f"http://127.0.0.1:{port}/healthz",
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ab", metavar="REV", action="append", default=[],
                    help="also count the gateway at git revision REV")
     p.add_argument("--stream", action="store_true", help="streamed chat instead of plain")
+    p.add_argument("--legacy-config", action="store_true",
+                   help="give the --ab revisions the older config (for revisions before 2026-12)")
     args = p.parse_args(argv)
     sim_port = free_port()
     sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], None,
@@ -83,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
         print(f"  this tree: {here / 1000:,.1f} k")
         for rev in args.ab:
-            there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up)
+            there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up,
+                          args.legacy_config)
             print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
     finally:
         sim.stop()
