@@ -268,6 +268,9 @@ class DeploymentConfig(Strict):
     content_filter: str | None = None
     # Reserved against token limits when a request names no max_tokens.
     default_max_tokens: int = Field(1024, gt=0)
+    # The tokenizer encoding that counts what an upstream did not ("o200k_base",
+    # "cl100k_base"); default: the model's own by tiktoken's table, else o200k_base.
+    tokenizer: Literal["o200k_base", "cl100k_base"] | None = None
     # What a million tokens cost: every settled request gets a cost (ledger, cost quotas).
     pricing: PricingConfig | None = None
     backends: tuple[BackendConfig, ...] = Field(min_length=1)

@@ -21,6 +21,7 @@ from policies import PolicyChain, RequestContext
 if TYPE_CHECKING:  # the adapters and translators are layers above; a flow only holds them
     from gateway.apis.base import Api
     from gateway.translate.base import Target, Translator
+    from gateway.upstream.routing import Deployment
 
 # Until a model route sets the chain in force: no policy looks at anything.
 NO_POLICIES = PolicyChain()
@@ -49,6 +50,7 @@ class Flow(RequestContext):
     # The translator and its target when the backend speaks another API than the client.
     translation: tuple[Translator, Target] | None = None
     default_max_tokens: int = 1024  # the deployment's, for APIs that require max_tokens
+    routed_to: Deployment | None = None  # the deployment the alias resolved to
     status: int = 0
     error_code: str = ""
     cost_micros: int = 0  # from the usage and the deployment's (or backend's) prices

@@ -78,38 +78,58 @@ def load_encoding(name: str) -> tiktoken.Encoding:
     return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)
 
 
-class Tokenizer:
-    """Counts tokens with one encoding, loaded once, on first use or by `preload`."""
+DEFAULT = "o200k_base"
 
-    def __init__(self, encoding: str = "o200k_base") -> None:
-        self.name = encoding
-        self._encoding: tiktoken.Encoding | None = None
+
+def encoding_for(model: str, override: str | None = None) -> str:
+    """The encoding that counts `model`'s tokens: the deployment's override, else
+    tiktoken's own model table (gpt-35-turbo and gpt-4 are cl100k_base, gpt-4o and later
+    o200k_base), else o200k_base (a model tiktoken does not know, or an encoding not
+    shipped here: the closest count there is)."""
+    if override is not None:
+        return override
+    import tiktoken.model  # only when a count is needed
+
+    try:
+        name = tiktoken.model.encoding_name_for_model(model)
+    except KeyError:
+        return DEFAULT
+    return name if name in ENCODINGS else DEFAULT
+
+
+class Tokenizer:
+    """Counts tokens with the encodings asked for, each loaded once, on first use or by
+    `preload`."""
+
+    def __init__(self) -> None:
+        self._encodings: dict[str, tiktoken.Encoding] = {}
         self._lock = threading.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self._encoding is not None
+    def loaded(self, name: str = DEFAULT) -> bool:
+        return name in self._encodings
 
-    def encoding(self) -> tiktoken.Encoding:
-        if self._encoding is None:
+    def encoding(self, name: str = DEFAULT) -> tiktoken.Encoding:
+        found = self._encodings.get(name)
+        if found is None:
             with self._lock:
-                if self._encoding is None:
-                    self._encoding = load_encoding(self.name)
-        return self._encoding
+                found = self._encodings.get(name)
+                if found is None:
+                    found = self._encodings[name] = load_encoding(name)
+        return found
 
-    async def preload(self) -> None:
+    async def preload(self, name: str = DEFAULT) -> None:
         try:
-            await asyncio.to_thread(self.encoding)
+            await asyncio.to_thread(self.encoding, name)
         except EncodingUnavailable as exc:
             log.warning("token counts will be estimated from size: %s", exc)
 
-    def count(self, text: str) -> int:
-        return len(self.encoding().encode_ordinary(text)) if text else 0
+    def count(self, text: str, name: str = DEFAULT) -> int:
+        return len(self.encoding(name).encode_ordinary(text)) if text else 0
 
-    async def acount(self, text: str) -> int:
-        if self.loaded and len(text) <= INLINE_CHARS:
-            return self.count(text)
-        return await asyncio.to_thread(self.count, text)
+    async def acount(self, text: str, name: str = DEFAULT) -> int:
+        if self.loaded(name) and len(text) <= INLINE_CHARS:
+            return self.count(text, name)
+        return await asyncio.to_thread(self.count, text, name)
 
 
 def strings(parts: Iterable[Any]) -> str:

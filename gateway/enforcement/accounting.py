@@ -11,7 +11,7 @@ import orjson
 
 from gateway.apis import Api
 from gateway.core.flow import Flow
-from gateway.core.tokens import EncodingUnavailable, Tokenizer, strings
+from gateway.core.tokens import DEFAULT, EncodingUnavailable, Tokenizer, strings
 from policies import PolicyChain, Usage
 from policies.ratelimit import PricingConfig, Settlements, cost_micros
 
@@ -45,9 +45,9 @@ def _fallback(text: str) -> int:
     return -(-len(text.encode()) // BYTES_PER_TOKEN)
 
 
-async def count(tokenizer: Tokenizer, text: str) -> int:
+async def count(tokenizer: Tokenizer, text: str, encoding: str) -> int:
     try:
-        return await asyncio.to_thread(tokenizer.count, text)
+        return await asyncio.to_thread(tokenizer.count, text, encoding)
     except EncodingUnavailable as exc:
         log.warning("token count estimated from size: %s", exc)
         return _fallback(text)
@@ -64,19 +64,20 @@ def _record(flow: Flow, price: PricingConfig | None) -> None:
 
 
 async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: Flow,
-                 chain: PolicyChain, price: PricingConfig | None = None) -> None:
+                 chain: PolicyChain, price: PricingConfig | None = None,
+                 encoding: str = DEFAULT) -> None:
     """Once the response is over: the usage (counted if the upstream reported none), then
     the policies' on_response (settlement). Neither may be lost to a client that hangs
     up meanwhile: a count that has to wait (a thread) runs in a task of the app's, which
     this awaits shielded, so that the handler's cancellation does not cancel it."""
     if _needs_count(api, flow):
         prompt, output = strings(api.prompt_parts(flow.body)), generated_text(flow.output)
-        if tokenizer.loaded and len(prompt) + len(output) <= SYNC_CHARS:
-            flow.usage = Usage(tokenizer.count(prompt) + api.prompt_framing(flow.body),
-                               tokenizer.count(output), estimated=True)
+        if tokenizer.loaded(encoding) and len(prompt) + len(output) <= SYNC_CHARS:
+            flow.usage = Usage(tokenizer.count(prompt, encoding) + api.prompt_framing(flow.body),
+                               tokenizer.count(output, encoding), estimated=True)
         else:
             flow.finishing = background.start(_count_and_settle(tokenizer, api, flow, chain,
-                                                                prompt, output, price))
+                                                                prompt, output, price, encoding))
             await asyncio.shield(flow.finishing)
             return
     _record(flow, price)
@@ -85,9 +86,10 @@ async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: 
 
 
 async def _count_and_settle(tokenizer: Tokenizer, api: Api, flow: Flow, chain: PolicyChain,
-                            prompt: str, output: str, price: PricingConfig | None) -> None:
-    flow.usage = Usage(await count(tokenizer, prompt) + api.prompt_framing(flow.body),
-                       await count(tokenizer, output), estimated=True)
+                            prompt: str, output: str, price: PricingConfig | None,
+                            encoding: str) -> None:
+    flow.usage = Usage(await count(tokenizer, prompt, encoding) + api.prompt_framing(flow.body),
+                       await count(tokenizer, output, encoding), estimated=True)
     _record(flow, price)
     if chain.looks_at_responses:
         await chain.on_response(flow)

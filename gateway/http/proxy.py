@@ -16,10 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.apis import Api, ModelRoute
 from gateway.core.errors import InvalidRequest, ResponseNotFound, UnsupportedOperation
 from gateway.core.flow import Flow
-from gateway.core.tokens import TOKENIZER
+from gateway.core.tokens import DEFAULT, TOKENIZER, EncodingUnavailable, strings
 from gateway.database.engine import DATABASE
 from gateway.database.responses import Owner
-from gateway.enforcement.accounting import finish
+from gateway.enforcement.accounting import BYTES_PER_TOKEN, finish
 from gateway.enforcement.limiter import LIMITER
 from gateway.http.admission import Handler, admitted
 from gateway.http.inbound import parse, read_json
@@ -66,11 +66,25 @@ class ModelCall:
         return Target(deployment, model, flow.default_max_tokens, flow.request_id,
                       created=int(time.time()))
 
+    async def prompt_tokens(self, request: web.Request, flow: Flow) -> int:
+        """The prompt's tokens in the deployment's encoding, as the client sent it."""
+        deployment = flow.routed_to
+        encoding = deployment.encoding if deployment is not None else DEFAULT
+        text = strings(self.api.prompt_parts(flow.body))
+        try:
+            counted = await request.app[TOKENIZER].acount(text, encoding)
+        except EncodingUnavailable:
+            counted = -(-len(text.encode()) // BYTES_PER_TOKEN)  # errs high, as accounting does
+        return counted + self.api.prompt_framing(flow.body)
+
     async def deliver(self, request: web.Request, flow: Flow, backend: Backend,
                       answer: aiohttp.ClientResponse, headers: dict[str, str]) -> web.StreamResponse:
         server = request.app[LIVE].config.server  # server settings change only at a restart
         remember = _rememberer(request, self.api, flow, backend)
         translation = flow.translation
+        if translation is not None and flow.stream and translation[0].counts_prompt:
+            count = await self.prompt_tokens(request, flow)
+            translation[1].count_prompt = lambda: count
         if flow.stream and answer.status == 200:
             # A stream, whatever the upstream's Content-Type says: some Azure-compatible
             # servers send none.
@@ -99,6 +113,7 @@ def model_handler(route: ModelRoute) -> Handler:
         flow.deployment, flow.alias = deployment.name, inbound.alias
         flow.body, flow.stream = inbound.body, inbound.stream
         flow.default_max_tokens = deployment.config.default_max_tokens
+        flow.routed_to = deployment
         chain = flow.chain = runtime.chain
         gauge = app[METRICS].inflight
         labels = (deployment.name,)
@@ -116,7 +131,7 @@ def model_handler(route: ModelRoute) -> Handler:
         finally:
             gauge.inc(labels, -1)
             await finish(app[TOKENIZER], app[LIMITER].settlements, api, flow, chain,
-                         deployment.price(flow.backend))
+                         deployment.price(flow.backend), deployment.encoding)
 
     return admitted(serve)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from pathlib import Path
 
 import aiohttp
@@ -167,9 +167,16 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     preload = None
     if app[LIVE].config.server.preload_tokenizer:
         # In a thread, so that start-up does not wait for it.
-        preload = asyncio.get_running_loop().create_task(app[TOKENIZER].preload())
+        tokenizer = app[TOKENIZER]
+        names = {d.encoding for d in app[LIVE].runtime.deployments.values()}
+        preload = asyncio.get_running_loop().create_task(
+            _preload(tokenizer.preload(n) for n in names))
     app[LIFECYCLE].ready = True
     yield
     app[LIFECYCLE].ready = False
     if preload is not None and not preload.done():
         await asyncio.wait([preload], timeout=5)
+
+
+async def _preload(loads: Iterable[Awaitable[None]]) -> None:
+    await asyncio.gather(*loads)

@@ -65,6 +65,9 @@ class StreamTranslator(abc.ABC):
 class Translator(abc.ABC):
     client: ClassVar[Operation]
     backend: ClassVar[Operation]
+    # Its streams need `target.count_prompt()` (Anthropic's message_start carries the
+    # input count before the backend reports any): the gateway counts the prompt first.
+    counts_prompt: ClassVar[bool] = False
 
     @abc.abstractmethod
     def request(self, body: dict[str, Any], target: Target) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from gateway.config import DeploymentConfig
 from gateway.core.errors import AllBackendsThrottled, GatewayError, NoHealthyBackend
+from gateway.core.tokens import encoding_for
 from gateway.upstream.backends import Backend, build_backend
 from gateway.upstream.credentials import Credentials
 from policies.ratelimit import PricingConfig
@@ -23,10 +24,19 @@ class Deployment:
     groups: tuple[tuple[Backend, ...], ...]
     backends: tuple[Backend, ...]  # all of them, in config order
     prices: dict[str, PricingConfig] = field(default_factory=dict)  # backends' own prices
+    counted_by: str | None = None  # the encoding, once looked up (`encoding`)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def encoding(self) -> str:
+        """The tokenizer encoding that counts this deployment's tokens (its model's, or
+        the one the config names); looked up when first needed (it imports tiktoken)."""
+        if self.counted_by is None:
+            self.counted_by = encoding_for(self.config.model, self.config.tokenizer)
+        return self.counted_by
 
     def price(self, backend: str) -> PricingConfig | None:
         """What the backend's tokens cost (its own prices, else the deployment's)."""

@@ -8,9 +8,9 @@ For the working tree and each REV (a git worktree, given a config that revision
 accepts), it starts the simulator and the gateway under callgrind with
 instrumentation off, sends `--warm-up` requests (200), then counts the gateway's
 instructions over `--requests` sequential chat requests (one connection, as at
-concurrency 1). Counts include everything the process runs in that window: the
-periodic ledger flush, the loop, aiohttp; not the kernel. Slow (about 50x under
-valgrind): run by hand, not in CI.
+concurrency 1). Counts include everything the process runs in that window (the loop,
+aiohttp, the ledger's spool writes) but the timers that fire by the wall clock, which
+are set out of it; not the kernel. Slow (about 50x under valgrind): by hand, not in CI.
 """
 
 from __future__ import annotations

@@ -6,16 +6,18 @@ answer; none gives a 500 or a second status line inside a started stream."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from gateway.core.tokens import TOKENIZER
 from gateway.simulator import SimulatorSettings
-from tests.conftest import KEY_A, OPENAI_KEY, UPSTREAM_KEY, Stack, default_config
+from tests.conftest import KEY_A, KEY_B, OPENAI_KEY, UPSTREAM_KEY, Stack, default_config
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -91,20 +93,58 @@ async def test_the_tokenizer_is_loaded_when_first_needed_unless_preloaded(make_s
 
     lazy: Stack = make_stack(limited(False))
     assert (await call(lazy, CHAT))[0] == 200  # usage reported: nothing to count
-    assert not lazy.app[TOKENIZER].loaded  # ~70 MB not spent on an encoding never used
+    assert not lazy.app[TOKENIZER].loaded()  # ~70 MB not spent on an encoding never used
     assert (await call(lazy, {**CHAT, "stream": True}, "no-usage"))[0] == 200
     for _ in range(100):
         if len(lazy.access_log()) == 2:
             break
         await asyncio.sleep(0.05)
-    assert lazy.app[TOKENIZER].loaded and lazy.access_log()[1]["completion_tokens"] > 0
+    assert lazy.app[TOKENIZER].loaded() and lazy.access_log()[1]["completion_tokens"] > 0
 
     eager: Stack = make_stack(limited(True))
     for _ in range(200):
-        if eager.app[TOKENIZER].loaded:
+        if eager.app[TOKENIZER].loaded():
             break
         await asyncio.sleep(0.05)
-    assert eager.app[TOKENIZER].loaded  # at start, before any request
+    assert eager.app[TOKENIZER].loaded()  # at start, before any request
+
+
+async def test_a_stream_without_usage_is_counted_in_its_models_encoding(make_stack: Any) -> None:
+    """gpt-35-turbo and gpt-4 count with cl100k_base, later models with o200k_base
+    (tiktoken's table); a deployment may name its encoding. The count of what a stream
+    without usage generated is the encoding's own count of the text the client got."""
+    import tiktoken
+
+    from gateway.core.tokens import load_encoding
+
+    def models(sim: str) -> dict[str, Any]:
+        made = default_config(sim)
+        made["deployments"][0]["model"] = "gpt-35-turbo"
+        oss = next(d for d in made["deployments"] if d["name"] == "oss")
+        oss["tokenizer"] = "cl100k_base"  # llama-3.1-8b: unknown to tiktoken, named here
+        return made
+
+    stack: Stack = make_stack(models)
+    cl100k: tiktoken.Encoding = load_encoding("cl100k_base")
+    o200k: tiktoken.Encoding = load_encoding("o200k_base")
+    for alias, key in (("chat", KEY_A), ("oss", KEY_B)):
+        async with aiohttp.ClientSession() as session, session.post(
+                stack.url + "/v1/chat/completions", json={**CHAT, "model": alias, "stream": True},
+                headers={"api-key": key, "x-sim-fault": "no-usage",
+                         # Words the two encodings count differently (19 and 8 tokens).
+                         "x-sim-chunk": "b64:" + base64.b64encode(
+                             "Привет мир здравствуйте дорогие друзья".encode()).decode()}) as r:
+            raw = await r.read()
+        text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+                       for e in events(raw)[:-1] if orjson.loads(e)["choices"])
+        for _ in range(200):
+            lines = [line for line in stack.access_log() if line["deployment"] == alias]
+            if lines:
+                break
+            await asyncio.sleep(0.05)
+        counted = lines[0]["completion_tokens"]
+        assert counted == len(cl100k.encode_ordinary(text)), alias
+        assert text and len(o200k.encode_ordinary(text)) != counted  # they differ on this text
 
 
 async def test_each_upstream_call_is_counted_once(make_stack: Any) -> None:
