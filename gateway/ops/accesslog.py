@@ -36,6 +36,8 @@ class AccessLog:
             "deployment": ex.deployment,
             "backend": ex.backend,
             "route": ex.route,
+            "api": ex.api_name or None,  # the client's API
+            "backend_api": ex.backend_api or None,  # what the backend was sent (translated?)
             "status": ex.status,
             "latency_ms": int(elapsed * 1e6) / 1000,
             "ttft_ms": None if ex.ttft is None else int(ex.ttft * 1e6) / 1000,

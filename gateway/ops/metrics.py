@@ -104,8 +104,11 @@ def cumulative(bounds: Sequence[float], counts: Sequence[float]) -> list[tuple[s
 
 class Metrics:
     def __init__(self) -> None:
+        # api: the client's API; backend_api: what the backend was sent (another API when
+        # the gateway translated; empty when no backend was reached).
         self.requests = Counter("gateway_requests", "Requests answered.",
-                                ["deployment", "consumer", "route", "status_code"])
+                                ["deployment", "consumer", "route", "status_code", "api",
+                                 "backend_api"])
         self.duration = Histogram("gateway_request_duration_seconds",
                                   "Time from request to the end of the response.",
                                   ["deployment", "route"], LATENCY)
@@ -204,7 +207,8 @@ class Metrics:
             yield quota
 
     def observe(self, ex: Flow, elapsed: float) -> None:
-        self.requests.inc((ex.deployment, ex.consumer, ex.route, str(ex.status)))
+        self.requests.inc((ex.deployment, ex.consumer, ex.route, str(ex.status), ex.api_name,
+                           ex.backend_api))
         self.duration.observe((ex.deployment, ex.route), elapsed)
         self.overhead.observe((ex.route,), max(0.0, elapsed - ex.upstream_seconds))
         if ex.ttft is not None:

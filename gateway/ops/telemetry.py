@@ -113,7 +113,9 @@ class Telemetry:
         attributes: dict[str, Any] = {**common, "http.response.status_code": ex.status,
                                       "gateway.consumer": ex.consumer,
                                       "gateway.deployment": ex.deployment,
-                                      "gateway.backend": ex.backend, "gateway.stream": ex.stream}
+                                      "gateway.backend": ex.backend, "gateway.stream": ex.stream,
+                                      "gateway.api": ex.api_name,
+                                      "gateway.backend_api": ex.backend_api}
         if ex.prompt_tokens is not None:
             attributes["gen_ai.usage.input_tokens"] = ex.prompt_tokens
         if ex.completion_tokens is not None:

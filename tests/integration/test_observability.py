@@ -30,8 +30,10 @@ async def test_metrics_health_and_access_log(stack: Stack) -> None:
 
     route = 'route="/v1/chat/completions"'
     for line in (
-        f'gateway_requests_total{{consumer="team-a",deployment="chat",{route},status_code="200"}} 2.0',
-        f'gateway_requests_total{{consumer="",deployment="",{route},status_code="401"}} 1.0',
+        f'gateway_requests_total{{api="chat.completions",backend_api="chat/completions",'
+        f'consumer="team-a",deployment="chat",{route},status_code="200"}} 2.0',
+        f'gateway_requests_total{{api="",backend_api="",consumer="",deployment="",{route},'
+        'status_code="401"} 1.0',
         'gateway_tokens_total{consumer="team-a",deployment="chat",type="prompt"} 2.0',
         'gateway_tokens_total{consumer="team-a",deployment="chat",type="completion"} 32.0',
         'gateway_time_to_first_token_seconds_count{deployment="chat"} 1.0',
