@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway import admin
 from gateway.apis import MODEL_ROUTES
 from gateway.config import GatewayConfig
+from gateway.console import console_app
 from gateway.core.tokens import TOKENIZER, Tokenizer
 from gateway.database import database_ctx
 from gateway.database.engine import DATABASE
@@ -164,4 +165,5 @@ def create_app(
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/metrics", app[METRICS].handle)
+    app.add_subapp("/ui", console_app())  # the console: on the admin API's listener, by its rule
     return app

@@ -33,7 +33,7 @@ def json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _invalid(exc: ValidationError) -> InvalidRequest:
+def invalid_request(exc: ValidationError) -> InvalidRequest:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     return InvalidRequest(f"Invalid value for '{where}': {err['msg']}." if where else err["msg"],
@@ -79,7 +79,7 @@ async def add_consumer(app: web.Application, actor: str, body: Any) -> dict[str,
     try:
         new = NewConsumer.model_validate(body)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     _check(app, new)
     if new.name in _config_names(app):
         raise Conflict(f"Consumer {new.name} is defined in the config file.", param="name")
@@ -106,7 +106,7 @@ async def change_consumer(app: web.Application, actor: str, name: str,
     try:
         spec = ConsumerSpec.model_validate({**stored.spec, **body})
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     _check(app, spec)
     updated = await team.update_consumer(name, spec.model_dump(mode="json", exclude_defaults=True),
                                          actor)
@@ -131,7 +131,7 @@ async def issue_key(app: web.Application, actor: str, name: str, body: Any) -> d
     try:
         new = NewKey.model_validate(body)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     expires = new.expires_at
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=datetime.UTC)
