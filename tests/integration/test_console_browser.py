@@ -120,12 +120,29 @@ def test_keys_spend_and_revocation_from_sign_in_to_sign_out(console: Console) ->
     expect(page.get_by_role("row", name="team-a")).to_contain_text("read-only")
     console.shot("consumers")
 
-    # The audit trail has all of it, newest first, under the admin key's name.
+    # Its quota changed in the settings form, then the consumer deleted after a confirmation.
+    console.go("/ui/consumers/analytics")
+    page.get_by_label("Tokens a day").fill("250000")
+    page.get_by_label("embed", exact=True).check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Changes saved.")
+    expect(page.get_by_label("Tokens a day")).to_have_value("250000")
+    assert {c.name: c for c in stack.runtime.consumers}["analytics"].deployments == ("chat", "embed")
+    page.get_by_role("link", name="Delete analytics").click()
+    page.get_by_role("button", name="Delete consumer").click()
+    expect(page.get_by_role("status")).to_have_text("Consumer deleted.")
+    expect(page.get_by_role("link", name="analytics")).to_have_count(0)
+
+    # The audit trail has all of it, newest first, under the admin key's name; a reload
+    # of a config that was not read from a file is refused, saying so.
     console.go("/ui/config")
     actions = page.locator("table.data tbody tr th").all_inner_texts()
-    assert actions[:3] == ["key.revoke", "key.create", "consumer.create"]
+    assert actions[:5] == ["consumer.delete", "consumer.update", "key.revoke", "key.create",
+                           "consumer.create"]
     expect(page.locator("table.data tbody tr").first).to_contain_text("key:ops")
     console.shot("config")
+    page.get_by_role("button", name="Reload the config file").click()
+    expect(page.get_by_role("alert")).to_contain_text("not read from a file")
 
     # Signed out: the page refuses, and so does the old cookie, on the server's side.
     page.get_by_role("button", name="Sign out").click()
