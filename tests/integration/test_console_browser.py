@@ -86,7 +86,11 @@ def test_keys_spend_and_revocation_from_sign_in_to_sign_out(console: Console) ->
     ledger = stack.app[LEDGER]
     written = ledger.written
     wait_until(lambda: ledger.written > written and not ledger.spool.pending, "the ledger's write")
+    before = len(stack.access_log())
     console.go("/ui/usage?stack=consumer")
+    page.wait_for_load_state("networkidle")
+    # One request for the page: its stylesheet, script and icon are in the browser's cache.
+    assert [line["route"] for line in stack.access_log()[before:]] == ["/ui/usage"]
     table = page.locator("#t-cost")
     column = [c.strip() for c in table.locator("thead th").all_inner_texts()].index("analytics")
     total = table.locator("tfoot td").nth(column - 1)
