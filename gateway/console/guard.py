@@ -10,14 +10,18 @@ keeps the contract's JSON shape (the gateway's own middleware renders it)."""
 from __future__ import annotations
 
 import hmac
+import logging
 
 from aiohttp import web
 
 from gateway.admin.auth import admin_listener
 from gateway.console import sessions
 from gateway.console.state import SESSION, Handler
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, RequestTooLarge
+from gateway.database.engine import DatabaseUnavailable, unavailable
 from policies import PermissionDenied, PolicyError, Unauthenticated
+
+log = logging.getLogger("gateway.console")
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -33,6 +37,12 @@ ASSET_CACHE = "public, max-age=31536000, immutable"
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # No session needed: the sign-in itself, and the stylesheet and script of its page.
 PUBLIC = ("/ui/login", "/ui/static/")
+# The largest form the console has is a consumer's, a few KiB.
+MAX_FORM_BYTES = 256 * 1024
+
+
+class DatabaseDown(GatewayError):
+    status, code = 503, "database_unavailable"
 
 
 def own_origin(request: web.Request) -> str:
@@ -59,9 +69,13 @@ def same_origin(request: web.Request) -> None:
 
 
 async def check_csrf(request: web.Request, expected: str) -> None:
-    form = await request.post()
-    given = form.get("csrf")
-    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+    from gateway.console.forms import Csrf, read  # pydantic models: with the first form only
+
+    try:
+        given = read(Csrf, await request.post()).csrf
+    except GatewayError:
+        given = ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise PermissionDenied("Refused: the form's CSRF token is missing or wrong. Reload the "
                                "page and try again.")
 
@@ -80,24 +94,38 @@ def _wants_page(request: web.Request) -> bool:
 async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     admin_listener(request)  # not here: the contract's 404, like /admin/v1
     try:
-        if request.method not in SAFE:
-            same_origin(request)
-        if not request.path.startswith(PUBLIC):
-            session = await sessions.current(request)
-            if session is None:
-                if request.method == "GET" and _wants_page(request):
-                    return redirect("/ui/login")
-                raise Unauthenticated("Sign in to the console first.")
-            request[SESSION] = session
-            if request.method not in SAFE:
-                await check_csrf(request, session.csrf)
-        return await handler(request)
+        try:
+            return await _checked(request, handler)
+        except ConnectionResetError:
+            raise  # the client went away: the gateway's middleware records it
+        except unavailable() as exc:
+            # What an operator is told: the driver's first line, never its statement.
+            log.warning("console: the database failed: %s", DatabaseUnavailable.of(exc))
+            raise DatabaseDown("The database cannot be reached right now: try again shortly.") \
+                from None
     except (GatewayError, PolicyError) as exc:
         if not _wants_page(request):
             raise
         from gateway.console.render import error_page  # Jinja2: only once a page is asked for
 
         return error_page(request, exc)
+
+
+async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in SAFE:
+        if (request.content_length or 0) > MAX_FORM_BYTES:
+            raise RequestTooLarge("A console form is at most 256 KiB.")
+        same_origin(request)
+    if not request.path.startswith(PUBLIC):
+        session = await sessions.current(request)
+        if session is None:
+            if request.method == "GET" and _wants_page(request):
+                return redirect("/ui/login")
+            raise Unauthenticated("Sign in to the console first.")
+        request[SESSION] = session
+        if request.method not in SAFE:
+            await check_csrf(request, session.csrf)
+    return await handler(request)
 
 
 async def headers(request: web.Request, response: web.StreamResponse) -> None:
