@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway import routes
 from gateway.config import GatewayConfig
+from gateway.console import console_app
 from gateway.core.tokens import TOKENIZER, Tokenizer
 from gateway.database.engine import DATABASE, database_ctx
 from gateway.enforcement.build import EXTRA_POLICIES
@@ -72,4 +73,5 @@ def create_app(
     admin = web.Application()
     routes.add(admin.router, routes.ADMIN)
     app.add_subapp(routes.ADMIN_PREFIX, admin)
+    app.add_subapp("/ui", console_app())
     return app

@@ -6,8 +6,12 @@ a secret."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 
+from gateway.config import AdminConfig
 from gateway.core.errors import RouteNotFound
 from gateway.runtime.live import LIVE
 from policies import PermissionDenied, Unauthenticated
@@ -15,35 +19,54 @@ from policies.auth import hash_key, presented_credentials
 from policies.auth.entra import looks_like_jwt
 
 
-async def admin_actor(request: web.Request) -> str:
-    runtime = request.config_dict[LIVE].runtime
-    admin = runtime.config.admin
+def admin_listener(request: web.Request) -> AdminConfig:
+    """The admin config, if this request reached a listener that serves the admin API
+    (and the console); else RouteNotFound, as for any route that is not there."""
+    admin = request.config_dict[LIVE].runtime.config.admin
     if not admin.api_keys and admin.entra is None:
         raise RouteNotFound("The admin API is not enabled here: configure admin.api_keys or "
                             "admin.entra.")
     if admin.port and _local_port(request) != admin.port:
         raise RouteNotFound(f"The admin API is served on port {admin.port} only.")
+    return admin
+
+
+def admin_key_name(admin: AdminConfig, credential: str) -> str | None:
+    """The configured name of the admin key `credential`, if it is one."""
+    if not (credential.isascii() and credential.isprintable()):
+        return None
+    digest = hash_key(credential)
+    return next((name for name, known in admin.api_keys.items() if known == digest), None)
+
+
+async def admin_actor(request: web.Request) -> str:
+    admin = admin_listener(request)
+    runtime = request.config_dict[LIVE].runtime
     credentials = presented_credentials(request.headers)
     if not credentials:
         raise Unauthenticated("Access denied: the admin API needs an admin key or an Entra token.")
     if not all(c.isascii() and c.isprintable() for c in credentials):
         raise Unauthenticated("Access denied: not an admin credential.")
-    names = {digest: name for name, digest in admin.api_keys.items()}
     for credential in credentials:
-        name = names.get(hash_key(credential))
+        name = admin_key_name(admin, credential)
         if name is not None:
             return f"key:{name}"
     token = next((c for c in credentials if looks_like_jwt(c)), None)
     if admin.entra is not None and runtime.entra is not None and token is not None:
-        claims = await runtime.entra.claims(token)
-        roles = claims.get("roles")
-        granted = set(roles) & set(admin.entra.roles) if isinstance(roles, list) else set()
-        oid = claims.get("oid") or claims.get("appid") or claims.get("azp") or "unknown"
-        if not granted:
-            raise PermissionDenied(f"The token of {oid} carries no admin role "
-                                   f"({', '.join(admin.entra.roles)}).")
-        return f"entra:{oid}"
+        return entra_admin(admin, await runtime.entra.claims(token))
     raise Unauthenticated("Access denied: not an admin credential.")
+
+
+def entra_admin(admin: AdminConfig, claims: Mapping[str, Any]) -> str:
+    """The actor of verified Entra claims carrying one of `admin.entra.roles`; else
+    PermissionDenied (the API's bearer tokens and the console's sign-in alike)."""
+    roles = claims.get("roles")
+    wanted = admin.entra.roles if admin.entra is not None else ()
+    granted = set(roles) & set(wanted) if isinstance(roles, list) else set()
+    oid = claims.get("oid") or claims.get("appid") or claims.get("azp") or "unknown"
+    if not granted:
+        raise PermissionDenied(f"The token of {oid} carries no admin role ({', '.join(wanted)}).")
+    return f"entra:{oid}"
 
 
 def _local_port(request: web.Request) -> int | None:
@@ -52,6 +75,7 @@ def _local_port(request: web.Request) -> int | None:
 
 
 def gateway_app(request: web.Request) -> web.Application:
-    """The gateway's own app, of which the admin API is a sub-application: what a change
-    made here (a reload, a team refresh) acts on."""
+    """The gateway's own app, of which the admin API and the console are sub-applications:
+    what a change made there (a reload, a team refresh) acts on. In a sub-app
+    `request.app` is the sub-app; the first of the matched apps is the root."""
     return request.match_info.apps[0]

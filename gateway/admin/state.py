@@ -51,7 +51,12 @@ def _backend(b: Backend, now: float) -> dict[str, Any]:
 
 async def deployments(request: web.Request) -> web.Response:
     await admin_actor(request)
-    runtime = request.config_dict[LIVE].runtime
+    return json_response({"object": "list", "data": await deployments_view(gateway_app(request))})
+
+
+async def deployments_view(app: web.Application) -> list[dict[str, Any]]:
+    """Each deployment's backends and limit headroom now (the API's and the console's)."""
+    runtime = app[LIVE].runtime
     limiter = next((p for p in runtime.chain.policies if isinstance(p, RateLimitPolicy)), None)
     now = time.monotonic()
     out = []
@@ -61,7 +66,7 @@ async def deployments(request: web.Request) -> web.Response:
         if limiter is not None:
             entry["limits"] = await _headroom(limiter, d.name)
         out.append(entry)
-    return json_response({"object": "list", "data": out})
+    return out
 
 
 async def _headroom(limiter: RateLimitPolicy, deployment: str) -> Any:
@@ -93,10 +98,14 @@ def redacted_config(config: GatewayConfig) -> dict[str, Any]:
 
 async def config(request: web.Request) -> web.Response:
     await admin_actor(request)
-    live = request.config_dict[LIVE]
-    return json_response({"version": live.version, "path": str(live.path) if live.path else None,
-                 "loaded_at": _iso(live.loaded_at), "last_reload": _reload_view(live.last_reload),
-                 "config": redacted_config(live.config)})
+    return json_response(config_view(gateway_app(request)))
+
+
+def config_view(app: web.Application) -> dict[str, Any]:
+    live = app[LIVE]
+    return {"version": live.version, "path": str(live.path) if live.path else None,
+            "loaded_at": _iso(live.loaded_at), "last_reload": _reload_view(live.last_reload),
+            "config": redacted_config(live.config)}
 
 
 def _reload_view(last: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -105,13 +114,18 @@ def _reload_view(last: dict[str, Any] | None) -> dict[str, Any] | None:
 
 async def reload_now(request: web.Request) -> web.Response:
     actor = await admin_actor(request)
-    live = request.config_dict[LIVE]
+    return json_response(reload_config(gateway_app(request), actor))
+
+
+def reload_config(app: web.Application, actor: str) -> dict[str, Any]:
+    """The config file read again; Conflict saying why when it was refused."""
+    live = app[LIVE]
     try:
-        ok = reload(gateway_app(request))
+        ok = reload(app)
     except ConfigError as exc:
         raise Conflict(str(exc)) from None
     if not ok:
         error = (live.last_reload or {}).get("error", "")
         raise Conflict(f"The config file was refused; version {live.version} stays: {error}")
     log.info("reload asked by %s", actor)
-    return json_response({"result": "ok", "version": live.version, "loaded_at": _iso(live.loaded_at)})
+    return {"result": "ok", "version": live.version, "loaded_at": _iso(live.loaded_at)}

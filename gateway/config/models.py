@@ -118,6 +118,18 @@ class DatabaseConfig(Strict):
 class AdminEntra(Strict):
     # Entra tokens (validated as auth.entra says) carrying one of these app roles.
     roles: tuple[str, ...] = Field(min_length=1)
+    # The console's Microsoft sign-in (authorization code with PKCE), offered when set:
+    # the app registration whose app roles are `roles` (the ID token must carry one).
+    client_id: str | None = None
+    # A confidential client's secret ("Web" platform), by the name of its variable;
+    # without it the console signs in as a public client, with PKCE alone.
+    client_secret_env: str | None = None
+    # The tenant to sign in to; default: the first of auth.entra.tenant_ids.
+    tenant_id: str | None = None
+    # Where Entra sends the browser back (as registered); default: the console's own
+    # origin + /ui/login/entra/callback.
+    redirect_uri: str | None = None
+    authority: str = "https://login.microsoftonline.com"
 
 
 class AdminConfig(Strict):

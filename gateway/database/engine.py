@@ -85,13 +85,17 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         # Imported here: each feature module holds its own queries.
+        from gateway.database.console_sessions import ConsoleSessions
         from gateway.database.responses import ResponseOwners
         from gateway.database.team import Team
         from gateway.database.usage import UsageLedger
+        from gateway.database.usage_rollups import UsageRollups
 
         self.responses = ResponseOwners(engine)
         self.team = Team(engine)
         self.usage = UsageLedger(engine)
+        self.rollups = UsageRollups(engine)
+        self.sessions = ConsoleSessions(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

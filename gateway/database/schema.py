@@ -7,6 +7,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -78,6 +79,39 @@ usage = Table(
     Column("completion_tokens", BigInteger, nullable=False),
     Column("reasoning_tokens", BigInteger, nullable=False),
     Column("cost_micros", BigInteger, nullable=False),
+    # The console's and the admin API's filters: a time range alone, or with a deployment
+    # (a consumer's rows are found by the primary key's first column).
+    Index("ix_usage_hour", "hour"),
+    Index("ix_usage_deployment_hour", "deployment", "hour"),
+)
+
+# The same figures per consumer, deployment and day (UTC), kept by the ledger's batch
+# writes in the same transaction as the hourly rows: a month's report reads 30 rows per
+# consumer and deployment instead of 720.
+usage_days = Table(
+    "usage_days", metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("deployment", String(200), primary_key=True),
+    *(Column(name, BigInteger, nullable=False) for name in (
+        "requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens",
+        "reasoning_tokens", "cost_micros")),
+    Index("ix_usage_days_day", "day"),
+    Index("ix_usage_days_deployment_day", "deployment", "day"),
+)
+
+# Console sessions (gateway.console): in the database so that every replica knows them
+# and a logout ends one everywhere. `id` is the SHA-256 of the cookie's value, never the
+# value itself; `proof` ties a key session to the admin key it was opened with (its
+# digest, digested again), so that a key removed or replaced ends its sessions.
+console_sessions = Table(
+    "console_sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("actor", String(300), nullable=False),
+    Column("proof", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 # Ledger batches already written: a batch sent again (a retry, a replay after a crash)

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.database.schema import api_keys, audit_log, changes, consumers
@@ -103,6 +103,30 @@ class Team:
         async with self._engine.connect() as c:
             rows = (await c.execute(select(api_keys).where(api_keys.c.consumer == consumer)
                                     .order_by(api_keys.c.created_at))).all()
+        return [_key(r) for r in rows]
+
+    async def consumers_after(self, after: str | None, limit: int) -> list[StoredConsumer]:
+        """One page of consumers by name: the first `limit` after the cursor `after`."""
+        query = select(consumers).order_by(consumers.c.name).limit(limit)
+        if after is not None:
+            query = query.where(consumers.c.name > after)
+        async with self._engine.connect() as c:
+            rows = (await c.execute(query)).all()
+        return [_consumer(r) for r in rows]
+
+    async def keys_before(self, consumer: str, before: str | None, limit: int) -> list[StoredKey]:
+        """One page of a consumer's keys, newest first: the `limit` made before the key
+        `before` (a cursor: a key id; an unknown one gives the first page)."""
+        query = (select(api_keys).where(api_keys.c.consumer == consumer)
+                 .order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc()).limit(limit))
+        async with self._engine.connect() as c:
+            if before is not None:
+                made = (await c.execute(select(api_keys.c.created_at).where(
+                    api_keys.c.id == before, api_keys.c.consumer == consumer))).scalar()
+                if made is not None:
+                    query = query.where(tuple_(api_keys.c.created_at, api_keys.c.id)
+                                        < tuple_(made, before))
+            rows = (await c.execute(query)).all()
         return [_key(r) for r in rows]
 
     async def audit(self, limit: int, before: int | None) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """The usage ledger in the database: rows per consumer, deployment and hour (UTC),
 written in batches. A batch and its rows are one transaction, and the batch's id is
 recorded with it: a batch sent twice (a retry whose answer was lost, a replay after
-a crash) is recognised and not counted again."""
+a crash) is recognised and not counted again. The same transaction adds the batch to
+the day rollup (`usage_days`, UTC days) that reports read (`usage_rollups`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.database.schema import usage, usage_batches
+from gateway.database.schema import usage, usage_batches, usage_days
 
 COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens",
           "reasoning_tokens", "cost_micros")
@@ -50,6 +51,10 @@ class UsageLedger:
         """False when the batch was written before: nothing is added again."""
         when = datetime.datetime.now(datetime.UTC)
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        days: dict[tuple[str, str, datetime.date], Counts] = {}
+        for (consumer, deployment, hour), counts in rows.items():
+            day = hour.astimezone(datetime.UTC).date()
+            days.setdefault((consumer, deployment, day), Counts()).add(counts)
         try:
             async with self._engine.begin() as c:
                 await c.execute(insert(usage_batches).values(id=batch_id, written_at=when))
@@ -59,6 +64,13 @@ class UsageLedger:
                     await c.execute(statement.on_conflict_do_update(
                         index_elements=["consumer", "deployment", "hour"],
                         set_={name: usage.c[name] + statement.excluded[name] for name in COUNTS}))
+                for (consumer, deployment, day), counts in days.items():
+                    statement = dialect.insert(usage_days).values(
+                        consumer=consumer, deployment=deployment, day=day, **counts.as_dict())
+                    await c.execute(statement.on_conflict_do_update(
+                        index_elements=["consumer", "day", "deployment"],
+                        set_={name: usage_days.c[name] + statement.excluded[name]
+                              for name in COUNTS}))
         except IntegrityError:
             return False
         return True

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("gateway.team",),
     ("gateway.http",),
     ("gateway.admin",),
+    ("gateway.console",),
     ("gateway.routes",),  # every route, in one table
     ("gateway.app",),  # assembly: the app, its server, the demo, the command line
     ("gateway.server",),
