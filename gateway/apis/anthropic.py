@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from gateway.apis.base import Api, ModelRoute, StoresNothing
-from gateway.apis.shapes import as_int, loads, named_event, schema_slots, string_slots
+from gateway.apis.shapes import as_int, items, loads, named_event, schema_slots, string_slots
 from gateway.core.errors import anthropic_type
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
@@ -70,7 +70,7 @@ class Messages(StoresNothing, Api):
             for block in system:
                 if isinstance(block, dict):
                     _block_texts(block, slots)
-        for message in body.get("messages") or []:
+        for message in items(body.get("messages")):
             if not isinstance(message, dict):
                 continue
             content = message.get("content")
@@ -80,7 +80,7 @@ class Messages(StoresNothing, Api):
                 for block in content:
                     if isinstance(block, dict):
                         _block_texts(block, slots)
-        for tool in body.get("tools") or []:
+        for tool in items(body.get("tools")):
             if isinstance(tool, dict):
                 for key in ("name", "description"):
                     if isinstance(tool.get(key), str):

@@ -12,7 +12,15 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from gateway.apis.base import Api, ModelRoute, StoresNothing
-from gateway.apis.shapes import as_int, data_event, loads, openai_stream_error, schema_slots, usage_counts
+from gateway.apis.shapes import (
+    as_int,
+    data_event,
+    items,
+    loads,
+    openai_stream_error,
+    schema_slots,
+    usage_counts,
+)
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
 from policies import Usage
@@ -48,6 +56,8 @@ class Generation(BaseModel):
 class ChatBody(Generation):
     messages: list[dict[str, Any]]
     max_completion_tokens: StrictInt | None = None
+    tools: list[dict[str, Any]] | None = None
+    functions: list[dict[str, Any]] | None = None
 
 
 COMMON = frozenset({"model", "user", "stream", "stream_options", "n", "seed", "stop",
@@ -83,7 +93,7 @@ class ChatCompletions(StoresNothing, Api):
     # --- prompt -----------------------------------------------------------------------
     def prompt_texts(self, body: dict[str, Any]) -> list[Slot]:
         slots: list[Slot] = []
-        for message in body.get("messages") or []:
+        for message in items(body.get("messages")):
             if not isinstance(message, dict):
                 continue
             content = message.get("content")
@@ -94,18 +104,18 @@ class ChatCompletions(StoresNothing, Api):
                           if isinstance(part, dict) and isinstance(part.get("text"), str)]
             if isinstance(message.get("name"), str):
                 slots.append((message, "name"))
-            for call in message.get("tool_calls") or []:
+            for call in items(message.get("tool_calls")):
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                     slots.append((function, "arguments"))
             legacy = message.get("function_call")
             if isinstance(legacy, dict) and isinstance(legacy.get("arguments"), str):
                 slots.append((legacy, "arguments"))
-        for tool in body.get("tools") or []:
+        for tool in items(body.get("tools")):
             function = tool.get("function") if isinstance(tool, dict) else None
             if isinstance(function, dict):
                 _function_texts(function, slots)
-        for function in body.get("functions") or []:
+        for function in items(body.get("functions")):
             if isinstance(function, dict):
                 _function_texts(function, slots)
         response_format = body.get("response_format")
@@ -143,7 +153,7 @@ class ChatCompletions(StoresNothing, Api):
             if isinstance(message, dict):
                 if isinstance(message.get("content"), str):
                     texts.append(Text(i, (message, "content")))
-                for call in message.get("tool_calls") or []:
+                for call in items(message.get("tool_calls")):
                     function = call.get("function") if isinstance(call, dict) else None
                     if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                         texts.append(Text(i, (function, "arguments")))

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
+from gateway.apis import shapes
 from gateway.apis.base import Api, ModelRoute
 from gateway.apis.shapes import as_int, loads, named_event, schema_slots, usage_counts
 from gateway.core.flavours import Flavour
@@ -67,14 +68,14 @@ class Responses(Api):
         slots: list[Slot] = []
         if isinstance(body.get("instructions"), str):
             slots.append((body, "instructions"))
-        items = body.get("input")
-        if isinstance(items, str):
+        given = body.get("input")
+        if isinstance(given, str):
             slots.append((body, "input"))
-        elif isinstance(items, list):
-            for item in items:
+        elif isinstance(given, list):
+            for item in given:
                 if isinstance(item, dict):
                     _item_texts(item, slots)
-        for tool in body.get("tools") or []:
+        for tool in shapes.items(body.get("tools")):
             if isinstance(tool, dict):
                 for key in ("name", "description"):
                     if isinstance(tool.get(key), str):

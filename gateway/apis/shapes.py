@@ -79,6 +79,13 @@ def as_int(value: Any) -> int:
 
 
 
+def items(value: Any) -> list[Any]:
+    """A value that should be a list, as one: anything else (a number where a list
+    belongs, null) holds no items. The adapters read client bodies with it, so that a
+    malformed field never makes a policy raise."""
+    return value if isinstance(value, list) else []
+
+
 def data_event(data: bytes) -> bytes:
     """`data: <json>`: the framing of Chat Completions and Completions streams."""
     return b"data: " + data + b"\n\n"

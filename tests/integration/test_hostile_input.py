@@ -81,3 +81,24 @@ async def test_a_long_stream_without_spaces_flows_through_the_holdback(make_stac
     # Released while the upstream was still generating, not all at its end.
     ended = stack.sim.records[-1].ended
     assert ended is not None and received[0] < ended - 0.2
+
+
+async def test_a_malformed_field_is_the_same_400_with_and_without_filters(make_stack: Any) -> None:
+    """`"tools": 1` (a number where a list belongs) is the client's mistake, answered 400
+    invalid_request naming the field, whether or not a content filter reads the prompt:
+    a filter must never turn it into a 503 by raising on the shape."""
+    answers = []
+    for config in (default_config, filtered):
+        stack: Stack = make_stack(config)
+        for body in ({"tools": 1}, {"functions": "x"}, {"messages": [{"role": "user", "content": "hi",
+                                                                     "tool_calls": 5}]}):
+            async with aiohttp.ClientSession() as session, session.post(
+                    stack.url + "/v1/chat/completions", headers={"api-key": KEY_A},
+                    json={"model": "chat", "messages": [{"role": "user", "content": "hi"}], **body}) as r:
+                error = (await r.json()).get("error")
+                answers.append((r.status, error["code"] if error else None))
+    assert answers[:2] == [(400, "invalid_request")] * 2, answers
+    # A list of the wrong things inside a message is the upstream's to judge; the filter
+    # reads past it rather than failing closed.
+    assert answers[2] == (200, None), answers
+    assert answers[:3] == answers[3:], answers  # the same with the filter on
