@@ -4,6 +4,7 @@
      ├── policies.errors.PolicyError     a policy said no (401, 403, 429, 400, 503)
      └── GatewayError                    the gateway itself answers with an error
           ├── InvalidRequest             400 invalid_request: malformed JSON, wrong types, bad HTTP
+          │    └── UnreadableBody        400 invalid_request, the connection closed after it
           ├── NoModelName                400 no_model_name
           ├── ExtraParametersNotAllowed  400 extra_parameters_not_allowed
           ├── UnsupportedOperation       400 unsupported_operation: batch, files, realtime ...
@@ -58,6 +59,13 @@ class GatewayError(Exception):
 
 class InvalidRequest(GatewayError):
     status, code = 400, "invalid_request"
+
+
+class UnreadableBody(InvalidRequest):
+    """A body that does not match its Content-Encoding or Transfer-Encoding: the
+    connection's parser cannot go on after it."""
+
+    close_connection = True
 
 
 class NoModelName(GatewayError):

@@ -24,6 +24,7 @@ from gateway.core.errors import (
     NoModelName,
     RequestTimeout,
     RequestTooLarge,
+    UnreadableBody,
     UnsupportedEncoding,
 )
 
@@ -108,7 +109,11 @@ async def read_json(request: web.Request, limits: ServerConfig) -> dict[str, Any
         raise RequestTimeout(
             f"The request body did not arrive within {limits.body_timeout_seconds:g} s.") from None
     except (web.RequestPayloadError, ContentEncodingError):
-        raise InvalidRequest("The request body could not be read: it does not match its "
+        # The rest of this body cannot be read either, and aiohttp would try to drain it
+        # after the answer, logging the parser's error as unhandled: it is marked read,
+        # and the answer closes the connection (the parser cannot go on after it).
+        request.content.feed_eof()
+        raise UnreadableBody("The request body could not be read: it does not match its "
                              "Content-Encoding or Transfer-Encoding.") from None
     if len(raw) > limit:
         raise RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.")

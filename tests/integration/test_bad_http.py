@@ -103,3 +103,18 @@ async def test_a_gzip_body_that_is_gzip_is_served(stack: Stack) -> None:
 def test_no_parser_message_reaches_the_log(stack: Stack, caplog: Any) -> None:
     asyncio.run(exchange(stack, CASES[0][1]))
     assert SECRET.decode() not in caplog.text
+
+
+async def test_a_body_that_is_not_its_encoding_is_one_clean_400_and_no_traceback(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """gzip that is not gzip: a 400 in the contract's shape, the connection closed after
+    it, and nothing logged as an unhandled exception (aiohttp drained the broken body
+    after the answer and logged the decoder's error with a traceback)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    answer = await exchange(stack, post([KEY, (b"Content-Encoding", b"gzip")], SECRET))
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert await _normal(stack) == 200  # and the gateway goes on serving
+    unhandled = [r for r in caplog.records if r.exc_info or "Unhandled" in r.getMessage()]
+    assert not unhandled, [(r.name, r.getMessage()) for r in unhandled]
