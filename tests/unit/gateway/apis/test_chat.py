@@ -56,7 +56,8 @@ def follow_up() -> dict[str, Any]:
             {"role": "assistant", "content": None, "refusal": "I can't see pictures."},
             {"role": "user", "content": [
                 {"type": "text", "text": "And in this picture?"},
-                {"type": "image_url", "image_url": {"url": "https://example.com/sky.png", "detail": "auto"}}]},
+                {"type": "image_url",
+                 "image_url": {"url": "https://example.com/sky.png", "detail": "auto"}}]},
         ],
         "tools": [copy.deepcopy(WEATHER_TOOL)],
         "response_format": {"type": "json_schema", "json_schema": {
@@ -417,7 +418,8 @@ def test_blocked_end_takes_the_streams_own_ids() -> None:
     assert (chunk["id"], chunk["model"], chunk["created"]) == (
         "chatcmpl-Aau7xzmYfJIyXvEuPJF4LUW9PUfOW", "gpt-4o-2024-08-06", 1733358925)
     bare = orjson.loads(decode(CHAT.blocked_end(b"", b"", {}))[0][1])
-    assert bare["object"] == "chat.completion.chunk" and bare["choices"][0]["finish_reason"] == "content_filter"
+    assert bare["object"] == "chat.completion.chunk"
+    assert bare["choices"][0]["finish_reason"] == "content_filter"
 
 
 def test_stream_error_is_an_error_event_the_openai_sdk_raises_on() -> None:

@@ -24,7 +24,8 @@ REQUEST: dict[str, Any] = {"model": "gpt-35-turbo-instruct", "prompt": "Say this
 ANSWER: dict[str, Any] = {
     "id": "cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7", "object": "text_completion", "created": 1589478378,
     "model": "gpt-35-turbo-instruct", "system_fingerprint": "fp_44709d6fcb",
-    "choices": [{"text": "\n\nThis is indeed a test", "index": 0, "logprobs": None, "finish_reason": "length"},
+    "choices": [{"text": "\n\nThis is indeed a test", "index": 0, "logprobs": None,
+                 "finish_reason": "length"},
                 {"text": "\n\nThis is a test", "index": 1, "logprobs": None, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}
 
@@ -96,7 +97,8 @@ def test_whole_answer() -> None:
     texts = COMPLETIONS.completion_texts(answer)
     assert [(t.key, t.value) for t in texts] == [(0, "\n\nThis is indeed a test"), (1, "\n\nThis is a test")]
     COMPLETIONS.block_completion(answer, 1, {})
-    assert answer["choices"][1] == {"text": "", "index": 1, "logprobs": None, "finish_reason": "content_filter"}
+    assert answer["choices"][1] == {"text": "", "index": 1, "logprobs": None,
+                                    "finish_reason": "content_filter"}
     assert answer["choices"][0]["text"] == "\n\nThis is indeed a test"
 
 
@@ -143,5 +145,6 @@ def test_stream_error() -> None:
     made = COMPLETIONS.stream_error("upstream_timeout", "The upstream stream stalled.", b"")
     [(name, data)] = decode(made)
     assert name is None
-    assert orjson.loads(data) == {"error": {"code": "upstream_timeout", "message": "The upstream stream stalled.",
+    assert orjson.loads(data) == {"error": {"code": "upstream_timeout",
+                                            "message": "The upstream stream stalled.",
                                             "type": "server_error", "param": None}}

@@ -21,7 +21,8 @@ IMAGE = "data:image/png;base64,iVBORw0KGgo="
 
 
 def request() -> dict[str, Any]:
-    return {"input": [{"image": IMAGE, "text": "a logo"}, {"image": IMAGE}], "model": "Cohere-embed-v3-english",
+    return {"input": [{"image": IMAGE, "text": "a logo"}, {"image": IMAGE}],
+            "model": "Cohere-embed-v3-english",
             "encoding_format": "float", "dimensions": 1024, "input_type": "document"}
 
 

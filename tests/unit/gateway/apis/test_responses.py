@@ -185,7 +185,8 @@ def test_usage_cached_tokens_and_refusals() -> None:
     broken = sample("responses-create.json")
     broken["usage"]["output_tokens_details"]["reasoning_tokens"] = True
     assert RESPONSES.usage(broken) == Usage(63, 72)
-    assert RESPONSES.usage(sample("responses-incomplete.json")["stream_event_docs_example"]["response"]) is None
+    docs = sample("responses-incomplete.json")["stream_event_docs_example"]
+    assert RESPONSES.usage(docs["response"]) is None  # usage: null
 
 
 def test_answer_error() -> None:
