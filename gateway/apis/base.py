@@ -189,7 +189,8 @@ class Api(abc.ABC):
     @abc.abstractmethod
     def blocked_end(self, first: bytes, last: bytes, result: Results) -> bytes:
         """The events that end a stream a content filter blocked, in this API's terms;
-        `first` and `last` are the data of the first and last event the client got."""
+        `first` and `last` are the data of the first and last event the client got (a
+        keepalive, which says nothing of where the stream is, does not count as last)."""
 
     @abc.abstractmethod
     def stream_error(self, code: str, message: str, last: bytes) -> bytes:
