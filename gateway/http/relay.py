@@ -90,7 +90,11 @@ async def relay_json(
     started = time.perf_counter()
     data = await read_body(upstream, limit)
     flow.upstream_seconds += time.perf_counter() - started
-    headers = {**response_headers(upstream.headers), **(overrides or {})}
+    # The gateway's own headers replace the upstream's of the same name, whatever its case
+    # (the upstream's `retry-after` must not stay beside the gateway's `Retry-After`).
+    replaced = {name.lower() for name in overrides or ()}
+    headers = {k: v for k, v in response_headers(upstream.headers).items() if k.lower() not in replaced}
+    headers.update(overrides or {})
     if upstream.status in (401, 403):
         # The upstream refused the gateway's own credential: not the caller's fault,
         # and passing a 401 on would tell the caller its key is wrong.
