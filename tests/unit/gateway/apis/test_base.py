@@ -87,7 +87,7 @@ def test_a_complete_adapter_missing_a_class_attribute_cannot_be_defined(missing:
 def test_the_mixins_answer_for_what_an_api_lacks() -> None:
     """NeverStreams, GeneratesNothing and StoresNothing together with the prompt and
     answer methods make a complete adapter; without one of them it is not."""
-    own = {"prompt_texts": lambda self, body: [], "prompt_parts": lambda self, body: [],
+    own: dict[str, Any] = {"prompt_texts": lambda self, body: [], "prompt_parts": lambda self, body: [],
            "usage": lambda self, body: None, "answer_error": lambda self, body: False}
     attributes = {"name": "x", "operation": Operation.EMBEDDINGS, "gen_ai_operation": "x",
                   "Body": ChatCompletions.Body, "known": frozenset()}

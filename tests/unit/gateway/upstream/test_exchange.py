@@ -57,7 +57,7 @@ class Reply:
     body: bytes = ANSWER
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
-    before: Callable[[], Awaitable[None]] | None = None  # what the upstream waits for first
+    before: Callable[[], Awaitable[object]] | None = None  # what the upstream waits for first
     cut_after: bytes | None = None  # a stream: these bytes, then the connection drops
 
 
@@ -429,7 +429,7 @@ async def token_service(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TokenS
     await server.close()
 
 
-ENTRA = {"auth": {"type": "entra", "credential": "managed-identity"}}
+ENTRA: dict[str, Any] = {"auth": {"type": "entra", "credential": "managed-identity"}}
 REFUSED = orjson.dumps(sample("azure-inference-errors.json")["invalid_bearer_401"]["body"])
 
 
