@@ -247,17 +247,19 @@ def anthropic_usage(usage: Any, before: Usage | None) -> Usage | None:
     far. A `message_delta` may carry only output_tokens: the rest stays as before."""
     if not isinstance(usage, dict):
         return None
-    output = usage.get("output_tokens")
     fields = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    if not isinstance(output, int) and not any(isinstance(usage.get(f), int) for f in fields):
+    counts = {f: v for f in (*fields, "output_tokens") if (v := usage.get(f)) is not None}
+    # Nothing counted, or a count that is none (a bool, a negative, a fraction): refused,
+    # so that it cannot replace what an earlier event reported.
+    if not counts or any(type(v) is not int or v < 0 for v in counts.values()):
         return None
-    if any(isinstance(usage.get(f), int) for f in fields):
-        prompt = sum(as_int(usage.get(f)) for f in fields)
-        cached = as_int(usage.get("cache_read_input_tokens"))
+    if any(f in counts for f in fields):
+        prompt = sum(counts.get(f, 0) for f in fields)
+        cached = counts.get("cache_read_input_tokens", 0)
     else:
         prompt = before.prompt_tokens if before else 0
         cached = before.cached_tokens if before else 0
-    completion = as_int(output) if isinstance(output, int) else (before.completion_tokens if before else 0)
+    completion = counts.get("output_tokens", before.completion_tokens if before else 0)
     return Usage(prompt, completion, cached_tokens=cached)
 
 

@@ -26,7 +26,7 @@ import abc
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -71,7 +71,7 @@ class Api(abc.ABC):
             self.Body.model_validate(body)
         except ValidationError as exc:
             err = exc.errors()[0]
-            param = ".".join(str(p) for p in err["loc"]) or None
+            param = _param(self.Body, err["loc"]) or None
             raise InvalidRequest(
                 f"Invalid value for '{param}': {err['msg']}." if param else err["msg"], param=param
             ) from None
@@ -189,7 +189,8 @@ class Api(abc.ABC):
     @abc.abstractmethod
     def blocked_end(self, first: bytes, last: bytes, result: Results) -> bytes:
         """The events that end a stream a content filter blocked, in this API's terms;
-        `first` and `last` are the data of the first and last event the client got."""
+        `first` and `last` are the data of the first and last event the client got (a
+        keepalive, which says nothing of where the stream is, does not count as last)."""
 
     @abc.abstractmethod
     def stream_error(self, code: str, message: str, last: bytes) -> bytes:
@@ -212,6 +213,22 @@ class Api(abc.ABC):
         finish = self.FINISH.search(data)
         return (model.group(1).decode() if model else None,
                 finish.group(1).decode() if finish else None)
+
+
+def _param(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
+    """The parameter an error is about, as the client names it (`max_tokens`,
+    `stream_options.include_usage`, `messages.0`): pydantic also puts the label of a
+    union's member in the path (`prompt.str`), which is no name of the client's."""
+    names: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            names.append(str(part))
+        elif model is not None and part in model.model_fields:
+            names.append(part)
+            annotation = model.model_fields[part].annotation
+            model = next((a for a in (annotation, *get_args(annotation))
+                          if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return ".".join(names)
 
 
 class NeverStreams:

@@ -9,7 +9,7 @@ from collections.abc import Hashable
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from gateway.apis.base import Api, ModelRoute, StoresNothing
 from gateway.apis.shapes import (
@@ -49,8 +49,9 @@ class Generation(BaseModel):
     stream_options: StreamOptions | None = None
     max_tokens: StrictInt | None = None
     n: StrictInt | None = None
-    temperature: float | None = None
-    top_p: float | None = None
+    # Strict: a number (an integer will do), never a string or a bool.
+    temperature: StrictFloat | None = None
+    top_p: StrictFloat | None = None
 
 
 class ChatBody(Generation):
@@ -70,6 +71,7 @@ class ChatCompletions(StoresNothing, Api):
     gen_ai_operation = "chat"
     generates = True
     Body: ClassVar[type[BaseModel]] = ChatBody
+    CHUNK: ClassVar[str] = "chat.completion.chunk"  # a streamed chunk's `object`
     known = COMMON | {
         "messages", "max_tokens", "max_completion_tokens", "frequency_penalty",
         "presence_penalty", "logit_bias", "logprobs", "top_logprobs", "response_format",
@@ -100,10 +102,11 @@ class ChatCompletions(StoresNothing, Api):
             if isinstance(content, str):
                 slots.append((message, "content"))
             elif isinstance(content, list):
-                slots += [(part, "text") for part in content
-                          if isinstance(part, dict) and isinstance(part.get("text"), str)]
-            if isinstance(message.get("name"), str):
-                slots.append((message, "name"))
+                slots += [(part, key) for part in content if isinstance(part, dict)
+                          for key in ("text", "refusal") if isinstance(part.get(key), str)]
+            for key in ("name", "refusal"):  # an assistant's earlier refusal is text too
+                if isinstance(message.get(key), str):
+                    slots.append((message, key))
             for call in items(message.get("tool_calls")):
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
@@ -240,12 +243,18 @@ class ChatCompletions(StoresNothing, Api):
         except orjson.JSONDecodeError:
             template = {}
         chunk = {
-            "id": template.get("id", ""), "object": template.get("object", "chat.completion.chunk"),
+            "id": template.get("id", ""), "object": template.get("object") or self.CHUNK,
             "created": template.get("created", 0), "model": template.get("model", ""),
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter",
-                         "content_filter_results": result}],
+            "choices": [self.blocked_choice(result)],
         }
+        if "system_fingerprint" in template:  # the keys of the chunks before it
+            chunk["system_fingerprint"] = template["system_fingerprint"]
         return self.encode(None, orjson.dumps(chunk)) + DONE_EVENT
+
+    def blocked_choice(self, result: Results) -> dict[str, Any]:
+        """The choice of that chunk: no text, a content_filter finish."""
+        return {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "content_filter",
+                "content_filter_results": result}
 
 
 def _function_texts(function: dict[str, Any], slots: list[Slot]) -> None:

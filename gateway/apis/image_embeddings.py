@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from gateway.apis.base import ModelRoute
 from gateway.apis.embeddings import Embeddings, EmbeddingsBody
@@ -14,8 +14,14 @@ from gateway.core.operations import Operation
 from policies.wire import Slot
 
 
+class ImageInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    image: StrictStr  # a data: URL
+    text: StrictStr | None = None
+
+
 class ImageEmbeddingsBody(EmbeddingsBody):
-    input: list[dict[str, Any]]
+    input: list[ImageInput]
     encoding_format: StrictStr | None = None
     dimensions: StrictInt | None = None
 

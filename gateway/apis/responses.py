@@ -84,8 +84,11 @@ class Responses(Api):
                     schema_slots(tool["parameters"], slots)
         text = body.get("text")
         fmt = text.get("format") if isinstance(text, dict) else None
-        if isinstance(fmt, dict) and isinstance(fmt.get("schema"), dict):
-            schema_slots(fmt["schema"], slots)
+        if isinstance(fmt, dict):  # a json_schema format: its description and schema
+            if isinstance(fmt.get("description"), str):
+                slots.append((fmt, "description"))
+            if isinstance(fmt.get("schema"), dict):
+                schema_slots(fmt["schema"], slots)
         return slots
 
     def prompt_parts(self, body: dict[str, Any]) -> list[Any]:

@@ -13,15 +13,19 @@ from policies import Usage
 from policies.wire import Slot
 
 
-def string_slots(value: Any, out: list[Slot]) -> None:
+def string_slots(value: Any, out: list[Slot], names: frozenset[str] = frozenset()) -> None:
     """Every string inside a JSON value (a tool's parameter schema, say), as slots.
-    Object keys are names, not text: a filter can block on them through `key_slots`."""
+    Object keys are names, not text: a filter can block on them through `key_slots`; so
+    are the strings under a key in `names`, which become read-only copies."""
     stack = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             for key, item in node.items():
-                if isinstance(item, str):
+                if key in names and isinstance(item, (str, list)):
+                    out += [([n], 0) for n in (item if isinstance(item, list) else [item])
+                            if isinstance(n, str)]
+                elif isinstance(item, str):
                     out.append((node, key))
                 elif isinstance(item, (dict, list)):
                     stack.append(item)
@@ -48,10 +52,16 @@ def key_slots(value: Any, out: list[Slot]) -> None:
             stack += [v for v in node if isinstance(v, (dict, list))]
 
 
+# A schema's keywords whose strings name things: properties (`required`), types and
+# definitions. Rewritten, the schema would no longer be valid (a `required` naming no
+# property) or would mean something else.
+SCHEMA_NAMES = frozenset({"type", "required", "$ref"})
+
+
 def schema_slots(schema: Any, out: list[Slot]) -> None:
     """A JSON schema a caller sent (a tool's parameters, a structured-output format):
-    its strings as slots, its property names as read-only ones."""
-    string_slots(schema, out)
+    its strings as slots, its property names and other names as read-only ones."""
+    string_slots(schema, out, SCHEMA_NAMES)
     key_slots(schema, out)
 
 

@@ -243,7 +243,10 @@ class StreamRelay:
                     obj = parse_object(data)
                 try:
                     for event in await self.chain.on_response_chunk(ex, obj):
-                        out.append(self._emit(name, orjson.dumps(event)))
+                        # Events a policy held and releases now are named by their own
+                        # type, not by the name of the event that released them.
+                        out.append(self._emit(name if event is obj else None, orjson.dumps(event),
+                                              api.is_keepalive(event)))
                 except ContentBlocked as exc:
                     # What was released before the block still goes out, then the end.
                     out.append(api.blocked_end(self.first, self.last, exc.result))
@@ -256,10 +259,11 @@ class StreamRelay:
             ex.ttft = time.perf_counter() - ex.started
         return b"".join(out)
 
-    def _emit(self, name: bytes | None, data: bytes) -> bytes:
+    def _emit(self, name: bytes | None, data: bytes, keepalive: bool = False) -> bytes:
         if not self.first:
             self.first = data
-        self.last = data
+        if not keepalive:  # a ping says nothing of where the stream is (which block is open)
+            self.last = data
         return self.api.encode(name, data)
 
     async def _flush(self) -> bytes:
@@ -286,6 +290,19 @@ class StreamRelay:
                                  f"{self.max_response_bytes} bytes allowed.")
         return chunk
 
+    def _left(self, decoder: Decoder) -> list[Event]:
+        """What the upstream left without its blank line when its body ended: a whole last
+        event (some upstreams end so), or half of one, which means the stream broke off."""
+        events = decoder.close()
+        for _, data in events:
+            if not self.api.is_end(data):
+                try:
+                    parse_object(data)
+                except ValueError:
+                    raise _UpstreamBroke("upstream_error",
+                                         "The upstream stream ended in the middle of an event.") from None
+        return events
+
     async def run(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200, headers={**STREAM_HEADERS, **response_headers(upstream.headers)}
@@ -296,7 +313,7 @@ class StreamRelay:
         try:
             while not self.done:
                 chunk = await self._read(upstream)
-                out = await self.events(decoder.feed(chunk) if chunk else decoder.close())
+                out = await self.events(decoder.feed(chunk) if chunk else self._left(decoder))
                 if out:
                     await response.write(out)
                 if not chunk:

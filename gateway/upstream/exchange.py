@@ -83,11 +83,11 @@ async def exchange(request: web.Request, flow: Flow, call: Call, tries: Sequence
     tries = tries[: routing.max_attempts]
     deadline = time.monotonic() + routing.deadline_seconds
     for i, backend in enumerate(tries):
-        last = i == len(tries) - 1 or time.monotonic() >= deadline
+        last = i == len(tries) - 1
         backend.health.picked(time.monotonic())
         backend.inflight += 1
         try:
-            return await _attempt(request, flow, call, backend, routing.retry_on, last,
+            return await _attempt(request, flow, call, backend, routing.retry_on, last, deadline,
                                   headers, credentials)
         except _Failover:
             continue
@@ -97,7 +97,7 @@ async def exchange(request: web.Request, flow: Flow, call: Call, tries: Sequence
 
 
 async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backend,
-                   retry_on: tuple[int, ...], last: bool, policy: HeaderPolicy,
+                   retry_on: tuple[int, ...], last: bool, deadline: float, policy: HeaderPolicy,
                    credentials: list[str] | None) -> web.StreamResponse:
     app = request.app  # every route that calls upstreams is the gateway's own
     metrics = app[METRICS]
@@ -141,7 +141,7 @@ async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backen
                       ) or not _answer_status(status):
                     health.failed(time.monotonic(), f"HTTP {status}")
                     judged = True
-                if status in retry_on and not last:
+                if status in retry_on and not _final(last, deadline):
                     raise _Failover
                 if not _answer_status(status):
                     raise UpstreamError(
@@ -159,7 +159,7 @@ async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backen
             if outcome in ("error", "200"):  # no answer, or a 200 whose body failed
                 outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
                 health.failed(time.monotonic(), outcome)
-            if last:
+            if _final(last, deadline):
                 raise
             raise _Failover from exc
         finally:
@@ -168,6 +168,12 @@ async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backen
                 assert telemetry is not None
                 telemetry.end_call(span, outcome, time.perf_counter() - started)
     raise AssertionError("unreachable: the second auth try returns or raises")
+
+
+def _final(last: bool, deadline: float) -> bool:
+    """No other backend is tried after this one: it is the last, or the deadline passed
+    while it was tried (decided when it failed, so that no try starts after the deadline)."""
+    return last or time.monotonic() >= deadline
 
 
 def _answer_status(status: int) -> bool:

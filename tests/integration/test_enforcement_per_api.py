@@ -76,7 +76,13 @@ async def test_settlement_is_exact_streamed_plain_and_aborted(make_stack: Any, a
                                headers={"api-key": KEY_A, "x-sim-token-ms": "80"})
         await r.content.readuntil(marker)
         r.close()
-        await asyncio.sleep(0.6)
+        # The aborted stream is settled (its usage counted, the bucket corrected) before
+        # its access-log line is written: wait for that line, however long a busy machine
+        # takes to load the tokenizer for the count, then probe.
+        for _ in range(1200):
+            if any(line["status"] == 499 for line in stack.access_log()):
+                break
+            await asyncio.sleep(0.05)
         status, _, headers = await _post(session, url, {**body, "stream": False})
     log = [line for line in stack.access_log() if line["status"] in (200, 499)]
     plain, streamed_line, aborted, _probe = log
