@@ -59,6 +59,8 @@ class Flow(RequestContext):
     # Generated text seen so far, as escaped JSON-string pieces: counted when the
     # upstream reports no usage (gateway.enforcement.accounting).
     output: list[bytes]
+    # The same of a whole answer, as its texts (decoded already: held once).
+    answer_texts: list[str]
     # A count still running when the handler ended (the client hung up): the access-log
     # line and the metrics wait for it, so that they agree with what was settled.
     finishing: asyncio.Task[None] | None = None
@@ -84,6 +86,7 @@ class Flow(RequestContext):
         self.started = started  # perf_counter
         self.flavour = flavour
         self.output = []
+        self.answer_texts = []
 
     @property
     def prompt_tokens(self) -> int | None:

@@ -55,7 +55,7 @@ async def count(tokenizer: Tokenizer, text: str, encoding: str) -> int:
 
 def _needs_count(api: Api, flow: Flow) -> bool:
     return flow.usage is None and api.generates and bool(flow.backend) and not flow.pending \
-        and bool(flow.output or flow.disconnected)
+        and bool(flow.output or flow.answer_texts or flow.disconnected)
 
 
 def _record(flow: Flow, price: PricingConfig | None) -> None:
@@ -71,7 +71,8 @@ async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: 
     up meanwhile: a count that has to wait (a thread) runs in a task of the app's, which
     this awaits shielded, so that the handler's cancellation does not cancel it."""
     if _needs_count(api, flow):
-        prompt, output = strings(api.prompt_parts(flow.body)), generated_text(flow.output)
+        prompt = strings(api.prompt_parts(flow.body))
+        output = "".join(flow.answer_texts) + generated_text(flow.output)
         if tokenizer.loaded(encoding) and len(prompt) + len(output) <= SYNC_CHARS:
             flow.usage = Usage(tokenizer.count(prompt, encoding) + api.prompt_framing(flow.body),
                                tokenizer.count(output, encoding), estimated=True)

@@ -41,31 +41,31 @@ class NotAnObject(ValueError):
     """An upstream event or body that is JSON, but not a JSON object."""
 
 
-def parse_object(data: bytes) -> dict[str, Any]:
+def parse_object(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     value = orjson.loads(data)
     if not isinstance(value, dict):
         raise NotAnObject("not a JSON object")
     return value
 
 
-async def read_body(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole upstream body, refusing more than `limit` bytes as they arrive."""
-    parts: list[bytes] = []
-    size = 0
+async def read_body(upstream: aiohttp.ClientResponse, limit: int) -> bytearray:
+    """The whole upstream body, refusing more than `limit` bytes as they arrive. Grown in
+    place, so that a large body is held once (a list of chunks joined at the end is twice
+    its size at the join)."""
+    body = bytearray()
     try:
         while chunk := await upstream.content.readany():
-            size += len(chunk)
-            if size > limit:
+            if len(body) + len(chunk) > limit:
                 raise UpstreamError(f"The upstream answer is larger than the {limit} bytes allowed.")
-            parts.append(chunk)
+            body += chunk
     except TimeoutError:
         raise UpstreamTimeout("The upstream stopped sending its response.") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise UpstreamError(f"The upstream response broke off: {type(exc).__name__}.") from None
-    return b"".join(parts)
+    return body
 
 
-def error_body(status: int, data: bytes, flavour: Flavour) -> bytes:
+def error_body(status: int, data: bytes | bytearray, flavour: Flavour) -> bytes | bytearray:
     """An upstream error body as it is when it has the contract's shape, else wrapped in
     the route's error shape."""
     try:
@@ -93,7 +93,7 @@ async def relay_json(
     on; from a backend of another API (`translation`), translated into the client's first,
     its errors rendered in the client's shape."""
     started = time.perf_counter()
-    data = await read_body(upstream, limit)
+    data: bytes | bytearray = await read_body(upstream, limit)
     flow.upstream_seconds += time.perf_counter() - started
     headers = response_headers(upstream.headers)
     if overrides:  # the gateway's retry headers replace the upstream's, whatever its case
@@ -131,7 +131,7 @@ async def relay_json(
         flow.response_model, flow.finish_reasons = api.answer_facts(parsed)
     if flow.usage is None and not flow.pending:
         # Nothing counted upstream: the gateway counts what was generated.
-        flow.output += [orjson.dumps(t.value)[1:-1] for t in api.completion_texts(parsed)]
+        flow.answer_texts += [t.value for t in api.completion_texts(parsed)]
     if remember is not None and (ident := api.stored_id(parsed)) is not None:
         await remember(ident)
     if chain.looks_at_bodies:
@@ -142,7 +142,7 @@ async def relay_json(
     return web.Response(body=data, status=upstream.status, headers=headers)
 
 
-def foreign_error_body(status: int, data: bytes, flavour: Flavour) -> bytes:
+def foreign_error_body(status: int, data: bytes | bytearray, flavour: Flavour) -> bytes:
     """An error from a backend of another API, in the client's shape: the status kept
     (so the client's SDK raises and retries what it would on a native backend), the
     upstream's message kept when it gave one."""
@@ -163,7 +163,7 @@ def _is_error(body: dict[str, Any]) -> bool:
                                            and not ({"choices", "content", "output"} & body.keys()))
 
 
-def _answer(data: bytes) -> dict[str, Any]:
+def _answer(data: bytes | bytearray) -> dict[str, Any]:
     try:
         return parse_object(data)
     except ValueError:

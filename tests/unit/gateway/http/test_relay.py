@@ -297,7 +297,7 @@ async def test_an_answer_without_usage_leaves_its_text_to_be_counted(upstream: U
     upstream.answer = json_answer(orjson.dumps(answer))
     got = await call(Relay(CHAT, CHAT_PATH, upstream.url), CHAT_ASK)
     assert got.status == 200 and got.flow.usage is None
-    assert unescape(got.flow.output) == answer["choices"][0]["message"]["content"]
+    assert "".join(got.flow.answer_texts) == answer["choices"][0]["message"]["content"]
 
 
 async def test_a_200_holding_an_error_is_an_upstream_error(upstream: Upstream, call: Call) -> None:
