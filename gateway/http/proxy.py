@@ -16,11 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.apis import Api, ModelRoute
 from gateway.core.errors import InvalidRequest, ResponseNotFound, UnsupportedOperation
 from gateway.core.flow import Flow
+from gateway.core.operations import Operation
 from gateway.core.tokens import TOKENIZER
 from gateway.database.engine import DATABASE
 from gateway.database.responses import Owner
 from gateway.enforcement.accounting import finish
 from gateway.enforcement.limiter import LIMITER
+from gateway.http import count_tokens
 from gateway.http.admission import Handler, admitted
 from gateway.http.inbound import parse, read_json
 from gateway.http.relay import Remember, StreamRelay, relay_json
@@ -108,6 +110,8 @@ def model_handler(route: ModelRoute) -> Handler:
                 await chain.on_request(flow)
             flow.strip_usage = flow.stream and api.ask_stream_usage(flow.body)
             tries = _backends(deployment, api, await _continued_store(request, api, deployment, flow))
+            if not tries:  # a token count no backend makes: the gateway's own
+                return await count_tokens.answer(request, flow, deployment)
             return await exchange(request, flow, call, tries, deployment.config.routing,
                                   runtime.headers, credentials)
         except BaseException:
@@ -130,6 +134,8 @@ def _backends(deployment: Deployment, api: Api, store: str | None) -> list[Backe
     if tries:
         return tries
     if not any(plan(api.operation, b.urls) is not None for b in deployment.backends):
+        if api.operation is Operation.COUNT_TOKENS:
+            return []  # no Anthropic backend: the gateway counts (http/count_tokens)
         providers = ", ".join(sorted({b.provider.name for b in deployment.backends}))
         raise UnsupportedOperation(
             f"No backend of deployment {deployment.name} serves {api.name} "
