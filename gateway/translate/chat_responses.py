@@ -36,11 +36,11 @@ _NEUTRAL: dict[str, tuple[tuple[Any, ...], str]] = {
     "user_security_context": ((None,), "it is an extension of Azure's Chat Completions"),
 }
 # The same name and meaning on both APIs.
-_SAME = ("temperature", "top_p", "parallel_tool_calls", "metadata", "user", "safety_identifier",
-         "prompt_cache_key", "service_tier", "stream")
+_SAME = ("parallel_tool_calls", "metadata", "user", "safety_identifier", "prompt_cache_key",
+         "service_tier", "stream")
 _MAPPED = frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "tools",
                      "tool_choice", "response_format", "verbosity", "reasoning_effort",
-                     "stream_options", *_SAME, *_NEUTRAL})
+                     "stream_options", "temperature", "top_p", *_SAME, *_NEUTRAL})
 # Message keys passed over: what an assistant message's answer carried, echoed back.
 # Reasoning cannot go back to a Responses model without its encrypted content, which a
 # chat message has no place for: the model reasons again.
@@ -186,6 +186,7 @@ class ChatToResponses(Translator):
         if instructions is not None:
             out["instructions"] = instructions
         out.update({k: body[k] for k in _SAME if body.get(k) is not None})
+        wire.sampling(body, out)
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(limit, int):
             out["max_output_tokens"] = wire.max_output(limit)
@@ -281,6 +282,10 @@ def chat_usage(c: wire.Counts) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": c.reasoning}}
 
 
+# What opens a stream: response.created, or in_progress from a server that skips it.
+_OPENING = ("response.created", "response.in_progress")
+
+
 class ChatStream(StreamTranslator):
     """Responses events in, chat chunks out. Tool calls are numbered in the order they
     start (chat's `index`), whatever their output_index."""
@@ -307,7 +312,7 @@ class ChatStream(StreamTranslator):
             return []
         kind = event.get("type")
         index = event.get("output_index")
-        if kind == "response.created" and isinstance(event.get("response"), dict):
+        if kind in _OPENING and isinstance(event.get("response"), dict) and not self.started:
             response = event["response"]
             self.id = chat_id(response.get("id"))
             self.model = response.get("model") or self.model

@@ -21,11 +21,12 @@ _NEUTRAL: dict[str, tuple[tuple[Any, ...], str]] = {
     "stop_sequences": ((None, []), "the Responses API has no stop sequences"),
     "container": ((None,), "containers belong to Anthropic's code execution tool"),
     "mcp_servers": ((None, []), "Anthropic's MCP connector is not translated"),
-    "context_management": ((None,), "Anthropic's context management is not translated"),
 }
-_SAME = ("temperature", "top_p", "stream", "metadata")
+_SAME = ("stream", "metadata")
 _MAPPED = frozenset({"model", "messages", "system", "max_tokens", "tools", "tool_choice",
-                     "thinking", "service_tier", "output_format", *_SAME, *_NEUTRAL})
+                     "thinking", "service_tier", "output_format", "output_config",
+                     "context_management", "temperature", "top_p", *_SAME, *_NEUTRAL})
+_EFFORTS = ("low", "medium", "high")
 # Tool keys: cache_control is passed over, here and on every block (OpenAI models cache
 # a repeated prompt prefix by themselves; there is no breakpoint to set).
 _TOOL_KEYS = frozenset({"type", "name", "description", "input_schema", "strict", "cache_control"})
@@ -185,6 +186,50 @@ def _tool_choice(choice: dict[str, Any], out: dict[str, Any], target: Target) ->
         out["parallel_tool_calls"] = False
 
 
+def _reasoning_options(body: dict[str, Any], out: dict[str, Any], target: Target) -> None:
+    """`thinking`, `output_config` (effort, format) and the beta `output_format`."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        # Summaries to show as thinking, and the encrypted reasoning to send back.
+        out["reasoning"] = {"summary": "auto"}
+        if thinking.get("type") == "enabled":
+            out["reasoning"]["effort"] = effort(thinking.get("budget_tokens"))
+        out["include"] = ["reasoning.encrypted_content"]
+    config = wire.obj(body.get("output_config"))
+    for key in sorted(set(config) - {"effort", "format"}):
+        raise refuse(f"output_config.{key}", target, "it has no counterpart there")
+    if config.get("effort") is not None:
+        if config["effort"] not in _EFFORTS:
+            raise refuse("output_config.effort", target, "the Responses API's efforts are "
+                         + ", ".join(_EFFORTS))
+        out.setdefault("reasoning", {})["effort"] = config["effort"]
+    for name, fmt in (("output_format", body.get("output_format")),
+                      ("output_config.format", config.get("format"))):
+        if fmt is None:
+            continue
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+            raise refuse(name, target, "only a JSON schema format is translated")
+        # Anthropic's structured outputs always follow the schema: strict.
+        out["text"] = {"format": {"type": "json_schema", "name": "output",
+                                  "schema": fmt.get("schema"), "strict": True}}
+
+
+def _context_management(value: Any, target: Target) -> None:
+    """Claude Code sends `clear_thinking` with `keep: all` every turn: keeping every
+    thinking block asks for nothing (the backend gets the history as it is), so it is
+    passed over. Any edit that would clear something is refused."""
+    if value is None:
+        return
+    extra = set(wire.obj(value)) - {"edits"}
+    if not isinstance(value, dict) or extra:
+        raise refuse("context_management", target, "Anthropic's context editing is not translated")
+    for i, edit in enumerate(value.get("edits") or []):
+        kind = str(wire.obj(edit).get("type") or "")
+        if not (kind.startswith("clear_thinking_") and edit.get("keep") == "all"):
+            raise refuse(f"context_management.edits[{i}]", target,
+                         "Anthropic's context editing is not translated")
+
+
 class MessagesToResponses(Translator):
     client = Operation.MESSAGES
     backend = Operation.RESPONSES
@@ -199,6 +244,7 @@ class MessagesToResponses(Translator):
         if (instructions := _system(body.get("system"), target)) is not None:
             out["instructions"] = instructions
         out.update({k: body[k] for k in _SAME if body.get(k) is not None})
+        wire.sampling(body, out)
         limit = body.get("max_tokens")
         out["max_output_tokens"] = wire.max_output(limit if isinstance(limit, int)
                                                    else target.default_max_tokens)
@@ -206,24 +252,12 @@ class MessagesToResponses(Translator):
             out["tools"] = _tools(body["tools"], target)
         if isinstance(body.get("tool_choice"), dict):
             _tool_choice(body["tool_choice"], out, target)
-        thinking = body.get("thinking")
-        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
-            # Summaries to show as thinking, and the encrypted reasoning to send back.
-            out["reasoning"] = {"summary": "auto"}
-            if thinking.get("type") == "enabled":
-                out["reasoning"]["effort"] = effort(thinking.get("budget_tokens"))
-            out["include"] = ["reasoning.encrypted_content"]
         if body.get("service_tier") is not None:
             if body["service_tier"] not in _TIERS:
                 raise refuse("service_tier", target, "it has no counterpart there")
             out["service_tier"] = _TIERS[body["service_tier"]]
-        output_format = body.get("output_format")
-        if isinstance(output_format, dict):
-            if output_format.get("type") != "json_schema":
-                raise refuse("output_format", target, "only a JSON schema format is translated")
-            # Anthropic's structured outputs always follow the schema: strict.
-            out["text"] = {"format": {"type": "json_schema", "name": "output",
-                                      "schema": output_format.get("schema"), "strict": True}}
+        _reasoning_options(body, out, target)
+        _context_management(body.get("context_management"), target)
         return wire.fixed(out)
 
     def response(self, body: dict[str, Any], target: Target) -> dict[str, Any]:

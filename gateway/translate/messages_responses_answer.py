@@ -93,6 +93,10 @@ def _event(kind: str, body: dict[str, Any]) -> Event:
     return kind.encode(), wire.dumps({"type": kind, **body})
 
 
+# What opens a stream: response.created, or in_progress from a server that skips it.
+_OPENING = ("response.created", "response.in_progress")
+
+
 class MessagesStream(StreamTranslator):
     """Responses events in, Anthropic events out. One content block is open at a time
     (`open`, keyed by where it came from), numbered in the order opened."""
@@ -128,8 +132,8 @@ class MessagesStream(StreamTranslator):
         kind, index = event.get("type"), event.get("output_index")
         item = wire.obj(event.get("item"))
         delta = event.get("delta")
-        if kind == "response.created" and isinstance(event.get("response"), dict):
-            return self._message_start(event["response"])
+        if kind in _OPENING and isinstance(event.get("response"), dict):
+            return [] if self.started else self._message_start(event["response"])
         if kind in ("response.output_text.delta", "response.refusal.delta") and isinstance(delta, str):
             key = ("text", index, event.get("content_index"))
             out = [] if self.open == key else self._start(key, {"type": "text", "text": ""})

@@ -51,6 +51,16 @@ def max_output(limit: int) -> int:
     return max(limit, MIN_OUTPUT_TOKENS)
 
 
+def sampling(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """`temperature` and `top_p`, unless at 1, their default on every API: reasoning
+    models (o-series, gpt-5) refuse the fields whatever their value, and clients send the
+    default unasked (Claude Code sends temperature 1)."""
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if value is not None and value != 1:
+            out[key] = value
+
+
 def image_part(url: str, detail: Any = None) -> dict[str, Any]:
     """An image by URL or as a `data:` URL (base64), which input_image takes alike."""
     return {"type": "input_image", "image_url": url,

@@ -114,12 +114,15 @@ def test_request_field_by_field() -> None:
 
 def test_small_caps_and_plain_choices() -> None:
     sent = TRANSLATOR.request({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1,
+                               "temperature": 1, "top_p": 1,
                                "tool_choice": "required", "response_format": {"type": "json_object"}},
                               TARGET)
     assert sent["max_output_tokens"] == 16  # the Responses API's least
     assert sent["tool_choice"] == "required" and sent["text"] == {"format": {"type": "json_object"}}
     assert sent["input"] == [{"type": "message", "role": "user", "content": "hi"}]
     assert "instructions" not in sent and sent["store"] is False
+    # The defaults, which reasoning models refuse to be sent, are not.
+    assert "temperature" not in sent and "top_p" not in sent
 
 
 @pytest.mark.parametrize(("field", "value", "param"), [
@@ -288,3 +291,16 @@ def test_incomplete_and_failed_streams() -> None:
     cut = translate([_event("response.created", response=created)])
     assert cut[-1]["error"]["code"] == "upstream_error"  # ended before its terminal event
     assert translate([]) == []  # no event at all: the relay's to report
+
+
+def test_azure_data_only_stream() -> None:
+    """Azure's recorded stream, data lines only (no `event:` names): the JSON's type is read."""
+    lines = (FIXTURES / "azure-openai-responses-stream.jsonl").read_bytes().splitlines()
+    chunks = translate([(None, line) for line in lines if line])
+    final = accumulate(chunks)
+    assert final.choices[0].message.content and final.choices[0].finish_reason == "stop"
+    assert final.model == "gpt-5.1" and final.usage is not None
+    # A server that skips response.created opens the stream at in_progress, once.
+    opened = translate([(None, line) for line in lines[1:] if line])
+    assert sum(1 for c in opened if c["choices"] and "role" in c["choices"][0]["delta"]) == 1
+    assert accumulate(opened).choices[0].message.content == final.choices[0].message.content

@@ -58,7 +58,9 @@ def test_registered_for_a_responses_only_backend() -> None:
 
 def test_request_field_by_field() -> None:
     body = {
-        "model": "gpt-5-pro", "max_tokens": 32000, "stream": True, "temperature": 1,
+        "model": "gpt-5-pro", "max_tokens": 32000, "stream": True, "temperature": 1, "top_p": 0.5,
+        # What Claude Code sends every turn: keep every thinking block, which asks for nothing.
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
         "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
                    {"type": "text", "text": "Be careful."}],
         "messages": [
@@ -118,21 +120,26 @@ def test_request_field_by_field() -> None:
                   {"type": "function", "name": "Ls", "parameters": {"type": "object"}, "strict": True}],
         "tool_choice": "required", "parallel_tool_calls": False,
         "reasoning": {"summary": "auto", "effort": "medium"}, "include": ["reasoning.encrypted_content"],
-        "max_output_tokens": 32000, "stream": True, "temperature": 1,
+        # temperature 1 is every API's default, which reasoning models refuse to be sent.
+        "max_output_tokens": 32000, "stream": True, "top_p": 0.5,
         "metadata": {"user_id": body["metadata"]["user_id"]},  # type: ignore[index]
         "service_tier": "default", "store": False,
     }
 
 
-def test_named_tool_structured_output_and_small_cap() -> None:
+SCHEMA = {"type": "json_schema", "schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize("options", [{"output_config": {"effort": "low", "format": SCHEMA}},
+                                     {"output_config": {"effort": "low"}, "output_format": SCHEMA}])
+def test_named_tool_structured_output_and_small_cap(options: dict[str, Any]) -> None:
     sent = TRANSLATOR.request({"max_tokens": 1, "messages": [{"role": "user", "content": "hi"}],
-                               "tool_choice": {"type": "tool", "name": "Read"},
-                               "output_format": {"type": "json_schema", "schema": {"type": "object"}}},
-                              TARGET)
+                               "tool_choice": {"type": "tool", "name": "Read"}, **options}, TARGET)
     assert sent["tool_choice"] == {"type": "function", "name": "Read"} and "parallel_tool_calls" not in sent
     assert sent["text"] == {"format": {"type": "json_schema", "name": "output",
                                        "schema": {"type": "object"}, "strict": True}}
-    assert sent["max_output_tokens"] == 16 and "reasoning" not in sent and "include" not in sent
+    assert sent["max_output_tokens"] == 16 and sent["reasoning"] == {"effort": "low"}
+    assert "include" not in sent  # no thinking asked for: no reasoning to send back
 
 
 @pytest.mark.parametrize(("field", "value", "param"), [
@@ -151,6 +158,12 @@ def test_named_tool_structured_output_and_small_cap() -> None:
      "messages[0].content[0]"),
     ("system", [{"type": "image", "source": {}}], "system[0]"),
     ("output_format", {"type": "grammar"}, "output_format"),
+    ("output_config", {"effort": "max"}, "output_config.effort"),
+    ("output_config", {"task_budget": 5}, "output_config.task_budget"),
+    ("context_management", {"edits": [{"type": "clear_tool_uses_20250919"}]}, "context_management.edits[0]"),
+    ("context_management", {"edits": [{"type": "clear_thinking_20251015", "keep": {"type": "thinking_turns",
+                                                                                   "value": 1}}]},
+     "context_management.edits[0]"),
 ])
 def test_what_has_no_meaning_there_is_refused_naming_field_and_deployment(
         field: str, value: Any, param: str) -> None:
@@ -307,3 +320,15 @@ def test_error_streams_end_in_anthropics_error_event() -> None:
     assert [e["type"] for e in cut] == ["message_start", "content_block_start",
                                         "content_block_delta", "error"]
     assert translate([]) == []
+
+
+def test_azure_data_only_stream() -> None:
+    """Azure's recorded stream, data lines only (no `event:` names): the JSON's type is read."""
+    lines = [line for line in (FIXTURES / "azure-openai-responses-stream.jsonl").read_bytes().splitlines()
+             if line]
+    for skipped in (0, 1):  # and a server that skips response.created
+        out = translate([(None, line) for line in lines[skipped:]])
+        assert [e["type"] for e in out].count("message_start") == 1
+        final = accumulate(out)
+        assert final.content[0].text and final.stop_reason == "end_turn"  # type: ignore[union-attr]
+        assert final.model == "gpt-5.1"
