@@ -94,6 +94,14 @@ async def prompt_tokens(app: web.Application, body: dict[str, Any], model: str) 
     return await count(tokenizer_for(app, model), text) + PER_MESSAGE * messages + REPLY_PRIMING
 
 
+def prompt_tokens_now(app: web.Application, body: dict[str, Any], model: str) -> int:
+    """The same count, at once: what `Target.count_prompt` may be, so that a translated
+    stream's message_start says what count_tokens said (the encoding is loaded on first
+    use, in place, unless it was preloaded)."""
+    text, messages = prompt(body)
+    return tokenizer_for(app, model).count(text) + PER_MESSAGE * messages + REPLY_PRIMING
+
+
 async def answer(request: web.Request, flow: Flow, deployment: Deployment) -> web.Response:
     """The count, for the backend a Messages call to this deployment would go to first."""
     order = deployment.candidates(time.monotonic()) or list(deployment.backends)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from gateway.config.models import BackendConfig
 from gateway.core.tokens import load_encoding
+from gateway.http.count_tokens import prompt_tokens_now
 from tests.conftest import KEY_B, OPENAI_KEY, Stack, default_config
 
 OPENAI_AUTH = {"type": "api-key", "key_env": "TEST_OPENAI_KEY"}
@@ -218,6 +219,9 @@ def test_count_tokens_in_the_backend_models_tokenizer(stack: Stack, alias: str, 
     texts = ["You are terse.", "What is the weather in Paris today?", "Checking.", "get_weather",
              '{"location":"Paris"}', "Sunny, 21 degrees", tool]
     assert counted.input_tokens == expected_count(model, texts, 4)
+    # The same count at once, for a translated stream's message_start (Target.count_prompt).
+    body = {"system": "You are terse.", "messages": history, "tools": [CLAUDE_TOOL]}
+    assert prompt_tokens_now(stack.app, body, model) == counted.input_tokens
     assert len(stack.sim.records) == before  # counted by the gateway, no upstream asked
     plain = claude_client(stack).messages.count_tokens(
         model=alias, messages=[{"role": "user", "content": "Hello there"}])
