@@ -16,6 +16,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.config.consumers import ConsumerProblem, check_consumer
+from gateway.core.operations import Operation
 from gateway.core.redis_client import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
 from gateway.providers import PROVIDERS
 from policies.auth import ConsumerConfig, EntraConfig
@@ -229,6 +230,10 @@ class BackendConfig(Strict):
     # The longest an upstream's 429 may keep this backend out (its retry-after is
     # untrusted: an absurd value must not disable the backend for good).
     max_cooldown_seconds: float = Field(300.0, gt=0)
+    # What this backend serves natively, when it is less than its provider serves (a
+    # model Azure serves only on the Responses API: `apis: [responses]`); the other
+    # APIs reach it through translation (gateway.translate). Operations by their paths.
+    apis: tuple[Operation, ...] | None = Field(None, min_length=1)
 
     @field_validator("provider")
     @classmethod
@@ -240,7 +245,12 @@ class BackendConfig(Strict):
 
     @model_validator(mode="after")
     def _provider_needs(self) -> BackendConfig:
-        PROVIDERS[self.provider].check(self)
+        provider = PROVIDERS[self.provider]
+        provider.check(self)
+        if self.apis is not None and not set(self.apis) <= provider.operations:
+            extra = ", ".join(sorted(set(self.apis) - provider.operations))
+            raise ValueError(f"`apis` names {extra}, which provider {self.provider} does not "
+                             f"serve (it serves {', '.join(sorted(provider.operations))})")
         return self
 
 

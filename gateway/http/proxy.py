@@ -16,11 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.apis import Api, ModelRoute
 from gateway.core.errors import InvalidRequest, ResponseNotFound, UnsupportedOperation
 from gateway.core.flow import Flow
-from gateway.core.tokens import DEFAULT, TOKENIZER, EncodingUnavailable, strings
+from gateway.core.operations import Operation
+from gateway.core.tokens import TOKENIZER
 from gateway.database.engine import DATABASE
 from gateway.database.responses import Owner
-from gateway.enforcement.accounting import BYTES_PER_TOKEN, finish
+from gateway.enforcement.accounting import finish
 from gateway.enforcement.limiter import LIMITER
+from gateway.http import count_tokens
 from gateway.http.admission import Handler, admitted
 from gateway.http.inbound import parse, read_json
 from gateway.http.relay import Remember, StreamRelay, relay_json
@@ -66,24 +68,15 @@ class ModelCall:
         return Target(deployment, model, flow.default_max_tokens, flow.request_id,
                       created=int(time.time()))
 
-    async def prompt_tokens(self, request: web.Request, flow: Flow) -> int:
-        """The prompt's tokens in the deployment's encoding, as the client sent it."""
-        deployment = flow.routed_to
-        encoding = deployment.encoding if deployment is not None else DEFAULT
-        text = strings(self.api.prompt_parts(flow.body))
-        try:
-            counted = await request.app[TOKENIZER].acount(text, encoding)
-        except EncodingUnavailable:
-            counted = -(-len(text.encode()) // BYTES_PER_TOKEN)  # errs high, as accounting does
-        return counted + self.api.prompt_framing(flow.body)
-
     async def deliver(self, request: web.Request, flow: Flow, backend: Backend,
                       answer: aiohttp.ClientResponse, headers: dict[str, str]) -> web.StreamResponse:
         server = request.app[LIVE].config.server  # server settings change only at a restart
         remember = _rememberer(request, self.api, flow, backend)
         translation = flow.translation
         if translation is not None and flow.stream and translation[0].counts_prompt:
-            count = await self.prompt_tokens(request, flow)
+            # What count_tokens answers for the same prompt on this backend, so that a
+            # client comparing the two (Claude Code) sees one number.
+            count = await count_tokens.prompt_tokens(request.app, flow.body, backend.model)
             translation[1].count_prompt = lambda: count
         if flow.stream and answer.status == 200:
             # A stream, whatever the upstream's Content-Type says: some Azure-compatible
@@ -123,6 +116,8 @@ def model_handler(route: ModelRoute) -> Handler:
                 await chain.on_request(flow)
             flow.strip_usage = flow.stream and api.ask_stream_usage(flow.body)
             tries = _backends(deployment, api, await _continued_store(request, api, deployment, flow))
+            if not tries:  # a token count no backend makes: the gateway's own
+                return await count_tokens.answer(request, flow, deployment)
             return await exchange(request, flow, call, tries, deployment.config.routing,
                                   runtime.headers, credentials)
         except BaseException:
@@ -145,6 +140,8 @@ def _backends(deployment: Deployment, api: Api, store: str | None) -> list[Backe
     if tries:
         return tries
     if not any(plan(api.operation, b.urls) is not None for b in deployment.backends):
+        if api.operation is Operation.COUNT_TOKENS:
+            return []  # no Anthropic backend: the gateway counts (http/count_tokens)
         providers = ", ".join(sorted({b.provider.name for b in deployment.backends}))
         raise UnsupportedOperation(
             f"No backend of deployment {deployment.name} serves {api.name} "

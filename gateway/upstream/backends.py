@@ -103,6 +103,8 @@ def build_backend(
 ) -> Backend:
     provider = PROVIDERS[config.provider]
     urls = provider.urls(config)
+    if config.apis is not None:  # it serves less than its provider: the rest is translated
+        urls = {op: url for op, url in urls.items() if op in config.apis}
     headers: dict[str, str] = {}
     token = None
     if isinstance(config.auth, ApiKeyAuth):
