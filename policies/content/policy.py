@@ -8,6 +8,7 @@ business (`ctx.api`, see `policies.wire`); nothing here knows a wire shape.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Hashable, Mapping
@@ -34,7 +35,7 @@ class ContentStats:
 class _State:
     prompt: Results = field(default_factory=dict)
     holdbacks: dict[Hashable, Holdback] = field(default_factory=dict)
-    seconds: float = 0.0  # spent on this request's checks
+    seconds: float = 0.0  # spent on this request's prompt checks
 
 
 def _blocked(outcome: Outcome, stage: str) -> ContentBlocked:
@@ -58,19 +59,29 @@ class ContentFilterPolicy(Policy):
 
     async def _check(self, ctx: RequestContext, profile: ContentProfile, text: str,
                      stage: str) -> Outcome:
+        """One check, within the budget. The budget bounds the work of a check (a call to
+        Content Safety that hangs, a hook that takes its time), and the prompt's checks
+        together (the prompt is one bounded input); never a stream's lifetime: a long
+        answer is many checks of its hold-back window, each small, and whether it
+        survives must not depend on how busy the machine is."""
         state: _State | None = ctx.state.get(self.name)
-        if state is not None and state.seconds > self.budget_seconds:
+        if stage == "prompt" and state is not None and state.seconds > self.budget_seconds:
             raise PolicyUnavailable(
                 f"The content filters used up this request's time budget of "
-                f"{self.budget_seconds:g} s; the rest of the {stage} was not served.")
+                f"{self.budget_seconds:g} s on its prompt; it was not served.")
         started = time.perf_counter()
         try:
-            outcome = await profile.check(text, stage)
+            async with asyncio.timeout(self.budget_seconds):
+                outcome = await profile.check(text, stage)
+        except TimeoutError:
+            raise PolicyUnavailable(
+                f"A content check took longer than its budget of {self.budget_seconds:g} s; "
+                f"the rest of the {stage} was not served.") from None
         finally:
             spent = time.perf_counter() - started
             self.stats.seconds += spent
             self.stats.checks += 1
-            if state is not None:
+            if state is not None and stage == "prompt":
                 state.seconds += spent
         for action in outcome.actions:
             self.stats.actions[(ctx.deployment, stage, action)] += 1
