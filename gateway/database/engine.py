@@ -85,11 +85,13 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         # Imported here: each feature module holds its own queries.
+        from gateway.database.gateway_responses import GatewayResponses
         from gateway.database.responses import ResponseOwners
         from gateway.database.team import Team
         from gateway.database.usage import UsageLedger
 
         self.responses = ResponseOwners(engine)
+        self.gateway_responses = GatewayResponses(engine)
         self.team = Team(engine)
         self.usage = UsageLedger(engine)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Container
 
 from gateway.core.operations import Operation
-from gateway.translate import responses_chat, responses_messages
+from gateway.translate import compact, responses_chat, responses_messages
 from gateway.translate.base import StreamTranslator, Target, Translator
 
 # Each pair module's TRANSLATOR, listed here: a new pair is one module and one entry.
 _PAIRS: tuple[Translator, ...] = (
-    responses_chat.TRANSLATOR, responses_messages.TRANSLATOR,
+    responses_chat.TRANSLATOR, responses_messages.TRANSLATOR, *compact.TRANSLATORS,
 )
 TRANSLATORS: dict[tuple[Operation, Operation], Translator] = {(t.client, t.backend): t for t in _PAIRS}
 
@@ -25,6 +25,9 @@ PREFERENCE: dict[Operation, tuple[Operation, ...]] = {
     Operation.CHAT: (Operation.MESSAGES, Operation.RESPONSES),
     Operation.MESSAGES: (Operation.CHAT, Operation.RESPONSES),
     Operation.RESPONSES: (Operation.CHAT, Operation.MESSAGES),
+    # Compaction the backend does not serve is done by the gateway, through the
+    # backend's own API (gateway.translate.compact).
+    Operation.COMPACT: (Operation.RESPONSES, Operation.CHAT, Operation.MESSAGES),
 }
 
 

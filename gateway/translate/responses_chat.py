@@ -14,7 +14,7 @@ from gateway.core.operations import Operation
 from gateway.translate.base import Event, StreamTranslator, Target, refuse
 from gateway.translate.bound import Answers
 from gateway.translate.responses_input import Entry, Part, Request, read
-from gateway.translate.responses_stream import ResponseBuilder, response_id, skeleton, usage
+from gateway.translate.responses_stream import ResponseBuilder, obj, response_id, skeleton, usage
 
 API = "Chat Completions"
 # finish_reason -> (Responses status, incomplete_details.reason).
@@ -67,7 +67,7 @@ class ResponsesToChat(Answers):
         choices = answer.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
             else {}
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        message = obj(choice.get("message"))
         _delta(builder, message, whole=True)
         status, reason = STOP.get(choice.get("finish_reason"), ("completed", None))
         builder.finish(status, reason, chat_usage(answer.get("usage")))
@@ -177,9 +177,10 @@ def _delta(builder: ResponseBuilder, delta: dict[str, Any], whole: bool = False)
         if not isinstance(call, dict):
             continue
         key = i if whole else call.get("index", 0)
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        function = obj(call.get("function"))
         if key not in builder.calls:
-            ident = call.get("id") if isinstance(call.get("id"), str) and call.get("id") \
+            given = call.get("id")
+            ident = given if isinstance(given, str) and given \
                 else f"call_{builder.ident.removeprefix('resp_')}{len(builder.output):02x}"
             events += builder.call(ident, str(function.get("name") or ""), key)
         arguments = function.get("arguments")

@@ -39,7 +39,7 @@ _READ = frozenset({
     "stream_options", "prompt_cache_key", "prompt_cache_retention", "service_tier",
     *_NOT_CARRIED,
 })
-assert _READ == RESPONSES.known, "every field of the Responses API has a place here"
+assert RESPONSES.known == _READ, "every field of the Responses API has a place here"
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from gateway.translate import opaque
 from gateway.translate.base import Event, StreamTranslator, Target, refuse
 from gateway.translate.bound import Answers
 from gateway.translate.responses_input import Entry, Part, Request, read
-from gateway.translate.responses_stream import ResponseBuilder, response_id, skeleton, usage
+from gateway.translate.responses_stream import ResponseBuilder, obj, response_id, skeleton, usage
 
 API = "Anthropic Messages"
 # stop_reason -> (Responses status, incomplete_details.reason).
@@ -59,7 +59,8 @@ class ResponsesToMessages(Answers):
             out["tools"] = [{"name": t.name, **({"description": t.description} if t.description else {}),
                              "input_schema": t.parameters, **({"strict": True} if t.strict else {})}
                             for t in req.tools]
-            choice = ({"type": "tool", "name": req.forced} if req.forced is not None else
+            choice: dict[str, Any] | None = (
+                {"type": "tool", "name": req.forced} if req.forced is not None else
                       {"type": {"required": "any"}.get(req.choice, req.choice)} if req.choice else None)
             if req.parallel is False:
                 choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
@@ -219,13 +220,13 @@ class MessagesStream(StreamTranslator):
         kind = event.get("type")
         b = self.builder
         if kind == "message_start":
-            message = event.get("message") if isinstance(event.get("message"), dict) else {}
+            message = obj(event.get("message"))
             if isinstance(message.get("usage"), dict):
                 self.counts.update(message["usage"])
             return self._begin(message.get("model"))
         events = self._begin()
         if kind == "content_block_start":
-            block = event.get("content_block") if isinstance(event.get("content_block"), dict) else {}
+            block = obj(event.get("content_block"))
             btype = block.get("type")
             if btype == "text" and block.get("text"):
                 events += b.text(str(block["text"]))
@@ -242,14 +243,14 @@ class MessagesStream(StreamTranslator):
                 if block.get("input"):
                     events += b.arguments(orjson.dumps(block["input"]).decode())
         elif kind == "content_block_delta":
-            events += self._delta(event.get("delta") if isinstance(event.get("delta"), dict) else {})
+            events += self._delta(obj(event.get("delta")))
         elif kind == "content_block_stop":
             if self.block:
                 events += b.seal(opaque.encode(opaque.CLAUDE, self.block))
                 self.block = {}
             events += b.end_item()
         elif kind == "message_delta":
-            delta = event.get("delta") if isinstance(event.get("delta"), dict) else {}
+            delta = obj(event.get("delta"))
             if isinstance(delta.get("stop_reason"), str):
                 self.reason = delta["stop_reason"]
             if isinstance(event.get("usage"), dict):  # output, and lately the input counts again
@@ -257,7 +258,7 @@ class MessagesStream(StreamTranslator):
         elif kind == "message_stop":
             events += self.close()
         elif kind == "error":
-            error = event.get("error") if isinstance(event.get("error"), dict) else {}
+            error = obj(event.get("error"))
             events += b.fail(str(error.get("type") or "upstream_error"),
                              str(error.get("message") or "The backend failed."))
         return events  # ping, and events of later API versions, carry nothing to translate

@@ -42,11 +42,15 @@ def usage(prompt: int, cached: int, output: int, reasoning: int) -> dict[str, An
             "total_tokens": prompt + output}
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (a wire value is untrusted)."""
+    return value if isinstance(value, dict) else {}
+
+
 def skeleton(body: dict[str, Any], target: Target, model: str | None) -> dict[str, Any]:
     """The Response object as it stands before any output: the request's settings
     echoed as the Responses API echoes them."""
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
-    text = body.get("text") if isinstance(body.get("text"), dict) else {}
+    reasoning, text = obj(body.get("reasoning")), obj(body.get("text"))
     return {
         "id": response_id(target), "object": "response", "created_at": target.created,
         "status": "in_progress", "background": False, "error": None, "incomplete_details": None,
