@@ -47,7 +47,7 @@ class ResponsesToChat(Answers):
                 out[name] = value
         if req.tools:
             out["tools"] = [{"type": "function", "function": {
-                "name": t.name, **({"description": t.description} if t.description else {}),
+                "name": t.name, **({"description": t.description} if t.description is not None else {}),
                 "parameters": t.parameters,
                 **({"strict": t.strict} if t.strict is not None else {})}} for t in req.tools]
             if req.parallel is not None:

@@ -56,7 +56,8 @@ class ResponsesToMessages(Answers):
         if req.user is not None:
             out["metadata"] = {"user_id": req.user}
         if req.tools:
-            out["tools"] = [{"name": t.name, **({"description": t.description} if t.description else {}),
+            out["tools"] = [{"name": t.name,
+                             **({"description": t.description} if t.description is not None else {}),
                              "input_schema": t.parameters, **({"strict": True} if t.strict else {})}
                             for t in req.tools]
             choice: dict[str, Any] | None = (
@@ -72,22 +73,23 @@ class ResponsesToMessages(Answers):
         builder = ResponseBuilder(response_id(target))
         model = answer.get("model")
         builder.begin(skeleton(request, target, model if isinstance(model, str) else None))
+        # One output item per block; the last is closed by finish, with the stop reason's
+        # status (cut short: incomplete).
         for block in answer.get("content") or []:
             if not isinstance(block, dict):
                 continue
             kind = block.get("type")
             if kind == "text" and block.get("text"):
+                builder.end_item()  # a text block after a text block is a message of its own
                 builder.text(str(block["text"]))
-            elif kind == "thinking":
-                if block.get("thinking"):
+            elif kind in ("thinking", "redacted_thinking"):
+                builder.open_reasoning()
+                if kind == "thinking" and block.get("thinking"):
                     builder.thinking(str(block["thinking"]))
-                builder.seal(opaque.encode(opaque.CLAUDE, block))
-            elif kind == "redacted_thinking":
                 builder.seal(opaque.encode(opaque.CLAUDE, block))
             elif kind == "tool_use":
                 builder.call(str(block.get("id")), str(block.get("name")))
                 builder.arguments(orjson.dumps(block.get("input") or {}).decode())
-            builder.end_item()
         status, reason = STOP.get(answer.get("stop_reason"), ("completed", None))
         builder.finish(status, reason, anthropic_usage(answer.get("usage")))
         assert builder.response is not None
@@ -187,12 +189,13 @@ def image(url: str) -> dict[str, Any]:
 def anthropic_usage(counts: Any) -> dict[str, Any] | None:
     """Messages usage in the Responses names. Anthropic's input_tokens exclude the cache
     reads and writes, Responses' include them: the three are added, and the cached count
-    (the reads) is part of that sum once. Claude reports no separate thinking count."""
+    (the reads) and the written one are parts of that sum, counted once. Claude reports
+    no separate thinking count."""
     if not isinstance(counts, dict) or not isinstance(counts.get("input_tokens"), int):
         return None
-    read_ = _int(counts.get("cache_read_input_tokens"))
-    prompt = counts["input_tokens"] + read_ + _int(counts.get("cache_creation_input_tokens"))
-    return usage(prompt, read_, _int(counts.get("output_tokens")), 0)
+    read_, written = _int(counts.get("cache_read_input_tokens")), _int(counts.get("cache_creation_input_tokens"))
+    return usage(counts["input_tokens"] + read_ + written, read_, _int(counts.get("output_tokens")), 0,
+                 written)
 
 
 def _int(value: Any) -> int:
@@ -226,6 +229,9 @@ class MessagesStream(StreamTranslator):
             return self._begin(message.get("model"))
         events = self._begin()
         if kind == "content_block_start":
+            # The block before is over (its item was left open at its stop: were it the
+            # last, the stop reason says whether it is complete).
+            events += b.end_item()
             block = obj(event.get("content_block"))
             btype = block.get("type")
             if btype == "text" and block.get("text"):
@@ -248,7 +254,6 @@ class MessagesStream(StreamTranslator):
             if self.block:
                 events += b.seal(opaque.encode(opaque.CLAUDE, self.block))
                 self.block = {}
-            events += b.end_item()
         elif kind == "message_delta":
             delta = obj(event.get("delta"))
             if isinstance(delta.get("stop_reason"), str):

@@ -34,10 +34,12 @@ def is_gateway_id(ident: str) -> bool:
     return ident.startswith(GATEWAY_ID)
 
 
-def usage(prompt: int, cached: int, output: int, reasoning: int) -> dict[str, Any]:
-    """A Responses usage object; `prompt` includes the `cached` tokens, `output` the
-    `reasoning` ones, as the Responses API counts them."""
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+def usage(prompt: int, cached: int, output: int, reasoning: int, written: int = 0) -> dict[str, Any]:
+    """A Responses usage object; `prompt` includes the `cached` tokens (read from the
+    prompt cache) and the `written` ones (written to it), `output` the `reasoning` ones,
+    as the Responses API counts them."""
+    return {"input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
             "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": prompt + output}
 
@@ -283,13 +285,15 @@ class ResponseBuilder:
 
     def fail(self, code: str, message: str) -> list[Event]:
         """A backend error after the stream began: an `error` event (the nested shape the
-        live API sends, which the openai SDK raises on), then `response.failed`."""
+        live API sends, which the openai SDK raises on) with the backend's code, then
+        `response.failed`, whose error code is one of the Responses API's."""
         if self.finished:
             return []
         self.finished = True
         events = self.end_item("incomplete")
         error = {"type": "server_error", "code": code, "message": message, "param": None}
-        failed = {**self.final("failed", None, None), "error": {"code": code, "message": message}}
+        kind = "rate_limit_exceeded" if "rate_limit" in code else "server_error"
+        failed = {**self.final("failed", None, None), "error": {"code": kind, "message": message}}
         self.response = failed
         return [*events, self._event("error", error=error),
                 self._event("response.failed", response=failed)]
