@@ -213,7 +213,12 @@ class ChatStream(StreamTranslator):
             return [*self._begin(None), *self.builder.fail(
                 str(error.get("code") or error.get("type") or "upstream_error"),
                 str(error.get("message") or "The backend failed."))]
-        events = self._begin(chunk.get("model"))
+        model = chunk.get("model")
+        events = self._begin(model)
+        if isinstance(model, str) and model and self.builder.response is not None:
+            # Azure's first event (prompt filter results) names no model: the answer's
+            # final form names the one that answered.
+            self.builder.response["model"] = model
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:

@@ -193,7 +193,8 @@ def anthropic_usage(counts: Any) -> dict[str, Any] | None:
     no separate thinking count."""
     if not isinstance(counts, dict) or not isinstance(counts.get("input_tokens"), int):
         return None
-    read_, written = _int(counts.get("cache_read_input_tokens")), _int(counts.get("cache_creation_input_tokens"))
+    read_ = _int(counts.get("cache_read_input_tokens"))
+    written = _int(counts.get("cache_creation_input_tokens"))
     return usage(counts["input_tokens"] + read_ + written, read_, _int(counts.get("output_tokens")), 0,
                  written)
 

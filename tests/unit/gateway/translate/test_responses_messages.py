@@ -61,7 +61,8 @@ def test_the_recorded_responses_requests() -> None:
     assert TRANSLATOR.request(second, TARGET) == {  # an empty instructions string is no system
         "max_tokens": 1024, "messages": [{"role": "user", "content": [
             {"type": "text", "text": "hello"},
-            {"type": "image", "source": {"type": "url", "url": second["input"][0]["content"][1]["image_url"]}}]}]}
+            {"type": "image", "source": {"type": "url",
+                                         "url": second["input"][0]["content"][1]["image_url"]}}]}]}
 
 
 def test_system_and_developer_items_anywhere_join_the_system_prompt_and_images_go_as_blocks() -> None:
@@ -130,7 +131,8 @@ def test_the_recorded_answer_with_text_and_a_tool_call() -> None:
     ours = [item_keys(i) for i in out["output"]]
     theirs = [item_keys(i) for i in fixture("responses-create.json")["output"][1:]]
     assert ours == theirs  # a message and a function call, field for field as OpenAI's
-    assert out["usage"] == {"input_tokens": 415, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+    assert out["usage"] == {"input_tokens": 415,
+                            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                             "output_tokens": 76, "output_tokens_details": {"reasoning_tokens": 0},
                             "total_tokens": 491}
 
@@ -175,7 +177,8 @@ def test_a_tool_use_stream_event_by_event() -> None:
     assert [e.get("output_index") for e in ours[2:9]] == [0] * 7
     assert {e.get("output_index") for e in ours[9:16]} == {1}
     call = ours[-1]["response"]["output"][1]
-    assert call["call_id"] == "toolu_01NRLabsLyVHZPKxbKvkfSMn" and call["arguments"] == '{"location": "Paris"}'
+    assert call["call_id"] == "toolu_01NRLabsLyVHZPKxbKvkfSMn"
+    assert call["arguments"] == '{"location": "Paris"}'
     assert {e["item_id"] for e in ours if "item_id" in e} == {i["id"] for i in ours[-1]["response"]["output"]}
     native_call = native("responses-stream-function-call.sse")[4:-1]  # from its function_call's added
     assert shape(ours[9:-1]) == shape(native_call)
@@ -189,8 +192,9 @@ def test_thinking_with_its_signature_comes_back_to_claude_unchanged() -> None:
     assert "response.reasoning_summary_text.done" in kinds and "response.reasoning_summary_part.done" in kinds
     reasoning = ours[-1]["response"]["output"][0]
     recorded = [orjson.loads(d) for _, d in events]
-    thinking = "".join(e["delta"].get("thinking", "") for e in recorded if e["type"] == "content_block_delta")
-    signature = "".join(e["delta"].get("signature", "") for e in recorded if e["type"] == "content_block_delta")
+    deltas = [e["delta"] for e in recorded if e["type"] == "content_block_delta"]
+    thinking = "".join(d.get("thinking", "") for d in deltas)
+    signature = "".join(d.get("signature", "") for d in deltas)
     assert reasoning["summary"] == [{"type": "summary_text", "text": thinking}]
     block = {"type": "thinking", "thinking": thinking, "signature": signature}
     assert opaque.decode(opaque.CLAUDE, reasoning["encrypted_content"]) == block
@@ -231,5 +235,6 @@ def test_an_error_event_mid_stream_fails_the_response() -> None:
 
 
 def test_a_stream_cut_before_its_stop_reason_fails() -> None:
-    ours = translate_stream(TRANSLATOR, {"input": "x", "stream": True}, sse("anthropic-messages-stream.sse")[:6])
+    cut = sse("anthropic-messages-stream.sse")[:6]
+    ours = translate_stream(TRANSLATOR, {"input": "x", "stream": True}, cut)
     assert ours[-2]["type"] == "error" and ours[-1]["type"] == "response.failed"
