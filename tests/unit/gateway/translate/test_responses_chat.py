@@ -180,7 +180,9 @@ def test_parallel_tool_calls_stream_one_item_after_the_other() -> None:
     assert kinds == [("response.output_item.added", 0), ("response.output_item.done", 0),
                      ("response.output_item.added", 1), ("response.output_item.done", 1)]
     calls = ours[-1]["response"]["output"]
-    assert [c["name"] for c in calls] == [c["name"] for c in calls] and len(calls) == 2
+    assert [(c["call_id"], c["name"]) for c in calls] == [
+        ("call_JMW1whyEaYG438VE1OIflxA2", "GetWeatherArgs"),
+        ("call_DNYTawLBoN8fj3KN6qU9N1Ou", "get_stock_price")]
     for call in calls:
         orjson.loads(call["arguments"])  # whole JSON each, however the fragments were cut
 
