@@ -40,6 +40,9 @@ _READ = frozenset({
     *_NOT_CARRIED,
 })
 assert RESPONSES.known == _READ, "every field of the Responses API has a place here"
+# Fields some clients send beyond the API's own, passed over: Codex's `client_metadata`
+# (ids for OpenAI's own logs), `prompt_cache_options` (OpenAI's cache breakpoints).
+_PASSED = frozenset({"client_metadata", "prompt_cache_options"})
 
 
 @dataclass(slots=True)
@@ -93,7 +96,7 @@ def read(body: dict[str, Any], target: Target, backend: str) -> Request:
     """The request, or UnsupportedParameter for the first field that cannot go to
     `backend` (the API's name, for the message)."""
     for name in body:
-        if name not in _READ:
+        if name not in _READ and name not in _PASSED:
             raise refuse(name, target, f"it is not a Responses field the gateway can carry to {backend}")
     for name, (why, fine) in _NOT_CARRIED.items():
         if body.get(name) not in fine:
@@ -163,6 +166,9 @@ def _item(item: Any, where: str, target: Target) -> Entry | None:
             raise refuse(f"{where}.encrypted_content", target,
                          "this compaction was made by another service and only it can read it")
         return Entry("user", [Part(text=SUMMARY_INTRO + summary["text"])], where=where)
+    if kind == "compaction_trigger":
+        raise refuse(f"{where}.type", target, "compaction inside a response is not done on a "
+                     "translated backend; POST /responses/compact does it")
     if kind == "item_reference":
         raise refuse(f"{where}.type", target, "items are not referenced by id on a translated backend")
     raise refuse(f"{where}.type", target, f"'{kind}' items belong to tools the backend does not have")

@@ -307,3 +307,18 @@ def test_compaction_on_a_translated_deployment_is_done_by_the_gateway(
         {"role": "user", "content": "Continue"}])
     assert follow.output_text
     assert summary["text"] in str(sent(stack, operation)["messages"])
+
+
+@pytest.mark.parametrize("alias", ["mistral", "claude-sonnet-4-5"])
+def test_upstream_errors_reach_the_client_as_its_own_sdk_exceptions(stack: Stack, alias: str) -> None:
+    c = client(stack)
+    with pytest.raises(openai.BadRequestError) as refused:
+        c.responses.create(model=alias, input="x", extra_headers={"x-sim-fault": "400"})
+    assert refused.value.body is not None
+    with pytest.raises(openai.BadRequestError):  # a stream refused before its first event
+        list(c.responses.create(model=alias, input="x", stream=True,
+                                extra_headers={"x-sim-fault": "400"}))
+    # Last: a 429 cools the only backend down, and the gateway answers 429 itself meanwhile.
+    with pytest.raises(openai.RateLimitError) as limited:
+        c.responses.create(model=alias, input="x", extra_headers={"x-sim-fault": "429"})
+    assert limited.value.response.headers.get("retry-after")
