@@ -2,7 +2,7 @@
 backend that speaks only Chat Completions (vLLM, Mistral, Llama, DeepSeek on Foundry):
 the request as chat messages, the chat answer and its stream as a Response and its
 event sequence (`responses_stream`). The table of what maps, what is refused and what is
-passed over, and why, is docs/contract.md §8.1."""
+passed over, and why, is docs/contract.md §8."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def messages(req: Request, target: Target) -> list[dict[str, Any]]:
         elif entry.role == "result":
             out.append({"role": "tool", "tool_call_id": entry.call_id,
                         "content": _text(entry, target, "function output")})
-        # A Claude reasoning block has no place in a chat request: passed over (§8.1).
+        # A Claude reasoning block has no place in a chat request: passed over (§8).
     return out
 
 

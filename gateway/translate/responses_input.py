@@ -3,7 +3,7 @@
 as one ordered list of entries (system text, user and assistant messages, function
 calls and their outputs, Claude's reasoning blocks), its tools and settings. What no
 backend of another API can carry is refused here, once for every pair, naming the
-field; what a pair's backend cannot carry, the pair refuses. docs/contract.md §8.1 has
+field; what a pair's backend cannot carry, the pair refuses. docs/contract.md §8 has
 the table."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _NOT_CARRIED: dict[str, tuple[str, tuple[Any, ...]]] = {
     "truncation": ("the backend does not truncate a context that is too long", ("disabled", None)),
     "top_logprobs": ("log probabilities are not translated", (0, None)),
 }
-# Read elsewhere, or passed over with the reason in docs/contract.md §8.1.
+# Read elsewhere, or passed over with the reason in docs/contract.md §8.
 _READ = frozenset({
     "model", "input", "instructions", "stream", "max_output_tokens", "store",
     "previous_response_id", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text",
@@ -158,7 +158,7 @@ def _item(item: Any, where: str, target: Target) -> Entry | None:
     if kind == "reasoning":
         block = opaque.decode(opaque.CLAUDE, item.get("encrypted_content"))
         # Reasoning of another model (an upstream's encrypted state, or none) has nothing
-        # this backend can read: it is passed over, as §8.1 says.
+        # this backend can read: it is passed over, as §8 says.
         return Entry("thought", block=block, where=where) if block is not None else None
     if kind in ("compaction", "compaction_summary"):
         summary = opaque.decode(opaque.SUMMARY, item.get("encrypted_content"))

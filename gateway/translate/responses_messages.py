@@ -3,7 +3,7 @@ backend that speaks Anthropic's Messages API (Claude, on Anthropic or Foundry): 
 request as Messages turns, the answer and its stream as a Response and its event
 sequence (`responses_stream`). Claude's thinking blocks become reasoning items whose
 `encrypted_content` carries the block with its signature (`opaque`), so that a tool loop
-gives Claude its blocks back unchanged. The table is docs/contract.md §8.1."""
+gives Claude its blocks back unchanged. The table is docs/contract.md §8."""
 
 from __future__ import annotations
 
