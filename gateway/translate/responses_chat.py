@@ -50,8 +50,8 @@ class ResponsesToChat(Answers):
                 "name": t.name, **({"description": t.description} if t.description is not None else {}),
                 "parameters": t.parameters,
                 **({"strict": t.strict} if t.strict is not None else {})}} for t in req.tools]
-            if req.parallel is not None:
-                out["parallel_tool_calls"] = req.parallel
+            if req.parallel is False:  # true is chat's default: a server that lacks it never sees it
+                out["parallel_tool_calls"] = False
         if req.forced is not None:
             out["tool_choice"] = {"type": "function", "function": {"name": req.forced}}
         elif req.choice is not None:

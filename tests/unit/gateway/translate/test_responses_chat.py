@@ -79,7 +79,7 @@ def test_settings_and_a_tool_history() -> None:
         "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 50,
         "temperature": 0.3, "top_p": 0.9, "reasoning_effort": "low", "user": "u-9",
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-        "parallel_tool_calls": True, "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
         "response_format": {"type": "json_schema", "json_schema": {
             "name": "out", "schema": {"type": "object"}, "strict": True}}}
 
