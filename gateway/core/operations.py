@@ -14,5 +14,7 @@ class Operation(enum.StrEnum):
     EMBEDDINGS = "embeddings"
     IMAGE_EMBEDDINGS = "images/embeddings"
     RESPONSES = "responses"
+    # POST /responses/compact: a conversation compacted into the items that replace it.
+    COMPACT = "responses/compact"
     MESSAGES = "messages"
     COUNT_TOKENS = "messages/count_tokens"

@@ -86,12 +86,14 @@ class Database:
         self.engine = engine
         # Imported here: each feature module holds its own queries.
         from gateway.database.console_sessions import ConsoleSessions
+        from gateway.database.gateway_responses import GatewayResponses
         from gateway.database.responses import ResponseOwners
         from gateway.database.team import Team
         from gateway.database.usage import UsageLedger
         from gateway.database.usage_rollups import UsageRollups
 
         self.responses = ResponseOwners(engine)
+        self.gateway_responses = GatewayResponses(engine)
         self.team = Team(engine)
         self.usage = UsageLedger(engine)
         self.rollups = UsageRollups(engine)

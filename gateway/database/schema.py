@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -30,6 +31,21 @@ stored_responses = Table(
     Column("store_key", String(600), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_stored_responses_created_at", "created_at"),
+)
+
+# Responses the gateway stores itself: those a backend of another API answered (it
+# stores nothing). Their owner is a stored_responses row like any other, under the
+# gateway's own store key. A row holds its request's own input items and the response
+# (JSON text); a follow-up's conversation is the chain of previous_id links.
+gateway_responses = Table(
+    "gateway_responses", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("previous_id", String(200), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("response", Text, nullable=False),
+    Column("input_items", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_gateway_responses_created_at", "created_at"),
 )
 
 # Consumers made at runtime (the admin API, the CLI); those of the YAML are not here.

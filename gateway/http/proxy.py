@@ -22,7 +22,7 @@ from gateway.database.engine import DATABASE
 from gateway.database.responses import Owner
 from gateway.enforcement.accounting import finish
 from gateway.enforcement.limiter import LIMITER
-from gateway.http import count_tokens
+from gateway.http import count_tokens, gateway_store
 from gateway.http.admission import Handler, admitted
 from gateway.http.inbound import parse, read_json
 from gateway.http.relay import Remember, StreamRelay, relay_json
@@ -136,7 +136,8 @@ def _backends(deployment: Deployment, api: Api, store: str | None) -> list[Backe
     continued response lives in); the error when there are none."""
     now = time.monotonic()
     tries = [b for b in deployment.candidates(now)
-             if plan(api.operation, b.urls) is not None and (store is None or b.store_key == store)]
+             if plan(api.operation, b.urls) is not None and (store is None or b.store_key == store or (
+                 store == gateway_store.STORE_KEY and gateway_store.translated(b)))]
     if tries:
         return tries
     if not any(plan(api.operation, b.urls) is not None for b in deployment.backends):
@@ -160,6 +161,8 @@ async def _continued_store(request: web.Request, api: Api, deployment: Deploymen
     if owner is None or owner.consumer != flow.caller.consumer:
         raise ResponseNotFound(f"Previous response with id '{previous}' not found.",
                                param="previous_response_id")
+    if gateway_store.holds(owner):  # the gateway stored it: a translated backend continues it
+        return await gateway_store.continue_from(request, deployment, flow, previous)
     if not any(b.store_key == owner.store_key for b in deployment.backends):
         raise InvalidRequest(
             f"Previous response '{previous}' is stored by an upstream that deployment "
@@ -169,7 +172,10 @@ async def _continued_store(request: web.Request, api: Api, deployment: Deploymen
 
 
 def _rememberer(request: web.Request, api: Api, flow: Flow, backend: Backend) -> Remember | None:
-    """What records the owner of a response the upstream will store."""
+    """What records the owner of a response the upstream will store (or the gateway, for
+    a translated backend)."""
+    if flow.translation is not None:
+        return gateway_store.remember_translated(request, api, flow)
     if not api.stores(flow.body):
         return None
     owners = request.app[DATABASE].responses

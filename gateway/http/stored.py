@@ -22,6 +22,7 @@ from gateway.core.flow import NO_POLICIES, Flow
 from gateway.core.operations import Operation
 from gateway.database.engine import DATABASE
 from gateway.database.responses import Owner
+from gateway.http import gateway_store
 from gateway.http.admission import Handler, admitted
 from gateway.http.relay import StreamRelay, relay_json
 from gateway.runtime.live import LIVE
@@ -123,8 +124,9 @@ def _handler(method: str, suffix: str, filtered: bool) -> Handler:
                     credentials: list[str]) -> web.StreamResponse:
         ident = request.match_info["response_id"]
         owner = await owned(request, flow.caller, ident)
-        backend = backend_of(runtime, owner)
-        if backend is None:
+        gateway = gateway_store.holds(owner)  # stored by the gateway, for a translated backend
+        backend = None if gateway else backend_of(runtime, owner)
+        if backend is None and not gateway:
             raise not_found(ident)
         stream = request.query.get("stream") == "true"
         if stream and not filtered:
@@ -136,8 +138,11 @@ def _handler(method: str, suffix: str, filtered: bool) -> Handler:
         try:
             if chain.looks_at_requests:
                 await chain.on_request(flow)
-            response = await exchange(request, flow, call, [backend], _ONE_TRY, runtime.headers,
-                                      credentials)
+            if backend is None:
+                response = await gateway_store.answer(request, flow, STORED, method, suffix, ident)
+            else:
+                response = await exchange(request, flow, call, [backend], _ONE_TRY, runtime.headers,
+                                          credentials)
             if method == "DELETE" and response.status == 200:
                 await request.app[DATABASE].responses.forget(ident)
             return response

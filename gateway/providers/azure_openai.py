@@ -2,8 +2,9 @@
 
 Chat, completions and embeddings at `{url}/openai/deployments/{deployment}/{op}`
 with an `api-version`; the Responses API at the resource, on the v1 route
-(`{url}/openai/v1/responses`), or the api-version one when the backend names a
-version, with the body's `model` set to the deployment's name. Keys go in `api-key`;
+(`{url}/openai/v1/responses`, and `/openai/v1/responses/compact`), or the api-version
+one when the backend names a version (which has no compact: the gateway compacts,
+`gateway.translate.compact`), with the body's `model` set to the deployment's name. Keys go in `api-key`;
 Entra tokens as `Authorization: Bearer`."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ API_VERSION = "2024-10-21"
 class AzureOpenAI(Provider):
     name = "azure-openai"
     operations = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS,
-                            Operation.RESPONSES})
+                            Operation.RESPONSES, Operation.COMPACT})
     error_flavour = Flavour.AZURE_OPENAI
     gen_ai_name = "azure.ai.openai"
     needs: ClassVar[Mapping[str, str]] = {"deployment": "the Azure deployment name"}
@@ -35,9 +36,11 @@ class AzureOpenAI(Provider):
         urls = {op: f"{base}/openai/deployments/{config.deployment}/{op}?api-version={version}"
                 for op in (Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS)}
         # Responses live at the resource, not under a deployment.
-        urls[Operation.RESPONSES] = (
-            f"{base}/openai/responses?api-version={config.api_version}" if config.api_version
-            else f"{base}/openai/v1/responses")
+        if config.api_version:
+            urls[Operation.RESPONSES] = f"{base}/openai/responses?api-version={config.api_version}"
+        else:
+            urls[Operation.RESPONSES] = f"{base}/openai/v1/responses"
+            urls[Operation.COMPACT] = f"{base}/openai/v1/responses/compact"
         return urls
 
     def key_headers(self, key: str) -> dict[str, str]:
@@ -45,6 +48,6 @@ class AzureOpenAI(Provider):
 
     def body_model(self, operation: Operation, model: str, config: BackendConfig) -> str:
         # The resource-level routes (Responses) find the deployment by the body's model.
-        if operation is Operation.RESPONSES and config.deployment:
+        if operation in (Operation.RESPONSES, Operation.COMPACT) and config.deployment:
             return config.deployment
         return model

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class OpenAI(Provider):
     name = "openai"
     operations = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS,
-                            Operation.RESPONSES})
+                            Operation.RESPONSES, Operation.COMPACT})
     error_flavour = Flavour.OPENAI
     gen_ai_name = "openai"
 

@@ -119,6 +119,8 @@ def _route(path: str) -> tuple[str, str, str | None]:
     if marker and (not rest or rest.startswith("/")):
         shape = "azure-openai" if head.startswith("/openai") else "openai"
         parts = rest.strip("/").split("/") if rest else []
+        if parts == ["compact"]:  # POST /responses/compact, not a stored response's id
+            return shape, "responses/compact", None
         op = "responses" if not parts else "responses/" + ("/".join(parts[1:]) or "get")
         return shape, op, parts[0] if parts else None
     for op in OPS:
@@ -151,7 +153,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return _json(shapes.error("invalid_request", "Body is not JSON."), 400)
         if not isinstance(body, dict):
             return _json(shapes.error("invalid_request", "Body must be an object."), 400)
-    stored = op.startswith("responses/")
+    stored = op.startswith("responses/") and op != "responses/compact"
     model = (None if stored else deployment) or str(body.get("model") or "")
     record = Record(
         path=request.path_qs, shape=shape, operation=op, model=model,
@@ -208,7 +210,7 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
         message = "Access denied due to invalid subscription key or wrong API endpoint."
         return _json(anthropic.error(401, "invalid x-api-key") if claude else shapes.error("401", message),
                      401)
-    known = (*OPS, "responses", "messages", "messages/count_tokens")
+    known = (*OPS, "responses", "responses/compact", "messages", "messages/count_tokens")
     if op not in known or not model:
         record.outcome = "rejected"
         return _json(anthropic.error(404, f"model: {model}") if claude
@@ -230,7 +232,7 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
             i if isinstance(i, str) else orjson.dumps(i).decode() for i in (inputs or [])]
         return _json(shapes.embeddings(shape, model, items, settings.embedding_dims,
                                        body.get("encoding_format")))
-    if op == "responses":
+    if op in ("responses", "responses/compact"):
         text, messages = responses.prompt_text(body), len(responses.input_items(body))
     elif claude:
         text, messages = anthropic.prompt_text(body), len(body.get("messages") or [])
@@ -257,6 +259,8 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
                              finish, fault)
     headers = ({"x-ratelimit-remaining-tokens": str(settings.remaining_tokens)}
                if settings.remaining_tokens is not None else None)
+    if op == "responses/compact":
+        return _json(responses.compact(body, model, tokens, prompt_tokens), 200, headers)
     if op == "responses":
         return _json(responses.create(sim.store, body, model, tokens, prompt_tokens,
                                       incomplete=finish == "length"), 200, headers)

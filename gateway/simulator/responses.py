@@ -1,12 +1,13 @@
 """The Responses API as the simulator answers it, after ../shared/contract/responses-*:
 created responses (text, or a function call when a function tool is offered and no
-tool output came back yet), their streams event by event, and a store for
-retrieval, deletion, input items and cancellation (background jobs finish after a
-delay)."""
+tool output came back yet), their streams event by event, a store for retrieval,
+deletion, input items and cancellation (background jobs finish after a delay), and
+`/responses/compact` (the user messages kept, then an opaque compaction item)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -201,3 +202,16 @@ def items_page(stored: Stored) -> dict[str, Any]:
     data = list(reversed(stored.items))  # newest first, the API's default order
     return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None, "has_more": False}
+
+
+def compact(body: dict[str, Any], model: str, tokens: list[str], prompt: int) -> dict[str, Any]:
+    """A compaction, in the shape of OpenAI's reference example: the input's user
+    messages, then a compaction item whose content only the service can read."""
+    ident = _id("resp", model, prompt_text(body), str(time.time_ns()))
+    kept = [{**item, "type": "message"} for item in input_items(body)
+            if item.get("role") == "user" and item.get("type") in (None, "message")]
+    sealed = "gAAAAA" + base64.urlsafe_b64encode("".join(tokens).encode()).decode()
+    return {"id": ident, "object": "response.compaction", "created_at": int(time.time()),
+            "output": [*kept, {"id": _id("cmp", ident), "type": "compaction",
+                               "encrypted_content": sealed}],
+            "usage": usage(prompt, len(tokens))}

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Container
 
 from gateway.core.operations import Operation
-from gateway.translate import chat_responses, messages_responses
+from gateway.translate import chat_responses, compact, messages_responses, responses_chat, responses_messages
 from gateway.translate.base import StreamTranslator, Target, Translator
 
 # Each pair module's TRANSLATOR, listed here: a new pair is one module and one entry.
 _PAIRS: tuple[Translator, ...] = (
     chat_responses.TRANSLATOR,
     messages_responses.TRANSLATOR,
+    responses_chat.TRANSLATOR, responses_messages.TRANSLATOR, *compact.TRANSLATORS,
 )
 TRANSLATORS: dict[tuple[Operation, Operation], Translator] = {(t.client, t.backend): t for t in _PAIRS}
 
@@ -26,6 +27,9 @@ PREFERENCE: dict[Operation, tuple[Operation, ...]] = {
     Operation.CHAT: (Operation.MESSAGES, Operation.RESPONSES),
     Operation.MESSAGES: (Operation.CHAT, Operation.RESPONSES),
     Operation.RESPONSES: (Operation.CHAT, Operation.MESSAGES),
+    # Compaction the backend does not serve is done by the gateway, through the
+    # backend's own API (gateway.translate.compact).
+    Operation.COMPACT: (Operation.RESPONSES, Operation.CHAT, Operation.MESSAGES),
 }
 
 

@@ -20,8 +20,8 @@ from gateway.database.migrate import HEAD, SchemaError, current, prepare, upgrad
 from policies.auth import hash_key
 from tests.conftest import GATEWAY
 
-TABLES = {"stored_responses", "consumers", "api_keys", "audit_log", "usage", "usage_batches",
-          "changes"}
+TABLES = {"stored_responses", "gateway_responses", "consumers", "api_keys", "audit_log", "usage",
+          "usage_batches", "changes"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -73,7 +73,8 @@ def test_apis_narrows_a_backend_and_is_checked_against_its_provider() -> None:
 def test_a_responses_only_backend_is_reached_only_through_translation(stack: Stack) -> None:
     listed = chat_client(stack).models.retrieve("gpt-5-pro").model_dump()
     serves = {s["api"]: s["how"] for s in listed["serves"]}
-    assert serves == {"chat.completions": "translated", "responses": "native", "messages": "translated"}
+    assert serves == {"chat.completions": "translated", "responses": "native",
+                      "responses.compact": "translated", "messages": "translated"}
     reply = chat_client(stack).chat.completions.create(
         model="gpt-5-pro", messages=[{"role": "system", "content": "Be brief."},
                                      {"role": "user", "content": "Hello"}])
