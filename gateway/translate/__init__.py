@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Container
 
 from gateway.core.operations import Operation
+from gateway.translate import chat_messages, messages_chat
 from gateway.translate.base import StreamTranslator, Target, Translator
 
 # Each pair module's TRANSLATOR, listed here: a new pair is one module and one entry.
-_PAIRS: tuple[Translator, ...] = ()
+_PAIRS: tuple[Translator, ...] = (chat_messages.TRANSLATOR, messages_chat.TRANSLATOR)
 TRANSLATORS: dict[tuple[Operation, Operation], Translator] = {(t.client, t.backend): t for t in _PAIRS}
 
 # For a client API, the backend APIs to translate into, best first: the closest shape
