@@ -42,6 +42,9 @@ BLOCK_PASSED = {
     "cache_control": "chat backends cache prompt prefixes by themselves, with no breakpoints",
     "citations": "chat backends do not cite documents",
 }
+TOOL_USE_PASSED = {**BLOCK_PASSED, "caller": "who made the call; a chat model makes every call itself "
+                                             "(calls from Anthropic's code execution need that server "
+                                             "tool, which is refused)"}
 # OpenAI's reasoning models refuse max_tokens and want max_completion_tokens; other chat
 # backends (Azure AI inference, Mistral) know only max_tokens. The translator is not
 # told the backend's provider, so the model's name decides.
@@ -236,7 +239,7 @@ def _assistant(content: list[Any], where: str, target: Target) -> dict[str, Any]
             screen(block, frozenset({"type", "text"}), BLOCK_PASSED, {}, here, target)
             texts.append(str(block.get("text") or ""))
         elif kind == "tool_use":
-            screen(block, frozenset({"type", "id", "name", "input"}), BLOCK_PASSED, {}, here, target)
+            screen(block, frozenset({"type", "id", "name", "input"}), TOOL_USE_PASSED, {}, here, target)
             calls.append({"id": block.get("id"), "type": "function", "function": {
                 "name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
         elif kind in ("thinking", "redacted_thinking"):
