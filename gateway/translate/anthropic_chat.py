@@ -1,7 +1,8 @@
 """What the two pairs between Chat Completions and Anthropic Messages share
-(`chat_messages`, `messages_chat`): the stop-reason and reasoning tables, usage in
-either API's names (cached prompt tokens counted once), image and PDF parts, and the
-screening that refuses every field a pair neither maps nor passes over with a reason.
+(`chat_messages`, `messages_chat`): the stop-reason, reasoning and service-tier tables,
+usage in either API's names (cached prompt tokens counted once), image and PDF parts,
+tools and tool choices each way, and the screening that refuses every field a pair
+neither maps nor passes over with a reason.
 
 The tables are the ones docs/contract.md §8 publishes."""
 
@@ -33,6 +34,10 @@ TO_STOP = {
 # least budget); `none` asks for no thinking.
 EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
 MIN_BUDGET = 1024
+# Chat service_tier -> Anthropic's (flex, priority and scale have no counterpart).
+TIERS = {"auto": "auto", "default": "standard_only"}
+CHAT_TIERS = {v: k for k, v in TIERS.items()}
+CACHE_PASSED = {"cache_control": "chat backends cache prompt prefixes by themselves, with no breakpoints"}
 
 
 def effort_of(budget: int) -> str:
@@ -145,6 +150,100 @@ def _cached(part: Mapping[str, Any], block: dict[str, Any]) -> dict[str, Any]:
 
 def text_block(part: Mapping[str, Any]) -> dict[str, Any]:
     return _cached(part, {"type": "text", "text": part.get("text")})
+
+
+# --- tools --------------------------------------------------------------------------------
+def anthropic_tools(body: Mapping[str, Any], out: dict[str, Any], target: Target) -> None:
+    """Chat tools, tool_choice and parallel_tool_calls -> Anthropic's tools and tool_choice
+    (required is any; parallel_tool_calls false is disable_parallel_tool_use)."""
+    tools = body.get("tools")
+    if tools:
+        out["tools"] = [_anthropic_tool(t, f"tools[{i}]", target) for i, t in enumerate(tools)]
+    choice = body.get("tool_choice")
+    mapped: dict[str, Any] | None = None
+    if choice in ("auto", "none"):
+        mapped = {"type": choice}
+    elif choice == "required":
+        mapped = {"type": "any"}
+    elif isinstance(choice, dict) and choice.get("type") == "function" \
+            and isinstance(choice.get("function"), dict):
+        mapped = {"type": "tool", "name": choice["function"].get("name")}
+    elif choice is not None:
+        raise refuse("tool_choice", target, "Anthropic chooses among auto, none, any and one named tool")
+    if body.get("parallel_tool_calls") is False and tools and (mapped or {}).get("type") != "none":
+        mapped = {**(mapped or {"type": "auto"}), "disable_parallel_tool_use": True}
+    if mapped is not None:
+        out["tool_choice"] = mapped
+
+
+def _anthropic_tool(tool: Any, where: str, target: Target) -> dict[str, Any]:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+        raise refuse(where, target, "only function tools map to Anthropic tools")
+    screen(tool, frozenset({"type", "function", "cache_control"}), {}, {}, where, target)
+    screen(function, frozenset({"name", "description", "parameters", "strict"}), {}, {},
+           f"{where}.function", target)
+    out: dict[str, Any] = {"name": function.get("name"),
+                           "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
+    if function.get("description"):
+        out["description"] = function["description"]
+    if function.get("strict") is not None:
+        out["strict"] = function["strict"]
+    if isinstance(tool.get("cache_control"), dict):
+        out["cache_control"] = tool["cache_control"]
+    return out
+
+
+def chat_tools(body: Mapping[str, Any], out: dict[str, Any], target: Target) -> None:
+    """Anthropic tools and tool_choice -> chat's: custom tools become function tools; any
+    is required; disable_parallel_tool_use is parallel_tool_calls false."""
+    mapped = [_chat_tool(t, f"tools[{i}]", target) for i, t in enumerate(body.get("tools") or [])]
+    if mapped:
+        out["tools"] = mapped
+    choice = body.get("tool_choice")
+    if choice is None:
+        return
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or kind not in ("auto", "any", "tool", "none"):
+        raise refuse("tool_choice", target, "tool_choice is auto, any, tool or none")
+    screen(choice, frozenset({"type", "name", "disable_parallel_tool_use"}), {}, {}, "tool_choice", target)
+    if kind == "tool":
+        out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    else:
+        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
+    if choice.get("disable_parallel_tool_use") is True and mapped:
+        out["parallel_tool_calls"] = False
+
+
+def _chat_tool(tool: Any, where: str, target: Target) -> dict[str, Any]:
+    if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        raise refuse(where, target, f"the {kind!r} tool runs on Anthropic's side or has a schema "
+                     "only Claude knows; chat backends take function tools")
+    screen(tool, frozenset({"type", "name", "description", "input_schema", "strict"}), CACHE_PASSED,
+           {}, where, target)
+    schema = tool.get("input_schema") or {"type": "object", "properties": {}}
+    function: dict[str, Any] = {"name": tool.get("name"), "parameters": schema}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    if tool.get("strict") is not None:
+        function["strict"] = tool["strict"]
+    return {"type": "function", "function": function}
+
+
+def tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool_use block -> a chat tool call, its id kept."""
+    return {"id": block.get("id"), "type": "function", "function": {
+        "name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()}}
+
+
+def tool_use(call: Any, where: str, target: Target) -> dict[str, Any]:
+    """A chat tool call -> a tool_use block, its id kept."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or call.get("type", "function") != "function":
+        raise refuse(where, target, "only function tool calls map to Anthropic tool_use")
+    return {"type": "tool_use", "id": call.get("id"), "name": function.get("name"),
+            "input": arguments_object(function.get("arguments"), f"{where}.function.arguments", target)}
 
 
 # --- fields -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ refused, or passed over with the reason in PASSED (docs/contract.md §8)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,24 +19,44 @@ from gateway.core.operations import Operation
 from gateway.translate.anthropic_chat import (
     EFFORT_BUDGET,
     MIN_BUDGET,
+    TIERS,
     TO_FINISH,
-    arguments_object,
+    anthropic_tools,
     chat_usage,
     document_block,
     image_block,
     parse_event,
     screen,
     text_block,
+    tool_call,
+    tool_use,
 )
 from gateway.translate.base import Event, StreamTranslator, Target, Translator, refuse
 
+
+def _unset(value: Any) -> bool:
+    return not value
+
+
+# Fields Anthropic has no counterpart for: accepted at their default value (the test),
+# refused with the reason otherwise.
+DEFAULT_ONLY: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n": (lambda v: v == 1, "Anthropic generates one answer per request"),
+    "logprobs": (_unset, "Anthropic returns no log probabilities"),
+    "top_logprobs": (_unset, "Anthropic returns no log probabilities"),
+    "frequency_penalty": (_unset, "Anthropic has no repetition penalties"),
+    "presence_penalty": (_unset, "Anthropic has no repetition penalties"),
+    "logit_bias": (_unset, "Anthropic has no token biases"),
+    "modalities": (lambda v: v == ["text"], "Claude answers in text only"),
+    "store": (_unset, "Anthropic stores no completions"),
+    "response_format": (lambda v: isinstance(v, dict) and v.get("type") == "text",
+                        "Anthropic's structured outputs need a beta header and model support that a "
+                        "translated request cannot promise; describe the format in the prompt or use a tool"),
+}
 MAPPED = frozenset({
     "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
     "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
-    "reasoning_effort", "user", "safety_identifier", "service_tier",
-    # Mapped when they ask for the default, refused otherwise (see _defaults).
-    "n", "logprobs", "top_logprobs", "response_format", "modalities", "store",
-    "frequency_penalty", "presence_penalty", "logit_bias",
+    "reasoning_effort", "user", "safety_identifier", "service_tier", *DEFAULT_ONLY,
 })
 PASSED = {
     "seed": "OpenAI's determinism is best effort and Anthropic has no seed; the answer is the "
@@ -100,16 +121,16 @@ class ChatToMessages(Translator):
         stop = body.get("stop")
         if stop:
             out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        _tools(body, out, target)
+        anthropic_tools(body, out, target)
         user = body.get("safety_identifier") or body.get("user")
         if isinstance(user, str) and user:
             out["metadata"] = {"user_id": user}
         tier = body.get("service_tier")
         if tier is not None:
-            if tier not in ("auto", "default"):
+            if tier not in TIERS:
                 raise refuse("service_tier", target, "Anthropic's tiers are auto and standard_only "
                              "(chat's auto and default)")
-            out["service_tier"] = "auto" if tier == "auto" else "standard_only"
+            out["service_tier"] = TIERS[tier]
         if body.get("stream") is True:
             out["stream"] = True
         return out
@@ -123,8 +144,7 @@ class ChatToMessages(Translator):
             if kind == "text":
                 texts.append(str(block.get("text") or ""))
             elif kind == "tool_use":
-                calls.append({"id": block.get("id"), "type": "function", "function": {
-                    "name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+                calls.append(tool_call(block))
             elif kind in ("thinking", "redacted_thinking"):
                 thinking.append(block)
             # Other blocks (server tools' results) answer only server tools, which no
@@ -154,30 +174,10 @@ class ChatToMessages(Translator):
 
 
 def _defaults(body: dict[str, Any], target: Target) -> None:
-    """Fields Anthropic has no counterpart for, accepted only at their default value."""
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise refuse("n", target, "Anthropic generates one answer per request")
-    if body.get("logprobs"):
-        raise refuse("logprobs", target, "Anthropic returns no log probabilities")
-    if body.get("top_logprobs"):
-        raise refuse("top_logprobs", target, "Anthropic returns no log probabilities")
-    for name in ("frequency_penalty", "presence_penalty"):
-        if body.get(name):
-            raise refuse(name, target, "Anthropic has no repetition penalties")
-    if body.get("logit_bias"):
-        raise refuse("logit_bias", target, "Anthropic has no token biases")
-    modalities = body.get("modalities")
-    if modalities is not None and modalities != ["text"]:
-        raise refuse("modalities", target, "Claude answers in text only")
-    if body.get("store"):
-        raise refuse("store", target, "Anthropic stores no completions")
-    fmt = body.get("response_format")
-    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
-    if kind not in (None, "text"):
-        raise refuse("response_format", target, "Anthropic's structured outputs need a beta "
-                     "header and model support that a translated request cannot promise; "
-                     "describe the format in the prompt or use a tool")
+    for name, (default, why) in DEFAULT_ONLY.items():
+        value = body.get(name)
+        if value is not None and not default(value):
+            raise refuse(name, target, why)
 
 
 def _thinking(body: dict[str, Any], out: dict[str, Any], limited: bool, target: Target) -> None:
@@ -198,45 +198,6 @@ def _thinking(body: dict[str, Any], out: dict[str, Any], limited: bool, target: 
     else:
         out["max_tokens"] += budget
     out["thinking"] = {"type": "enabled", "budget_tokens": budget}
-
-
-def _tools(body: dict[str, Any], out: dict[str, Any], target: Target) -> None:
-    tools = body.get("tools")
-    if tools:
-        out["tools"] = [_tool(t, f"tools[{i}]", target) for i, t in enumerate(tools)]
-    choice = body.get("tool_choice")
-    mapped: dict[str, Any] | None = None
-    if choice in ("auto", "none"):
-        mapped = {"type": choice}
-    elif choice == "required":
-        mapped = {"type": "any"}
-    elif isinstance(choice, dict) and choice.get("type") == "function" \
-            and isinstance(choice.get("function"), dict):
-        mapped = {"type": "tool", "name": choice["function"].get("name")}
-    elif choice is not None:
-        raise refuse("tool_choice", target, "Anthropic chooses among auto, none, any and one named tool")
-    if body.get("parallel_tool_calls") is False and tools and (mapped or {}).get("type") != "none":
-        mapped = {**(mapped or {"type": "auto"}), "disable_parallel_tool_use": True}
-    if mapped is not None:
-        out["tool_choice"] = mapped
-
-
-def _tool(tool: Any, where: str, target: Target) -> dict[str, Any]:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
-        raise refuse(where, target, "only function tools map to Anthropic tools")
-    screen(tool, frozenset({"type", "function", "cache_control"}), {}, {}, where, target)
-    screen(function, frozenset({"name", "description", "parameters", "strict"}), {}, {},
-           f"{where}.function", target)
-    out: dict[str, Any] = {"name": function.get("name"),
-                           "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
-    if function.get("description"):
-        out["description"] = function["description"]
-    if function.get("strict") is not None:
-        out["strict"] = function["strict"]
-    if isinstance(tool.get("cache_control"), dict):
-        out["cache_control"] = tool["cache_control"]
-    return out
 
 
 # --- the conversation -------------------------------------------------------------------
@@ -332,16 +293,8 @@ def _assistant(message: dict[str, Any], where: str, target: Target) -> list[dict
     blocks += _parts(content, where, target, texts_only=True)
     if isinstance(message.get("refusal"), str) and message["refusal"]:
         blocks.append({"type": "text", "text": message["refusal"]})
-    for j, call in enumerate(message.get("tool_calls") or []):
-        here = f"{where}.tool_calls[{j}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(call, dict) or not isinstance(function, dict) \
-                or call.get("type", "function") != "function":
-            raise refuse(here, target, "only function tool calls map to Anthropic tool_use")
-        blocks.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"),
-                       "input": arguments_object(function.get("arguments"), f"{here}.function.arguments",
-                                                 target)})
-    return blocks
+    return blocks + [tool_use(call, f"{where}.tool_calls[{j}]", target)
+                     for j, call in enumerate(message.get("tool_calls") or [])]
 
 
 # --- the stream -------------------------------------------------------------------------

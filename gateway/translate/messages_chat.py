@@ -15,8 +15,11 @@ import orjson
 from gateway.core.errors import UpstreamError
 from gateway.core.operations import Operation
 from gateway.translate.anthropic_chat import (
+    CACHE_PASSED,
+    CHAT_TIERS,
     TO_STOP,
     anthropic_usage,
+    chat_tools,
     document_part,
     effort_of,
     event,
@@ -24,6 +27,7 @@ from gateway.translate.anthropic_chat import (
     obj,
     parse_event,
     screen,
+    tool_call,
 )
 from gateway.translate.base import Event, StreamTranslator, Target, Translator, refuse
 
@@ -38,10 +42,7 @@ REFUSED = {
     "mcp_servers": "Anthropic's MCP connector calls the servers from Anthropic's side",
     "context_management": "a chat backend cannot clear context on its side",
 }
-BLOCK_PASSED = {
-    "cache_control": "chat backends cache prompt prefixes by themselves, with no breakpoints",
-    "citations": "chat backends do not cite documents",
-}
+BLOCK_PASSED = {**CACHE_PASSED, "citations": "chat backends do not cite documents"}
 TOOL_USE_PASSED = {**BLOCK_PASSED, "caller": "who made the call; a chat model makes every call itself "
                                              "(calls from Anthropic's code execution need that server "
                                              "tool, which is refused)"}
@@ -68,7 +69,7 @@ class MessagesToChat(Translator):
                 out[name] = body[name]
         if body.get("stop_sequences"):
             out["stop"] = list(body["stop_sequences"])
-        _tools(body, out, target)
+        chat_tools(body, out, target)
         metadata = body.get("metadata")
         if isinstance(metadata, dict):
             screen(metadata, frozenset({"user_id"}), {}, {}, "metadata", target)
@@ -83,9 +84,9 @@ class MessagesToChat(Translator):
                          "to a reasoning effort")
         tier = body.get("service_tier")
         if tier is not None:
-            if tier not in ("auto", "standard_only"):
+            if tier not in CHAT_TIERS:
                 raise refuse("service_tier", target, "the tiers are auto and standard_only")
-            out["service_tier"] = "auto" if tier == "auto" else "default"
+            out["service_tier"] = CHAT_TIERS[tier]
         fmt = body.get("output_format")
         if fmt is not None:
             if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" \
@@ -108,7 +109,10 @@ class MessagesToChat(Translator):
         # whether or not the client asked for thinking: it was generated and is paid for.
         # It has no signature; sent back, it is passed over (see _assistant).
         reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        blocks = _thinking_blocks(message.get("thinking_blocks"))
+        if blocks:  # a backend that carries Claude's blocks (a gateway like this one): as they are
+            content += blocks
+        elif isinstance(reasoning, str) and reasoning:
             content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
         text = message.get("content")
         if isinstance(text, list):  # some servers answer in parts
@@ -240,8 +244,7 @@ def _assistant(content: list[Any], where: str, target: Target) -> dict[str, Any]
             texts.append(str(block.get("text") or ""))
         elif kind == "tool_use":
             screen(block, frozenset({"type", "id", "name", "input"}), TOOL_USE_PASSED, {}, here, target)
-            calls.append({"id": block.get("id"), "type": "function", "function": {
-                "name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+            calls.append(tool_call(block))
         elif kind in ("thinking", "redacted_thinking"):
             # Passed over: a chat model cannot read Claude's signed thinking, and chat
             # backends take no reasoning in their input (DeepSeek refuses it).
@@ -254,39 +257,12 @@ def _assistant(content: list[Any], where: str, target: Target) -> dict[str, Any]
     return out
 
 
-def _tools(body: dict[str, Any], out: dict[str, Any], target: Target) -> None:
-    tools = body.get("tools") or []
-    mapped = []
-    for i, tool in enumerate(tools):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise refuse(where, target, f"the {kind!r} tool runs on Anthropic's side or has a schema "
-                         "only Claude knows; chat backends take function tools")
-        screen(tool, frozenset({"type", "name", "description", "input_schema", "strict"}), BLOCK_PASSED,
-               {}, where, target)
-        schema = tool.get("input_schema") or {"type": "object", "properties": {}}
-        function: dict[str, Any] = {"name": tool.get("name"), "parameters": schema}
-        if tool.get("description"):
-            function["description"] = tool["description"]
-        if tool.get("strict") is not None:
-            function["strict"] = tool["strict"]
-        mapped.append({"type": "function", "function": function})
-    if mapped:
-        out["tools"] = mapped
-    choice = body.get("tool_choice")
-    if choice is None:
-        return
-    kind = choice.get("type") if isinstance(choice, dict) else None
-    if not isinstance(choice, dict) or kind not in ("auto", "any", "tool", "none"):
-        raise refuse("tool_choice", target, "tool_choice is auto, any, tool or none")
-    screen(choice, frozenset({"type", "name", "disable_parallel_tool_use"}), {}, {}, "tool_choice", target)
-    if kind == "tool":
-        out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
-    else:
-        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
-    if choice.get("disable_parallel_tool_use") is True and mapped:
-        out["parallel_tool_calls"] = False
+def _thinking_blocks(blocks: Any) -> list[dict[str, Any]]:
+    """Claude's thinking blocks on a chat answer (`thinking_blocks`, as this gateway's
+    chat_messages gives them), without the `index` a stream numbers them by."""
+    return [{k: v for k, v in b.items() if k != "index"} for b in blocks or []
+            if isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking")] \
+        if isinstance(blocks, list) else []
 
 
 def _input(arguments: Any) -> dict[str, Any]:
@@ -364,6 +340,8 @@ class MessagesStream(StreamTranslator):
         if isinstance(reasoning, str) and reasoning:
             out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             out.append(self._delta(self.index, {"type": "thinking_delta", "thinking": reasoning}))
+        for block in _thinking_blocks(delta.get("thinking_blocks")):
+            out += self._whole_thought(block)
         for text in (delta.get("content"), delta.get("refusal")):
             if isinstance(text, str) and text:
                 self.refused = self.refused or text is delta.get("refusal")
@@ -388,6 +366,22 @@ class MessagesStream(StreamTranslator):
             self.finish = choice["finish_reason"]
             out += self._close()
         return out
+
+    def _whole_thought(self, block: dict[str, Any]) -> list[Event]:
+        """A whole thinking block on a chunk (a backend that carries Claude's blocks): the
+        signature of the thinking just streamed, or a block of its own; each ends its block."""
+        if block["type"] == "redacted_thinking":
+            out = self._open("redacted_thinking", block, force=True)
+        else:
+            out = []
+            if self.open != "thinking":
+                out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                out.append(self._delta(self.index, {"type": "thinking_delta",
+                                                    "thinking": str(block.get("thinking") or "")}))
+            if block.get("signature"):
+                out.append(self._delta(self.index, {"type": "signature_delta",
+                                                    "signature": str(block["signature"])}))
+        return out + self._close()
 
     def _open(self, kind: str, block: dict[str, Any], force: bool = False) -> list[Event]:
         if self.open == kind and not force:

@@ -329,21 +329,27 @@ ANSWER_BLOCKS = st.one_of(
     st.builds(lambda i, n, j: {"type": "tool_use", "id": i, "name": n, "input": j}, IDS, NAMES, JSON))
 
 
+THOUGHTS = st.lists(st.one_of(
+    st.builds(lambda t, s: {"type": "thinking", "thinking": t, "signature": s}, TEXT, TEXT),
+    st.builds(lambda d: {"type": "redacted_thinking", "data": d}, TEXT)), max_size=2)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(ANSWER_BLOCKS, max_size=4),
+@given(THOUGHTS, st.lists(ANSWER_BLOCKS, max_size=4),
        st.sampled_from(["end_turn", "max_tokens", "tool_use", "refusal"]),
        st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**5))
-def test_an_answer_there_and_back_keeps_every_mappable_field(blocks: list[dict[str, Any]], reason: str,
-                                                             fresh: int, cached: int, output: int) -> None:
-    # One text block at most, first: chat has one content string, and Claude writes its
-    # text before the calls it makes.
+def test_an_answer_there_and_back_keeps_every_mappable_field(
+        thoughts: list[dict[str, Any]], blocks: list[dict[str, Any]], reason: str, fresh: int, cached: int,
+        output: int) -> None:
+    # Thinking first, then one text block at most: chat has one content string, and Claude
+    # writes its text before the calls it makes.
     texts = [b for b in blocks if b["type"] == "text"][:1]
-    blocks = texts + [b for b in blocks if b["type"] == "tool_use"]
+    blocks = thoughts + texts + [b for b in blocks if b["type"] == "tool_use"]
     answer = {"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
               "content": blocks, "stop_reason": reason, "stop_sequence": None,
               "usage": {"input_tokens": fresh, "cache_creation_input_tokens": 0,
                         "cache_read_input_tokens": cached, "output_tokens": output}}
     if reason == "refusal":
-        blocks[:] = texts  # a refusal carries no calls
+        blocks[:] = thoughts + texts  # a refusal carries no calls
     chat = TRANSLATOR.response(json.loads(json.dumps(answer)), target())
     assert BACK.response(chat, target()) == answer

@@ -20,6 +20,7 @@ from gateway.core.errors import UnsupportedParameter, UpstreamError
 from gateway.core.operations import Operation
 from gateway.translate import TRANSLATORS, plan
 from gateway.translate.base import Event, Target
+from gateway.translate.chat_messages import TRANSLATOR as THERE
 from gateway.translate.messages_chat import TRANSLATOR
 from tests.unit.gateway.translate.wire import events, golden, golden_json, recorded, sse, translate
 
@@ -235,6 +236,32 @@ def test_streams_golden_and_in_order(name: str) -> None:
     if not calls:
         text = "".join(c["choices"][0]["delta"].get("content") or "" for c in source if c.get("choices"))
         assert final.content[0].text == text
+
+
+def _accumulate(out: list[Event]) -> Any:
+    snapshot = None
+    buffers: dict[int, bytes] = {}
+    for name, data in out:
+        if name != b"ping":
+            event = construct_type(type_=RawMessageStreamEvent, value=orjson.loads(data))
+            snapshot = accumulate_event(event=event, current_snapshot=snapshot,  # type: ignore[arg-type]
+                                        json_bufs=buffers)
+    return snapshot
+
+
+@pytest.mark.parametrize("name", ["anthropic-messages-stream-tool-use.sse",
+                                  "anthropic-messages-stream-thinking.sse", "anthropic-messages-stream.sse"])
+def test_a_claude_stream_through_chat_and_back_is_the_same_message(name: str) -> None:
+    """Both pairs chained (a Messages client, a chat hop, Claude): text, tool calls with
+    their ids and arguments, thinking with its signature, stop reason and usage survive."""
+    chat = translate(THERE.stream({"stream_options": {"include_usage": True}}, target()), events(name))
+    back = translate(TRANSLATOR.stream({}, target()), [*chat, (None, b"[DONE]")])
+    again, original = _checked(back), _accumulate(events(name))
+    assert [b.model_dump() for b in again.content] == [b.model_dump() for b in original.content]
+    assert (again.id, again.model, again.stop_reason) == (original.id, original.model, original.stop_reason)
+    assert again.usage.output_tokens == original.usage.output_tokens
+    assert again.usage.input_tokens + again.usage.cache_read_input_tokens == original.usage.input_tokens \
+        + original.usage.cache_read_input_tokens + original.usage.cache_creation_input_tokens
 
 
 def _feed(chunks: list[dict[str, Any] | bytes], prompt: int = 42) -> list[Event]:
