@@ -236,6 +236,9 @@ def _conversation(messages: list[Any], target: Target) -> tuple[list[dict[str, A
     if not turns or turns[0]["role"] != "user":
         raise refuse("messages", target, "Anthropic wants the conversation to start with a user "
                      "message (after any system messages)")
+    if turns[-1]["role"] == "assistant":
+        raise refuse(f"messages[{len(messages) - 1}]", target, "Claude would continue a final "
+                     "assistant message (a prefill), where chat answers it with a new one")
     return system, turns
 
 

@@ -59,8 +59,12 @@ class MessagesToChat(Translator):
     def request(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
         screen(body, MAPPED, PASSED, REFUSED, "", target)
         messages = _system(body.get("system"), target)
-        for i, message in enumerate(body.get("messages") or []):
+        turns = body.get("messages") or []
+        for i, message in enumerate(turns):
             messages += _message(message, f"messages[{i}]", target)
+        if turns and isinstance(turns[-1], dict) and turns[-1].get("role") == "assistant":
+            raise refuse(f"messages[{len(turns) - 1}]", target, "a final assistant turn is a prefill "
+                         "Claude continues; a chat backend would answer it with a new message")
         out: dict[str, Any] = {"messages": messages}
         limit = "max_completion_tokens" if _COMPLETION_LIMIT.search(target.model) else "max_tokens"
         out[limit] = body.get("max_tokens")

@@ -122,6 +122,7 @@ HI = [{"role": "user", "content": "hi"}]
     ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
      "messages[0].content[0].type"),
     ({"messages": [{"role": "assistant", "content": "I start."}]}, "messages"),
+    ({"messages": [*HI, {"role": "assistant", "content": "Sure, here"}]}, "messages[1]"),
     ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0].role"),
     ({"messages": [*HI, {"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": "not json"}}]}]},

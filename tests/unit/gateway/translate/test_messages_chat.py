@@ -126,6 +126,7 @@ HI = [{"role": "user", "content": "hi"}]
     ({"thinking": {"type": "adaptive"}}, "thinking"),
     ({"output_format": {"type": "json_object"}}, "output_format"),
     ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+    ({"messages": [*HI, {"role": "assistant", "content": "Sure, here"}]}, "messages[1]"),
     ({"messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "file", "file_id": "f"}}]}]},
      "messages[0].content[0].source"),
