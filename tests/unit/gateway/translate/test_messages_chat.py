@@ -78,7 +78,9 @@ def test_images_documents_thinking_and_the_options() -> None:
         "thinking": {"type": "enabled", "budget_tokens": 8000}, "service_tier": "standard_only",
         "output_format": {"type": "json_schema", "schema": {"type": "object"}},
     }
+    kept = json.loads(json.dumps(request))
     body = TRANSLATOR.request(request, target("gpt-5-mini"))
+    assert request == kept  # untouched: failover may send it to a backend of another API next
     golden_json("messages-request-rich-to-chat.json", body)
     system, user, assistant, tool, after = body["messages"]
     assert system == {"role": "system", "content": [{"type": "text", "text": "Rules."},
