@@ -346,9 +346,10 @@ class MessagesStream(StreamTranslator):
             out.append(self._delta(self.index, {"type": "thinking_delta", "thinking": reasoning}))
         for block in _thinking_blocks(delta.get("thinking_blocks")):
             out += self._whole_thought(block)
-        for text in (delta.get("content"), delta.get("refusal")):
+        for key in ("content", "refusal"):
+            text = delta.get(key)
             if isinstance(text, str) and text:
-                self.refused = self.refused or text is delta.get("refusal")
+                self.refused = self.refused or key == "refusal"
                 out += self._open("text", {"type": "text", "text": ""})
                 out.append(self._delta(self.index, {"type": "text_delta", "text": text}))
         for call in delta.get("tool_calls") or []:
