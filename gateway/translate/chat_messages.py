@@ -6,7 +6,8 @@ Claude's thinking reaches the chat client as `reasoning_content` (the text) and
 `thinking_blocks` (the blocks, signatures included) on the assistant message; an
 assistant message that brings `thinking_blocks` back is sent to Claude with them first,
 unchanged, so that a tool loop with extended thinking works. Every chat field is mapped,
-refused, or passed over with the reason in PASSED (docs/contract.md §8)."""
+refused, or passed over with its reason written beside it (the *_PASSED tables;
+docs/contract.md §8)."""
 
 from __future__ import annotations
 

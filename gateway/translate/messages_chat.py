@@ -3,7 +3,7 @@ anthropic SDK on a GPT, Mistral or Llama alias): the Messages request in chat's 
 the chat answer and its stream back as Anthropic's, event by event (message_start with
 the prompt's count first, blocks opened and closed in order, message_delta with the
 backend's usage last). Every Messages field is mapped, refused, or passed over with
-the reason in PASSED (docs/contract.md §8)."""
+its reason written beside it (the *_PASSED tables; docs/contract.md §8)."""
 
 from __future__ import annotations
 
