@@ -215,6 +215,12 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
         record.outcome = "rejected"
         return _json(anthropic.error(404, f"model: {model}") if claude
                      else shapes.error("404", "Resource not found"), 404)
+    problem = (anthropic.check(body) if op == "messages" else
+               chat_problem(body) if op == "chat/completions" else None)
+    if problem:  # what the real service refuses, so that a sloppy translation fails here
+        record.outcome = "rejected"
+        return _json(anthropic.error(400, problem) if claude
+                     else shapes.error("invalid_request_error", problem), 400)
     previous = body.get("previous_response_id")
     if op == "responses" and isinstance(previous, str) and sim.store.get(previous) is None:
         record.outcome = "rejected"
@@ -275,6 +281,29 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
     if fault == "no-usage":
         del answer["usage"]
     return _json(answer, 200, headers)
+
+
+def chat_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI's chat API refuses in a tool exchange, in its words: a tool message
+    that answers no call of the assistant message before it, and a call left unanswered."""
+    calls: list[str] = []  # the ids the last assistant message called
+    answered: set[str] = set()
+    for message in [*(body.get("messages") or []), {}]:  # {}: the end, where calls must be answered
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "tool":
+            if message.get("tool_call_id") not in calls:
+                return ("Invalid parameter: messages with role 'tool' must be a response to a "
+                        "preceeding message with 'tool_calls'.")
+            answered.add(message["tool_call_id"])
+            continue
+        if missing := [c for c in calls if c not in answered]:
+            return ("An assistant message with 'tool_calls' must be followed by tool messages "
+                    "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                    f"response messages: {', '.join(missing)}")
+        calls, answered = [], set()
+        if role == "assistant":
+            calls = [str(c.get("id")) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    return None
 
 
 def _details(request: web.Request) -> tuple[int, int]:

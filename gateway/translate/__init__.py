@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Container
 
 from gateway.core.operations import Operation
-from gateway.translate import chat_responses, compact, messages_responses, responses_chat, responses_messages
+from gateway.translate import (
+    chat_messages,
+    chat_responses,
+    compact,
+    messages_chat,
+    messages_responses,
+    responses_chat,
+    responses_messages,
+)
 from gateway.translate.base import StreamTranslator, Target, Translator
 
 # Each pair module's TRANSLATOR, listed here: a new pair is one module and one entry.
 _PAIRS: tuple[Translator, ...] = (
-    chat_responses.TRANSLATOR,
-    messages_responses.TRANSLATOR,
+    chat_messages.TRANSLATOR, messages_chat.TRANSLATOR,
+    chat_responses.TRANSLATOR, messages_responses.TRANSLATOR,
     responses_chat.TRANSLATOR, responses_messages.TRANSLATOR, *compact.TRANSLATORS,
 )
 TRANSLATORS: dict[tuple[Operation, Operation], Translator] = {(t.client, t.backend): t for t in _PAIRS}

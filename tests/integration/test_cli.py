@@ -151,11 +151,14 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     status, models = get(url + "/v1/models", {"api-key": key})
     assert status == 200
     apis = {m["id"]: m["apis"] for m in models["data"]}
-    # Messages and Responses reach them through translation (gateway.translate).
+    # Messages, Chat and Responses reach them through translation (gateway.translate).
     assert apis["gpt-5-mini"] == ["chat.completions", "completions", "embeddings", "responses",
                                   "responses.compact", "messages"]
-    assert apis["claude-sonnet-4-5"] == ["responses", "responses.compact", "messages",
-                                         "messages.count_tokens"]
+    assert apis["claude-sonnet-4-5"] == ["chat.completions", "responses", "responses.compact",
+                                         "messages", "messages.count_tokens"]
+    serves = {m["id"]: {s["api"]: s["how"] for s in m["serves"]} for m in models["data"]}
+    assert serves["gpt-5-mini"]["messages"] == serves["claude-sonnet-4-5"]["chat.completions"] == "translated"
+    assert serves["claude-sonnet-4-5"]["messages"] == "native"
     assert len(apis) == 5
     status, reply = get(url + "/v1/chat/completions", {"api-key": key},
                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})

@@ -220,7 +220,7 @@ def test_count_tokens_in_the_backend_models_tokenizer(stack: Stack, alias: str, 
              '{"location":"Paris"}', "Sunny, 21 degrees", tool]
     assert counted.input_tokens == expected_count(model, texts, 4)
     # The same count in a translated stream's message_start (Claude Code reads it there).
-    streamed = alias == "gpt-5-pro"  # MERGE: the chat alias too, with the messages->chat pair
+    streamed = True  # through messages->chat and messages->Responses alike
     if streamed:
         with claude_client(stack).messages.stream(
                 model=alias, system="You are terse.", messages=history,
