@@ -156,6 +156,18 @@ def foreign_error_body(status: int, data: bytes | bytearray, flavour: Flavour) -
     return orjson.dumps(errors.error_body(error, flavour, status))
 
 
+def _is_error_event(data: bytes) -> bool:
+    """A streamed event that is an error in any API's shape: chat's {"error": {...}},
+    Responses' `error` and `response.failed`, Anthropic's `error`."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(event, dict) and (
+        event.get("type") in ("error", "response.failed")
+        or (isinstance(event.get("error"), dict) and not event.get("choices")))
+
+
 def _is_error(body: dict[str, Any]) -> bool:
     """An error object in any API's shape (OpenAI's {"error": {...}}, Anthropic's
     {"type": "error", ...}) rather than an answer."""
@@ -218,6 +230,10 @@ class StreamRelay:
             if api.is_end(data):
                 self.done = True
                 break
+            if b'"error"' in data and not ex.error_code and _is_error_event(data):
+                # The upstream failed mid-stream and said so: relayed as it came, and
+                # counted as the upstream's failure (health, metrics, the access log).
+                ex.error_code = "upstream_error"
             pieces = api.output_text(data)
             if pieces:
                 ex.output += pieces

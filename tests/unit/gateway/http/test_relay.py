@@ -489,6 +489,16 @@ async def test_a_stream_ending_in_an_error_event_passes_as_it_came(upstream: Ups
     got = await call(Relay(RESPONSES, RESPONSES_PATH, upstream.url), {**RESPONSES_ASK, "stream": True})
     assert got.status == 200 and got.body == raw(name)
     assert got.flow.usage is None and got.flow.output == []
+    # Counted as the upstream's failure (its health, the metrics, the access log).
+    assert got.flow.error_code == "upstream_error"
+
+
+async def test_an_anthropic_error_event_mid_stream_is_the_upstreams_failure(
+        upstream: Upstream, call: Call) -> None:
+    name = "anthropic-messages-stream-error.sse"
+    upstream.answer = sse_answer(raw(name))
+    got = await call(Relay(MESSAGES, MESSAGES_PATH, upstream.url), {**MESSAGES_ASK, "stream": True})
+    assert got.status == 200 and got.flow.error_code == "upstream_error"
 
 
 async def test_a_stream_without_content_type_is_still_relayed(rude: RawUpstream, call: Call) -> None:
