@@ -10,6 +10,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig, ServerConfig
+from gateway.config import GatewayConfig, ServerConfig, StartupError
 from gateway.http.connections import CONNECTIONS, GatewaySite
 from gateway.runtime.live import LIFECYCLE, LIVE
 from gateway.runtime.reload import reload
@@ -168,9 +170,32 @@ async def prepare_database(config: GatewayConfig) -> None:
         await engine.dispose()
 
 
+def migrate_apart(config: GatewayConfig) -> None:
+    """prepare_database in a child process: Alembic (and what it brings: Mako, Pygments)
+    never enters the gateway's own memory; by the time the gateway opens the database
+    its schema is at head, and the start-up check reads it with plain SQL. The child
+    gets the config as JSON (names of secrets, never secrets) on its stdin."""
+    child = subprocess.run(
+        [sys.executable, "-c", "from gateway.server import migrate_child; migrate_child()"],
+        input=config.model_dump_json(), capture_output=True, text=True, check=False)
+    if child.returncode != 0:
+        why = child.stderr.strip().splitlines()[-1] if child.stderr.strip() else f"exit {child.returncode}"
+        raise StartupError(f"the database cannot be prepared: {why}")
+
+
+def migrate_child() -> None:
+    """The child of migrate_apart: its last line of stderr is the reason it failed."""
+    config = GatewayConfig.model_validate_json(sys.stdin.read())
+    try:
+        asyncio.run(prepare_database(config))
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
 def serve(config: GatewayConfig, workers: int = 1, path: Path | None = None) -> int:
     """Serve until SIGTERM; SIGHUP reloads the config file at `path`."""
-    asyncio.run(prepare_database(config))
+    migrate_apart(config)
     if workers <= 1:
         run_loop(lambda: serve_once(config, path))
         return 0
