@@ -59,7 +59,7 @@ class Api(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None):
+        if not getattr(cls, "__abstractmethods__", None) and not declares_abstract(cls):
             missing = [a for a in ("name", "operation", "gen_ai_operation", "generates", "Body",
                                    "known") if not hasattr(cls, a)]
             if missing:
@@ -212,6 +212,12 @@ class Api(abc.ABC):
         finish = self.FINISH.search(data)
         return (model.group(1).decode() if model else None,
                 finish.group(1).decode() if finish else None)
+
+
+def declares_abstract(cls: type) -> bool:
+    """A class that declares abstract methods of its own is an interface (`media.MediaApi`),
+    not an adapter: ABCMeta tells only after `__init_subclass__` has run."""
+    return any(getattr(v, "__isabstractmethod__", False) for v in vars(cls).values())
 
 
 class NeverStreams:
