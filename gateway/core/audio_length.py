@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import struct
 
+Buffer = bytes | bytearray | memoryview
+
 # The header region a meter keeps while it looks for a WAV `data` chunk or the first
 # MP3 frame past an ID3 tag: anything longer is not a file it can read.
 MAX_HEADER = 1 << 20
@@ -42,7 +44,7 @@ class Frame:
         self.channels = channels
 
 
-def frame_header(data: bytes | memoryview, at: int = 0) -> Frame | None:
+def frame_header(data: Buffer, at: int = 0) -> Frame | None:
     """The MPEG audio frame whose header starts at `at`, or None if none does."""
     if len(data) < at + 4:
         return None
@@ -66,7 +68,7 @@ def frame_header(data: bytes | memoryview, at: int = 0) -> Frame | None:
     return Frame(mpeg1, length, rate, samples, 1 if b3 >> 6 == 3 else 2)
 
 
-def _xing_frames(data: bytes | memoryview, at: int, frame: Frame) -> int | None:
+def _xing_frames(data: Buffer, at: int, frame: Frame) -> int | None:
     """The frame count a Xing/Info (LAME) or VBRI header in the first frame gives."""
     side = (32 if frame.channels == 2 else 17) if frame.mpeg1 else (17 if frame.channels == 2 else 9)
     tag = at + 4 + side
