@@ -64,6 +64,7 @@ class Transcriptions(DataStream, MediaApi):
     output_type = "text"
     generates = True
     form = True
+    files = ("file",)
     measures = "file"
     checked = frozenset({"prompt"})
     Body: ClassVar[type[BaseModel]] = TranscriptionBody

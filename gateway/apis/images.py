@@ -187,6 +187,7 @@ class ImageEdits(ImageGenerations):
     name = "images.edits"
     operation = Operation.IMAGE_EDITS
     form = True
+    files = ("image", "image[]", "mask")
     checked = frozenset({"prompt"})
     Body = EditBody
     known = ImageGenerations.known | {"image", "image[]", "mask", "input_fidelity"}

@@ -3,6 +3,7 @@ and the parts of it they all answer alike.
 
     MediaApi  (an Api)
      form        the request is a multipart form with files (edits, transcriptions)
+     files       the form's file parts (for the OpenAPI document)
      measures    the form's part whose audio length counts (transcriptions: "file")
      checked     form fields the policies read before the call (they must come before a
                  file that streams: `gateway.http.multipart`)
@@ -59,6 +60,7 @@ def seconds_of(value: float | None) -> int:
 
 class MediaApi(StoresNothing, Api):
     form: ClassVar[bool]
+    files: ClassVar[tuple[str, ...]] = ()
     measures: ClassVar[str | None] = None
     checked: ClassVar[frozenset[str]] = frozenset()
     output_type: ClassVar[str]

@@ -151,9 +151,14 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     status, models = get(url + "/v1/models", {"api-key": key})
     assert status == 200
     apis = {m["id"]: m["apis"] for m in models["data"]}
-    assert apis["gpt-5-mini"] == ["chat.completions", "completions", "embeddings", "responses"]
+    media = ["images.generations", "images.edits", "audio.transcriptions", "audio.translations",
+             "audio.speech"]
+    assert apis["gpt-5-mini"] == ["chat.completions", "completions", "embeddings", "responses",
+                                  *media]
     assert apis["claude-sonnet-4-5"] == ["messages", "messages.count_tokens"]
-    assert len(apis) == 5
+    assert all(set(media) <= set(apis[alias])
+               for alias in ("gpt-image-1", "gpt-4o-transcribe", "gpt-4o-mini-tts"))
+    assert len(apis) == 8
     status, reply = get(url + "/v1/chat/completions", {"api-key": key},
                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
     assert status == 200 and reply["choices"][0]["message"]["content"]
