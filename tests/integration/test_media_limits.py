@@ -223,7 +223,7 @@ def test_transcripts_are_filtered_whole_as_text_and_streamed(make_stack: Callabl
     events = list(client.audio.transcriptions.create(
         model="gpt-4o-transcribe", file=audio, stream=True,
         extra_headers=reply("mail jane@example.com today please")))
-    done = [e for e in events if e.type == "transcript.text.done"][0]
+    done = next(e for e in events if e.type == "transcript.text.done")
     assert "jane@example.com" not in done.text  # type: ignore[union-attr]
     streamed = "".join(e.delta for e in events if e.type == "transcript.text.delta")  # type: ignore[union-attr]
     assert streamed == done.text  # type: ignore[union-attr]

@@ -67,7 +67,7 @@ def test_a_verbose_answer_and_what_a_filter_reads_in_it() -> None:
 
 
 def test_a_refused_transcript_is_withheld_whole() -> None:
-    with pytest.raises(ContentBlocked, match="transcript was filtered.*violence"):
+    with pytest.raises(ContentBlocked, match=r"transcript was filtered.*violence"):
         TRANSCRIPTIONS.block_completion({"text": "x"}, "text", {"violence": {"filtered": True}})
 
 
