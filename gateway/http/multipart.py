@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.payload import Payload
 
 from gateway.config import ServerConfig
@@ -274,7 +275,8 @@ class Upload:
                                  f"{self.idle:g} s.") from None
         except OSError:  # ConnectionResetError: the client is gone
             raise ClientClosed("The client closed its connection during the upload.") from None
-        except (ValueError, AssertionError, web.HTTPException):
+        except (ValueError, AssertionError, web.HTTPException, HttpProcessingError):
+            # (A part's bad header: aiohttp's message quotes it, so it goes nowhere.)
             raise InvalidRequest("The request body is not a valid multipart/form-data body.") \
                 from None
 
