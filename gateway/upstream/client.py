@@ -137,11 +137,12 @@ async def call(
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """Call the upstream (a POST, unless told otherwise); yields once the response
     headers are in."""
-    if content_type is not None:
-        headers["Content-Type"] = content_type
+    if content_type is not None and content_type != "application/json":
+        headers["Content-Type"] = content_type  # forward_headers set JSON's
     try:
         async with asyncio.timeout(backend.response_timeout) as deadline:
-            if isinstance(body, Streamed):
+            # A Protocol's isinstance is slow: a JSON body (bytes) never asks it.
+            if body is not None and type(body) is not bytes and isinstance(body, Streamed):
                 body.paced_by(deadline, backend.response_timeout)
             response = await session.request(
                 method, url, data=body, headers=headers, timeout=backend.timeout,
