@@ -45,6 +45,7 @@ MAX_PARTS = 64  # a form with more parts than any API defines is not one of thei
 _NAME = re.compile(r"[\x21-\x7e]{1,200}")
 _MIME = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}")
 CRLF = b"\r\n"
+_CONTROL = dict.fromkeys([*range(0x20), 0x7F])  # str.translate: dropped
 
 
 class ClientClosed(GatewayError):
@@ -321,8 +322,11 @@ class FormBody(Payload):
 
 
 def _quoted(value: str) -> str:
-    """A value for a Content-Disposition quoted string, as browsers write it."""
-    return value.replace("\r", "").replace("\n", "").replace('"', "%22").replace("\\", "\\\\")
+    """A value for a Content-Disposition quoted string, as browsers write it: control
+    characters dropped (a client's filename must not break the upstream's form), `"`
+    escaped, at most 255 characters."""
+    kept = value.translate(_CONTROL)[:255]
+    return kept.replace('"', "%22").replace("\\", "\\\\")
 
 
 def _text_part(boundary: bytes, name: str, value: str) -> bytes:
