@@ -53,6 +53,24 @@ def demo_config(simulator_url: str, port: int, database: str) -> GatewayConfig:
                 "model_type": "embeddings",
                 "backends": [{"url": simulator_url + "/v1", "provider": "openai"}],
             },
+            # Images and audio, on both providers that serve them.
+            {
+                "name": "gpt-image-1",
+                "model": "gpt-image-1",
+                "backends": [{"url": simulator_url, "provider": "azure-openai",
+                              "deployment": "gpt-image-1"}],
+            },
+            {
+                "name": "gpt-4o-transcribe",
+                "model": "gpt-4o-transcribe",
+                "backends": [{"url": simulator_url, "provider": "azure-openai",
+                              "deployment": "gpt-4o-transcribe"}],
+            },
+            {
+                "name": "gpt-4o-mini-tts",
+                "model": "gpt-4o-mini-tts",
+                "backends": [{"url": simulator_url + "/v1", "provider": "openai"}],
+            },
         ],
     )
 
@@ -61,7 +79,8 @@ def banner(url: str) -> str:
     return textwrap.dedent(f"""\
         Model Gateway demo: gateway {url} -> built-in upstream simulator
         aliases: gpt-4o-mini (chat), gpt-5-mini (chat, responses), claude-sonnet-4-5 (anthropic
-                 messages), mistral-large (chat), text-embedding-3-small (embeddings)
+                 messages), mistral-large (chat), text-embedding-3-small (embeddings),
+                 gpt-image-1 (images), gpt-4o-transcribe (transcriptions), gpt-4o-mini-tts (speech)
         demo key: {DEMO_KEY}
 
         curl {url}/v1/chat/completions -H "api-key: {DEMO_KEY}" -H "Content-Type: application/json" \\
@@ -72,6 +91,16 @@ def banner(url: str) -> str:
         client = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}")
         reply = client.responses.create(model="gpt-5-mini", input="Hello")
         print(reply.output_text)
+        EOF
+
+        python - <<'EOF'
+        from openai import OpenAI
+        client = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}")
+        with client.audio.speech.with_streaming_response.create(
+                model="gpt-4o-mini-tts", voice="alloy", input="Hello") as speech:
+            speech.stream_to_file("hello.mp3")
+        with open("hello.mp3", "rb") as audio:
+            print(client.audio.transcriptions.create(model="gpt-4o-transcribe", file=audio).text)
         EOF
 
         python - <<'EOF'

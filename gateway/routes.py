@@ -1,8 +1,9 @@
 """Every route the gateway serves, in one table: the model routes (one per adapter route,
-`gateway.apis`), the catalog, stored responses, operations, and the admin API, which
-`gateway.app` mounts as a sub-application of its own at `/admin/v1` (its own router, the
-parent's middleware and response headers). Order matters only where patterns could
-overlap: model routes come before the catch-all of unsupported surfaces."""
+`gateway.apis`), the image and audio routes (`gateway.http.media`), the catalog, stored
+responses, operations, and the admin API, which `gateway.app` mounts as a sub-application
+of its own at `/admin/v1` (its own router, the parent's middleware and response headers).
+Order matters only where patterns could overlap: model routes come before the catch-all
+of unsupported surfaces."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.admin import consumers, state, usage
-from gateway.apis import MODEL_ROUTES
+from gateway.apis import MEDIA_ROUTES, MODEL_ROUTES
 from gateway.http import catalog, health, openapi, stored
 from gateway.http.inbound import defer_continue
+from gateway.http.media import media_handler
 from gateway.http.proxy import model_handler
 from gateway.ops.metrics import metrics_handler
 
@@ -33,6 +35,7 @@ class Route:
 
 def _gateway() -> list[Route]:
     routes = [Route("POST", r.path, model_handler(r), defer_continue) for r in MODEL_ROUTES]
+    routes += [Route("POST", r.path, media_handler(r), defer_continue) for r in MEDIA_ROUTES]
     for path in catalog.MODEL_LISTS:
         routes += [Route("GET", path, catalog.list_models),
                    Route("GET", path + "/{model}", catalog.get_model)]

@@ -38,6 +38,16 @@ class Usage:
     # Counted by the gateway: the upstream reported none (a stream without usage, or
     # one cut short by the client or the upstream).
     estimated: bool = False
+    # Media units (images and audio): counted next to the tokens whatever the upstream
+    # reports, for quotas and the ledger.
+    images: int = 0  # images generated
+    audio_seconds: int = 0  # seconds of audio transcribed or translated (whole, rounded up)
+    characters: int = 0  # characters of speech input
+    image_size: str = ""  # what the images were asked for (or the answer says they are),
+    image_quality: str = ""  # which the pricing's per-image prices are looked up by
+    # The upstream reported no tokens (dall-e-3, whisper, tts-1): the request is priced
+    # by its units.
+    by_units: bool = False
 
     @property
     def total(self) -> int:
@@ -62,6 +72,10 @@ class RequestContext:
     stream: bool = False
     # What the upstream reported (or, when it reported nothing, what the gateway counted).
     usage: Usage | None = None
+    # What a media request is expected to use before the call (images asked for,
+    # characters of speech input, an upload's seconds as its headers tell): reserved
+    # against the unit quotas, then settled against `usage`. None for other requests.
+    expected: Usage | None = None
     # Set when the client went away before the response was complete.
     disconnected: bool = False
     # The answer is not final (a background job): its usage is not known yet, and what

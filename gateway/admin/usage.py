@@ -25,7 +25,7 @@ from gateway.database.usage import COUNTS, Counts, group
 from gateway.database.usage_rollups import local_midnight
 from gateway.runtime.live import LIVE
 from policies.auth import ConsumerConfig
-from policies.ratelimit.quotas import MICROS, QuotasConfig, period
+from policies.ratelimit.quotas import MICROS, QUOTA_FIELDS, QuotasConfig, period
 
 
 def _when(request: web.Request, name: str, default: datetime.datetime) -> datetime.datetime:
@@ -99,8 +99,7 @@ def _against_quotas(consumer: ConsumerConfig, day_used: Counts, month_used: Coun
     used = {"day": day_used, "month": month_used}
     quotas = consumer.quotas or QuotasConfig()
     remaining: dict[str, float] = {}
-    for name, window in (("tokens_per_day", "day"), ("tokens_per_month", "month"),
-                         ("requests_per_day", "day"), ("cost_per_month", "month")):
+    for name, window in QUOTA_FIELDS.values():
         limit = getattr(quotas, name)
         if limit is None:
             continue
@@ -110,8 +109,10 @@ def _against_quotas(consumer: ConsumerConfig, day_used: Counts, month_used: Coun
             value = limit - counts.prompt_tokens - counts.completion_tokens
         elif name.startswith("requests"):
             value = limit - counts.requests
-        else:
+        elif name.startswith("cost"):
             value = round(limit - counts.cost_micros / MICROS, 6)
+        else:  # a media unit: images, audio_seconds, characters
+            value = limit - getattr(counts, name.rsplit("_per_", 1)[0])
         remaining[name] = max(0, value)
     return {
         "consumer": consumer.name,

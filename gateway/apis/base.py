@@ -59,7 +59,7 @@ class Api(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None):
+        if not getattr(cls, "__abstractmethods__", None) and not declares_abstract(cls):
             missing = [a for a in ("name", "operation", "gen_ai_operation", "generates", "Body",
                                    "known") if not hasattr(cls, a)]
             if missing:
@@ -229,6 +229,12 @@ def _param(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
             model = next((a for a in (annotation, *get_args(annotation))
                           if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return ".".join(names)
+
+
+def declares_abstract(cls: type) -> bool:
+    """A class that declares abstract methods of its own is an interface (`media.MediaApi`),
+    not an adapter: ABCMeta tells only after `__init_subclass__` has run."""
+    return any(getattr(v, "__isabstractmethod__", False) for v in vars(cls).values())
 
 
 class NeverStreams:

@@ -34,6 +34,11 @@ class ServerConfig(Strict):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    # A multipart upload (an image edit, a transcription's audio), whole: Azure's limit.
+    max_upload_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    # Where an upload whose file comes before its text fields waits for the rest of the
+    # form (unnamed temporary files); default: the system's temporary folder.
+    upload_spool_dir: Path | None = None
     drain_seconds: float = Field(30.0, ge=0)
     # How often the config file is looked at for changes (a Kubernetes ConfigMap update
     # swaps a symlink and sends no signal); 0: only SIGHUP and POST /admin/v1/reload.

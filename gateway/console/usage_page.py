@@ -97,8 +97,10 @@ def _quota_rows(current: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 used: float = used_in["prompt_tokens"] + used_in["completion_tokens"]
             elif name.startswith("requests"):
                 used = used_in["requests"]
-            else:
+            elif name.startswith("cost"):
                 used = used_in["cost"]
+            else:  # a media unit: images, audio_seconds, characters
+                used = used_in[name.rsplit("_per_", 1)[0]]
             rows.append({"consumer": entry["consumer"], "quota": name, "used": used,
                          "limit": limit, "share": min(1.0, used / limit) if limit else 0.0,
                          "resets_at": used_in["resets_at"], "cost": name.startswith("cost")})

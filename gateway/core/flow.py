@@ -45,6 +45,7 @@ class Flow(RequestContext):
     api_name: str = ""
     alias: str = ""  # the model name the client asked for
     operation: str = ""  # gen_ai.operation.name
+    output_type: str = ""  # gen_ai.output.type of media requests (image, speech, text)
     provider: str = ""  # the backend's provider (gateway.providers), once one was tried
     backend_api: str = ""  # the operation the backend was sent (another API when translated)
     # The translator and its target when the backend speaks another API than the client.

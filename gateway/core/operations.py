@@ -18,3 +18,10 @@ class Operation(enum.StrEnum):
     COMPACT = "responses/compact"
     MESSAGES = "messages"
     COUNT_TOKENS = "messages/count_tokens"
+    # Images and audio (OpenAI's and Azure OpenAI's media endpoints).
+    IMAGE_GENERATIONS = "images/generations"
+    IMAGE_EDITS = "images/edits"
+    TRANSCRIPTIONS = "audio/transcriptions"
+    TRANSLATIONS = "audio/translations"
+    SPEECH = "audio/speech"
+

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 SCRIPTS = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions (tests/unit/gateway/test_database.py checks).
-HEAD = "0004"
+HEAD = "0005"
 # Every revision this gateway knows, oldest first (checked by the same test).
-KNOWN = ("0001", "0002", "0003", "0004")
+KNOWN = ("0001", "0002", "0003", "0004", "0005")
 
 
 class SchemaError(Exception):

@@ -82,26 +82,41 @@ audit_log = Table(
     Column("detail", JSON, nullable=False),
 )
 
-# Settled usage per consumer, deployment and hour (UTC).
+# The ledger's figures, in the order of gateway.database.usage.COUNTS: tokens, cost, and
+# the media units (images, seconds of audio transcribed or translated, characters of
+# speech input).
+FIGURES = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens",
+           "reasoning_tokens", "cost_micros", "images", "audio_seconds", "characters")
+MEDIA = ("images", "audio_seconds", "characters")
+
+
+def _figures() -> list[Column[int]]:
+    return [Column(name, BigInteger, nullable=False, server_default="0" if name in MEDIA else None)
+            for name in FIGURES]
+
+
+def _apis() -> list[Column[str]]:
+    """The client's API (`chat.completions`, `audio.speech`) and what the backend was sent
+    (another when the gateway translated): part of a row's key."""
+    return [Column(name, String(100), primary_key=True, server_default="")
+            for name in ("api", "backend_api")]
+
+
+# Settled usage per consumer, deployment, hour (UTC), client API and backend API.
 usage = Table(
     "usage", metadata,
     Column("consumer", String(200), primary_key=True),
     Column("deployment", String(200), primary_key=True),
     Column("hour", DateTime(timezone=True), primary_key=True),
-    Column("requests", BigInteger, nullable=False),
-    Column("errors", BigInteger, nullable=False),
-    Column("prompt_tokens", BigInteger, nullable=False),
-    Column("cached_tokens", BigInteger, nullable=False),
-    Column("completion_tokens", BigInteger, nullable=False),
-    Column("reasoning_tokens", BigInteger, nullable=False),
-    Column("cost_micros", BigInteger, nullable=False),
+    *_apis(),
+    *_figures(),
     # The console's and the admin API's filters: a time range alone, or with a deployment
     # (a consumer's rows are found by the primary key's first column).
     Index("ix_usage_hour", "hour"),
     Index("ix_usage_deployment_hour", "deployment", "hour"),
 )
 
-# The same figures per consumer, deployment and day (UTC), kept by the ledger's batch
+# The same figures per consumer, deployment, day (UTC) and APIs, kept by the ledger's batch
 # writes in the same transaction as the hourly rows: a month's report reads 30 rows per
 # consumer and deployment instead of 720.
 usage_days = Table(
@@ -109,9 +124,8 @@ usage_days = Table(
     Column("consumer", String(200), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("deployment", String(200), primary_key=True),
-    *(Column(name, BigInteger, nullable=False) for name in (
-        "requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens",
-        "reasoning_tokens", "cost_micros")),
+    *_apis(),
+    *_figures(),
     Index("ix_usage_days_day", "day"),
     Index("ix_usage_days_deployment_day", "deployment", "day"),
 )

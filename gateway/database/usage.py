@@ -1,8 +1,8 @@
-"""The usage ledger in the database: rows per consumer, deployment and hour (UTC),
-written in batches. A batch and its rows are one transaction, and the batch's id is
-recorded with it: a batch sent twice (a retry whose answer was lost, a replay after
-a crash) is recognised and not counted again. The same transaction adds the batch to
-the day rollup (`usage_days`, UTC days) that reports read (`usage_rollups`)."""
+"""The usage ledger in the database: rows per consumer, deployment, hour (UTC), client API
+and backend API, written in batches. A batch and its rows are one transaction, and the
+batch's id is recorded with it: a batch sent twice (a retry whose answer was lost, a
+replay after a crash) is recognised and not counted again. The same transaction adds the
+batch to the day rollup (`usage_days`, UTC days) that reports read (`usage_rollups`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.database.schema import usage, usage_batches, usage_days
+from gateway.database.schema import FIGURES, usage, usage_batches, usage_days
 
-COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens",
-          "reasoning_tokens", "cost_micros")
+COUNTS = FIGURES  # tokens and cost, then the media units
 
 
 @dataclass(slots=True)
@@ -31,6 +30,9 @@ class Counts:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     cost_micros: int = 0
+    images: int = 0
+    audio_seconds: int = 0
+    characters: int = 0
 
     def add(self, other: Counts) -> None:
         for f in fields(self):
@@ -40,7 +42,16 @@ class Counts:
         return {name: getattr(self, name) for name in COUNTS}
 
 
-Key = tuple[str, str, datetime.datetime]  # consumer, deployment, hour
+# consumer, deployment, hour, then the client API and the backend API (a key of three
+# is read as one without APIs).
+Key = tuple[str, str, datetime.datetime] | tuple[str, str, datetime.datetime, str, str]
+
+
+def _apis(key: Key) -> tuple[str, str, datetime.datetime, str, str]:
+    if len(key) == 5:
+        return key
+    consumer, deployment, hour = key[0], key[1], key[2]
+    return consumer, deployment, hour, "", ""
 
 
 class UsageLedger:
@@ -51,24 +62,28 @@ class UsageLedger:
         """False when the batch was written before: nothing is added again."""
         when = datetime.datetime.now(datetime.UTC)
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        days: dict[tuple[str, str, datetime.date], Counts] = {}
-        for (consumer, deployment, hour), counts in rows.items():
+        days: dict[tuple[str, str, datetime.date, str, str], Counts] = {}
+        for key, counts in rows.items():
+            consumer, deployment, hour, api, backend_api = _apis(key)
             day = hour.astimezone(datetime.UTC).date()
-            days.setdefault((consumer, deployment, day), Counts()).add(counts)
+            days.setdefault((consumer, deployment, day, api, backend_api), Counts()).add(counts)
         try:
             async with self._engine.begin() as c:
                 await c.execute(insert(usage_batches).values(id=batch_id, written_at=when))
-                for (consumer, deployment, hour), counts in rows.items():
+                for key, counts in rows.items():
+                    consumer, deployment, hour, api, backend_api = _apis(key)
                     statement = dialect.insert(usage).values(
-                        consumer=consumer, deployment=deployment, hour=hour, **counts.as_dict())
+                        consumer=consumer, deployment=deployment, hour=hour, api=api,
+                        backend_api=backend_api, **counts.as_dict())
                     await c.execute(statement.on_conflict_do_update(
-                        index_elements=["consumer", "deployment", "hour"],
+                        index_elements=["consumer", "deployment", "hour", "api", "backend_api"],
                         set_={name: usage.c[name] + statement.excluded[name] for name in COUNTS}))
-                for (consumer, deployment, day), counts in days.items():
+                for (consumer, deployment, day, api, backend_api), counts in days.items():
                     statement = dialect.insert(usage_days).values(
-                        consumer=consumer, deployment=deployment, day=day, **counts.as_dict())
+                        consumer=consumer, deployment=deployment, day=day, api=api,
+                        backend_api=backend_api, **counts.as_dict())
                     await c.execute(statement.on_conflict_do_update(
-                        index_elements=["consumer", "day", "deployment"],
+                        index_elements=["consumer", "day", "deployment", "api", "backend_api"],
                         set_={name: usage_days.c[name] + statement.excluded[name]
                               for name in COUNTS}))
         except IntegrityError:

@@ -28,8 +28,6 @@ UNSUPPORTED = {
     "vector_stores": "vector stores",
     "realtime": "the Realtime API",
     "fine_tuning": "fine-tuning",
-    "audio": "the audio endpoints",
-    "images": "image generation",
     "moderations": "the moderation endpoint",
     "extensions": "Azure OpenAI extensions",
 }
@@ -89,7 +87,8 @@ async def unsupported(request: web.Request) -> web.Response:
     what = UNSUPPORTED[request.match_info["surface"]]
     raise UnsupportedOperation(
         f"Model Gateway does not support {what} ({request.path}). It serves chat completions, "
-        "completions, embeddings, the Responses API and Anthropic's Messages API; call the "
+        "completions, embeddings, the Responses API, Anthropic's Messages API, images "
+        "(generations, edits) and audio (transcriptions, translations, speech); call the "
         "service directly for anything else."
     )
 

@@ -81,6 +81,17 @@ def _too_deep(limit: int) -> InvalidRequest:
     return InvalidRequest(f"The request body's JSON is nested deeper than {limit} levels.")
 
 
+async def expect_continue(request: web.Request) -> None:
+    """`100 Continue` when the client waits for it (any other expectation is refused).
+    Deferred until the body is read, after authentication: a caller that would be refused
+    is refused before it sends its body."""
+    expect = request.headers.get("Expect", "").lower()
+    if expect and expect != "100-continue":
+        raise ExpectationFailed("The only expectation this gateway meets is 100-continue.")
+    if expect:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
 async def read_json(request: web.Request, limits: ServerConfig) -> dict[str, Any]:
     limit = limits.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -89,13 +100,7 @@ async def read_json(request: web.Request, limits: ServerConfig) -> dict[str, Any
     if encoding not in ENCODINGS:
         raise UnsupportedEncoding(
             "The request's Content-Encoding is not supported: send gzip, deflate or none.")
-    expect = request.headers.get("Expect", "").lower()
-    if expect and expect != "100-continue":
-        raise ExpectationFailed("The only expectation this gateway meets is 100-continue.")
-    if expect:
-        # Deferred until here, after authentication: a caller that would be refused is
-        # refused before it sends its body.
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    await expect_continue(request)
     try:
         # A chunked body has no length up front; read() stops at the app's client_max_size.
         if request.content.is_eof():  # it came with the headers: nothing to wait for

@@ -1,5 +1,5 @@
 """The inbound API as an OpenAPI 3.1 document, served at `/openapi.json`: built from
-the route table and each adapter's own body model, so that it says what the
+the route table and each adapter's own body model (a multipart form for uploads), so that it says what the
 handlers accept. Clients and fuzzers (the reliability suite runs schemathesis on
 it) read it; nothing in the gateway depends on it."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.apis import MODEL_ROUTES
+from gateway.apis import MEDIA_ROUTES, MODEL_ROUTES, MediaApi
 from gateway.core.flavours import Flavour
 from gateway.core.replies import json_response
 from gateway.http.catalog import MODEL_INFO, MODEL_LISTS
@@ -62,6 +62,29 @@ def document() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{name}"}}}},
             "responses": _responses(route.flavour),
+        }}
+    for route in MEDIA_ROUTES:
+        api = route.api
+        assert isinstance(api, MediaApi)
+        name = api.Body.__name__
+        schema = api.Body.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+        content: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+        if api.form:
+            form = {**schema, "properties": {**schema.get("properties", {}), **{
+                part: {"type": "string", "format": "binary"} for part in api.files}}}
+            content = {"multipart/form-data": {"schema": form},
+                       **(content if api.operation == "images/edits" else {})}
+        answers = _responses(route.flavour)
+        answers["200"]["content"] |= {"text/plain": {"schema": {"type": "string"}},
+                                      "audio/*": {"schema": {"type": "string", "format": "binary"}}}
+        paths[route.path] = {"post": {
+            "operationId": f"{api.name}:{route.path}",
+            "summary": f"{api.name} ({route.flavour.value})",
+            "parameters": _params(route.path, route.flavour),
+            "requestBody": {"required": True, "content": content},
+            "responses": answers,
         }}
     for path in MODEL_LISTS:
         paths[path] = {"get": {"operationId": f"models:{path}", "responses": _responses()}}

@@ -46,6 +46,10 @@ class AccessLog:
             "stream": ex.stream,
             "error": ex.error_code or None,
         }
+        if ex.output_type and ex.usage is not None:  # a media request: its units
+            u = ex.usage
+            fields["images"], fields["audio_seconds"], fields["characters"] = (
+                u.images, u.audio_seconds, u.characters)
         if ex.trace_id:  # traced (gateway.ops.telemetry): the line names its trace and span
             fields["trace_id"], fields["span_id"] = ex.trace_id, ex.span_id
         line = orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)

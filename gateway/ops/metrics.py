@@ -32,6 +32,7 @@ LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 Labels = tuple[str, ...]
+MEDIA_UNITS = ("images", "audio_seconds", "characters")  # Usage fields, and the unit label
 
 
 class Counter:
@@ -121,6 +122,9 @@ class Metrics:
                               ["deployment", "consumer", "type"])
         self.cost = Counter("gateway_cost", "What requests cost, from their usage and the "
                             "deployment's pricing, in its currency.", ["deployment", "consumer"])
+        self.media_units = Counter("gateway_media_units", "Media units used: images generated, "
+                                   "seconds of audio transcribed or translated, characters of "
+                                   "speech input.", ["deployment", "consumer", "unit"])
         self.ratelimit_rejections = Counter("gateway_ratelimit_rejections",
                                             "Requests rejected by a rate limit.",
                                             ["deployment", "consumer", "scope", "limit"])
@@ -175,6 +179,7 @@ class Metrics:
             yield _counter("gateway_content_filter_seconds", "Time spent in content filters.",
                            self.content.seconds)
         for metric in (self.requests, self.duration, self.ttft, self.overhead, self.tokens, self.cost,
+                       self.media_units,
                        self.ratelimit_rejections, self.upstream_requests, self.backend_available,
                        self.backend_breaker_open, self.backend_cooling_down, self.limits,
                        self.content_filter_actions, self.inflight, self.config_reloads):
@@ -220,6 +225,10 @@ class Metrics:
             if usage.completion_tokens:
                 self.tokens.inc((ex.deployment, ex.consumer, "completion"),
                                 usage.completion_tokens)
+            if ex.output_type:  # a media request: its units
+                for unit in MEDIA_UNITS:
+                    if count := getattr(usage, unit):
+                        self.media_units.inc((ex.deployment, ex.consumer, unit), count)
         if ex.cost_micros:
             self.cost.inc((ex.deployment, ex.consumer), ex.cost_micros / 1_000_000)
 

@@ -122,6 +122,12 @@ class Telemetry:
             attributes["gen_ai.usage.output_tokens"] = ex.completion_tokens
         if ex.finish_reasons:
             attributes["gen_ai.response.finish_reasons"] = ex.finish_reasons
+        if ex.output_type:  # images and audio
+            attributes["gen_ai.output.type"] = ex.output_type
+            if ex.usage is not None:
+                for unit in ("images", "audio_seconds", "characters"):
+                    if count := getattr(ex.usage, unit):
+                        attributes[f"gateway.media.{unit}"] = count
         if ex.ttft is not None:
             attributes["gateway.time_to_first_token"] = ex.ttft
         if ex.ratelimit:

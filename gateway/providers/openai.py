@@ -1,7 +1,7 @@
 """OpenAI and every server that speaks its API (`provider: openai`): api.openai.com,
 vLLM, Ollama, LM Studio, Azure's `/openai/v1`. `url` is the base the openai SDK takes
 (`https://api.openai.com/v1`, `http://vllm:8000/v1`) and each operation is a path
-under it. Keys go as `Authorization: Bearer`."""
+under it, images and audio included. Keys go as `Authorization: Bearer`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 class OpenAI(Provider):
     name = "openai"
     operations = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS,
-                            Operation.RESPONSES, Operation.COMPACT})
+                            Operation.RESPONSES, Operation.COMPACT, Operation.IMAGE_GENERATIONS,
+                            Operation.IMAGE_EDITS, Operation.TRANSCRIPTIONS, Operation.TRANSLATIONS,
+                            Operation.SPEECH})
     error_flavour = Flavour.OPENAI
     gen_ai_name = "openai"
 

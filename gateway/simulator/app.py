@@ -1,7 +1,8 @@
 """The upstream simulator: an aiohttp app that answers like Azure OpenAI, Azure AI
 model inference, OpenAI-compatible servers (chat, completions, embeddings, the
-Responses API with stored responses) and Anthropic's Messages API, with latency
-and fault injection (`faults`), and keeps a record of every request."""
+Responses API with stored responses, images and audio: `media`) and Anthropic's
+Messages API, with latency and fault injection (`faults`), and keeps a record of every
+request."""
 
 from __future__ import annotations
 
@@ -11,36 +12,17 @@ import itertools
 import random
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from gateway.simulator import anthropic, faults, responses, shapes
+from gateway.simulator import anthropic, faults, media, responses, shapes
+from gateway.simulator.records import Record
 from gateway.simulator.settings import Fault, SimulatorSettings
 
 OPS = ("chat/completions", "completions", "images/embeddings", "embeddings")
-
-
-@dataclass
-class Record:
-    """One request as the simulator saw it."""
-
-    path: str
-    shape: str
-    operation: str
-    model: str
-    api_key: str | None
-    authorization: str | None
-    headers: dict[str, str]
-    body: dict[str, Any]
-    stream: bool
-    method: str = "POST"
-    started: float = field(default_factory=time.monotonic)
-    # complete | cancelled | fault:<kind> | rejected
-    outcome: str = "open"
-    ended: float | None = None
 
 
 class Simulator:
@@ -123,7 +105,7 @@ def _route(path: str) -> tuple[str, str, str | None]:
             return shape, "responses/compact", None
         op = "responses" if not parts else "responses/" + ("/".join(parts[1:]) or "get")
         return shape, op, parts[0] if parts else None
-    for op in OPS:
+    for op in (*OPS, *media.OPS):
         if path.endswith("/" + op):
             return "openai", op, None
     return "openai", path.strip("/"), None
@@ -145,6 +127,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     sim = request.app[SIMULATOR]
     sim.count += 1
     shape, op, deployment = _route(request.path)
+    if op in media.OPS and request.method == "POST":
+        return await media.handle(request, sim, shape, op, deployment)
     body: Any = {}
     if request.method == "POST" and request.can_read_body:
         try:
@@ -427,5 +411,6 @@ def create_simulator(settings: SimulatorSettings | None = None) -> web.Applicati
     app.router.add_get("/_sim/requests", records)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models/info", model_info)
+    app.router.add_get("/_sim/image.png", media.image)
     app.router.add_route("*", "/{path:.*}", handle)
     return app

@@ -1,9 +1,11 @@
 """The usage ledger on its way to the database, off the request path and exactly once.
 
 Each settled request is appended to this process's spool file (one small write, no
-database call): `{"e": [seq, consumer, deployment, hour, counts...]}`. Every
-`ledger.flush_seconds` the entries not yet sent are summed per consumer, deployment
-and hour, the batch is marked in the spool (`{"b": [id, first, last]}`), written to
+database call): `{"e": [seq, consumer, deployment, api, backend_api, hour, counts...]}`
+(a spool of a gateway before the APIs and media units were kept has
+`[seq, consumer, deployment, hour, counts...]`: read as no APIs and no units). Every
+`ledger.flush_seconds` the entries not yet sent are summed per consumer, deployment,
+hour and APIs, the batch is marked in the spool (`{"b": [id, first, last]}`), written to
 the database in one transaction with its id, and marked done (`{"d": id}`).
 
 A spool is held under an exclusive file lock while its process lives. A spool whose
@@ -39,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core.flow import Flow
 from gateway.database.engine import DATABASE
-from gateway.database.usage import Counts, Key, UsageLedger
+from gateway.database.usage import COUNTS, Counts, Key, UsageLedger
 from gateway.runtime.live import LIVE
 
 log = logging.getLogger("gateway.team.ledger")
@@ -47,7 +49,8 @@ log = logging.getLogger("gateway.team.ledger")
 ORPHANS_EVERY_S = 60.0
 
 
-Entry = tuple[int, str, str, int, tuple[int, ...]]  # seq, consumer, deployment, hour, counts
+# seq, consumer, deployment, hour, counts (in COUNTS' order), api, backend_api
+Entry = tuple[int, str, str, int, tuple[int, ...], str, str]
 
 
 def _hour(epoch_hour: int) -> datetime.datetime:
@@ -65,17 +68,20 @@ class Spool:
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.seq = 0
         self.pending: list[Entry] = []  # entries not yet in a batch
-        self._names: dict[tuple[str, str], bytes] = {}  # (consumer, deployment) as JSON
+        # (consumer, deployment, api, backend_api) as JSON
+        self._names: dict[tuple[str, str, str, str], bytes] = {}
 
-    def add(self, consumer: str, deployment: str, hour: int, counts: tuple[int, ...]) -> None:
+    def add(self, consumer: str, deployment: str, hour: int, counts: tuple[int, ...],
+            api: str = "", backend_api: str = "") -> None:
         # On every request: one formatted write, no JSON encoder, no datetime.
         self.seq += 1
-        names = self._names.get((consumer, deployment))
+        key = (consumer, deployment, api, backend_api)
+        names = self._names.get(key)
         if names is None:
-            names = self._names[(consumer, deployment)] = orjson.dumps([consumer, deployment])[1:-1]
+            names = self._names[key] = orjson.dumps(list(key))[1:-1]
         values: tuple[Any, ...] = (self.seq, names, hour, *counts)
-        os.write(self._fd, b'{"e":[%d,%b,%d,%d,%d,%d,%d,%d,%d,%d]}\n' % values)
-        self.pending.append((self.seq, consumer, deployment, hour, counts))
+        os.write(self._fd, b'{"e":[%d,%b,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d]}\n' % values)
+        self.pending.append((self.seq, consumer, deployment, hour, counts, api, backend_api))
 
     def mark(self, batch_id: str, first: int, last: int) -> None:
         self._write({"b": [batch_id, first, last]})
@@ -106,8 +112,13 @@ def _replay(path: Path) -> tuple[list[tuple[str, dict[Key, Counts]]], dict[Key, 
         except orjson.JSONDecodeError:
             continue  # a line cut short by the crash: never marked, never sent
         if "e" in line:
-            seq, consumer, deployment, hour, *counts = line["e"]
-            entries[seq] = (seq, consumer, deployment, hour, tuple(counts))
+            seq, consumer, deployment, *rest = line["e"]
+            api = backend_api = ""
+            if rest and isinstance(rest[0], str):  # this version's entry: with its APIs
+                api, backend_api, *rest = rest
+            hour, *counts = rest
+            counts += [0] * (len(COUNTS) - len(counts))  # an older entry: no media units
+            entries[seq] = (seq, consumer, deployment, hour, tuple(counts), api, backend_api)
         elif "b" in line:
             ident, first, last = line["b"]
             batches[ident] = (first, last)
@@ -139,12 +150,12 @@ def _claim(path: Path) -> tuple[int, tuple[list[tuple[str, dict[Key, Counts]]],
 
 
 def _sum(entries: Iterable[Entry]) -> dict[Key, Counts]:
-    sums: dict[tuple[str, str, int], tuple[int, ...]] = {}
-    for _, consumer, deployment, hour, counts in entries:
-        key = (consumer, deployment, hour)
+    sums: dict[tuple[str, str, int, str, str], tuple[int, ...]] = {}
+    for _, consumer, deployment, hour, counts, api, backend_api in entries:
+        key = (consumer, deployment, hour, api, backend_api)
         total = sums.get(key)
         sums[key] = counts if total is None else tuple(map(operator.add, total, counts))
-    return {(c, d, _hour(h)): Counts(*total) for (c, d, h), total in sums.items()}
+    return {(c, d, _hour(h), a, b): Counts(*total) for (c, d, h, a, b), total in sums.items()}
 
 
 class Ledger:
@@ -164,10 +175,12 @@ class Ledger:
         if not ex.deployment or not ex.consumer:
             return
         u = ex.usage
-        counts = (1, int(ex.status >= 400 or ex.status == 499), 0, 0, 0, 0, 0) if u is None else (
-            1, int(ex.status >= 400 or ex.status == 499), u.prompt_tokens, u.cached_tokens,
-            u.completion_tokens, u.reasoning_tokens, ex.cost_micros)
-        self.spool.add(ex.consumer, ex.deployment, int(self.clock()) // 3600 * 3600, counts)
+        failed = int(ex.status >= 400 or ex.status == 499)
+        counts = (1, failed, 0, 0, 0, 0, 0, 0, 0, 0) if u is None else (
+            1, failed, u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.reasoning_tokens,
+            ex.cost_micros, u.images, u.audio_seconds, u.characters)
+        self.spool.add(ex.consumer, ex.deployment, int(self.clock()) // 3600 * 3600, counts,
+                       ex.api_name, ex.backend_api)
 
     async def flush(self) -> None:
         spool = self.spool

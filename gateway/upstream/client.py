@@ -7,12 +7,14 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
+from aiohttp.payload import Payload
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.core.errors import UpstreamError, UpstreamTimeout
+from gateway.core.errors import GatewayError, UpstreamError, UpstreamTimeout
 from gateway.upstream.backends import Backend
 from policies.auth import presented_credentials
 
@@ -113,19 +115,35 @@ _NUMERIC = frozenset({"x-ratelimit-remaining-requests", "x-ratelimit-remaining-t
 _NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
 
 
+@runtime_checkable
+class Streamed(Protocol):
+    """A body read from the client while it is sent (an upload): the response timeout
+    counts from its last byte sent, not from the call's start, so that a slow upload is
+    not the upstream's delay."""
+
+    def paced_by(self, deadline: asyncio.Timeout, seconds: float) -> None:
+        """Move `deadline` to `seconds` after each chunk sent."""
+
+
 @asynccontextmanager
 async def call(
     session: aiohttp.ClientSession,
     backend: Backend,
     url: str,
     headers: CIMultiDict[str],
-    body: bytes | None,
+    body: bytes | Payload | None,
     method: str = "POST",
+    content_type: str | None = None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """Call the upstream (a POST, unless told otherwise); yields once the response
     headers are in."""
+    if content_type is not None and content_type != "application/json":
+        headers["Content-Type"] = content_type  # forward_headers set JSON's
     try:
-        async with asyncio.timeout(backend.response_timeout):
+        async with asyncio.timeout(backend.response_timeout) as deadline:
+            # A Protocol's isinstance is slow: a JSON body (bytes) never asks it.
+            if body is not None and type(body) is not bytes and isinstance(body, Streamed):
+                body.paced_by(deadline, backend.response_timeout)
             response = await session.request(
                 method, url, data=body, headers=headers, timeout=backend.timeout,
                 allow_redirects=False,
@@ -135,6 +153,10 @@ async def call(
             f"The upstream {backend.name} did not answer within {backend.response_timeout:g} s."
         ) from None
     except (aiohttp.ClientError, OSError) as exc:
+        if isinstance(exc.__cause__, GatewayError):
+            # The body's own source failed (a client that stalled or sent too much while
+            # its upload streamed): that is the client's error, not the upstream's.
+            raise exc.__cause__ from None
         raise UpstreamError(
             f"The upstream {backend.name} could not be reached: {type(exc).__name__}."
         ) from None

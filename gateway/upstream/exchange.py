@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 import aiohttp
 from aiohttp import web
+from aiohttp.payload import Payload
 from yarl import URL
 
 from gateway.config import RoutingConfig
@@ -45,13 +46,21 @@ def is_backend_failure(status: int) -> bool:
     return status in BACKEND_FAILURES or (status >= 500 and status != 501)
 
 
+def _always() -> bool:
+    return True
+
+
 class Request(NamedTuple):
     """One upstream request, as prepared for one backend (a tuple: one is made per call)."""
 
     url: str
-    body: bytes | None
+    body: bytes | Payload | None  # a Payload: a body streamed as it is read (an upload)
     model: str = ""  # the model it names, for the trace
     method: str = "POST"
+    content_type: str = "application/json"
+    # Whether the body can be sent again after this attempt (an upload that streamed from
+    # the client cannot): if not, this attempt's failure is the client's answer.
+    resendable: Callable[[], bool] = _always
 
 
 class Call(Protocol):
@@ -121,7 +130,7 @@ async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backen
                                         target.host or "", target.port, headers)
         try:
             async with client.call(app[SESSION], backend, prepared.url, headers, prepared.body,
-                                   prepared.method) as answer:
+                                   prepared.method, prepared.content_type) as answer:
                 flow.upstream_seconds += time.perf_counter() - started
                 status = answer.status
                 outcome = str(status)
@@ -141,7 +150,7 @@ async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backen
                       ) or not _answer_status(status):
                     health.failed(time.monotonic(), f"HTTP {status}")
                     judged = True
-                if status in retry_on and not _final(last, deadline):
+                if status in retry_on and not _final(last, deadline) and prepared.resendable():
                     raise _Failover
                 if not _answer_status(status):
                     raise UpstreamError(
@@ -159,7 +168,7 @@ async def _attempt(request: web.Request, flow: Flow, call: Call, backend: Backen
             if outcome in ("error", "200"):  # no answer, or a 200 whose body failed
                 outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
                 health.failed(time.monotonic(), outcome)
-            if _final(last, deadline):
+            if _final(last, deadline) or not prepared.resendable():
                 raise
             raise _Failover from exc
         finally:

@@ -12,10 +12,11 @@ from policies.ratelimit.policy import (
     RateLimitPolicy,
     Settlements,
 )
-from policies.ratelimit.quotas import PricingConfig, QuotasConfig, cost_micros
+from policies.ratelimit.quotas import ImagePrice, PricingConfig, QuotasConfig, cost_micros
 
 __all__ = [
-    "Bucket", "Burst", "ConsumerLimits", "DeploymentLimits", "LimiterStats", "LimitsConfig",
+    "Bucket", "Burst", "ConsumerLimits", "DeploymentLimits", "ImagePrice", "LimiterStats",
+    "LimitsConfig",
     "MemoryStore", "PricingConfig", "QuotasConfig", "RateLimitPolicy", "Reservation",
     "Settlements", "Store", "StoreError", "Verdict",
     "buckets_for", "cost_micros", "reserve",

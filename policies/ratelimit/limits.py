@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Scope = Literal["deployment", "consumer", "consumer-deployment"]
 Kind = Literal["requests", "tokens", "quota_tokens_day", "quota_tokens_month", "quota_requests_day",
-               "quota_cost_month"]
+               "quota_cost_month", "quota_images_day", "quota_images_month",
+               "quota_audio_seconds_day", "quota_audio_seconds_month", "quota_characters_day",
+               "quota_characters_month"]
 
 
 class Burst(BaseModel):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from policies.base import Policy, RequestContext
+from policies.base import Policy, RequestContext, Usage
 from policies.errors import ExceedsLimit, PolicyUnavailable, QuotaExceeded, RateLimited
 from policies.ratelimit.buckets import Store, StoreError, Verdict
 from policies.ratelimit.estimate import Reservation, reserve
@@ -21,6 +21,7 @@ from policies.ratelimit.limits import Bucket, LimitsConfig, buckets_for
 from policies.ratelimit.quotas import (
     MICROS,
     QUOTA_FIELDS,
+    UNIT_OF,
     PricingConfig,
     QuotasConfig,
     cost_micros,
@@ -98,6 +99,7 @@ class _Held:
     buckets: tuple[Bucket, ...]
     reservation: Reservation
     reserved_cost: int  # micros
+    units: Usage | None = None  # the media units reserved
 
 
 def _describe(bucket: Bucket, deployment: str, consumer: str) -> str:
@@ -170,11 +172,13 @@ class RateLimitPolicy(Policy):
             return
         dep = self.deployments.get(ctx.deployment)
         held = reserve(ctx.api, ctx.body, dep.default_max_tokens if dep else 1024)
+        units = ctx.expected
         # The cost is reserved at the dearest price of the deployment's backends.
         prices = [p for p in ([dep.pricing, *dep.pricing_by_backend.values()] if dep else []) if p]
-        reserved_cost = max((reserved_cost_micros(held.prompt, held.completion, p) for p in prices),
-                            default=0)
-        groups = [(b, [self._cost(x, held, reserved_cost) for x in b]) for b in (limits, quotas) if b]
+        reserved_cost = max((reserved_cost_micros(held.prompt, held.completion, p, units)
+                             for p in prices), default=0)
+        groups = [(b, [self._cost(x, held, reserved_cost, units) for x in b])
+                  for b in (limits, quotas) if b]
         for buckets, costs in groups:
             for bucket, cost in zip(buckets, costs, strict=True):
                 if cost > bucket.capacity:
@@ -210,21 +214,29 @@ class RateLimitPolicy(Policy):
             for bucket, remaining in zip(quotas, verdicts[-1].remaining, strict=True):
                 self.stats.quota_used[(ctx.caller.consumer, scope_of[bucket.scope],
                                        _quota_name(bucket))] = 1.0 - remaining / bucket.capacity
-        ctx.state[self.name] = _Held(admitted, held, reserved_cost)
+        ctx.state[self.name] = _Held(admitted, held, reserved_cost, units)
         self._headers(ctx, admitted, left)
 
     @staticmethod
-    def _cost(bucket: Bucket, held: Reservation, cost: int) -> float:
+    def _cost(bucket: Bucket, held: Reservation, cost: int, units: Usage | None) -> float:
         if bucket.kind in ("requests", "quota_requests_day"):
             return 1.0
         if bucket.kind == "quota_cost_month":
             return float(cost)
+        unit = UNIT_OF.get(bucket.kind)
+        if unit is not None:  # a media quota: what the request expects of its unit, if any
+            return float(getattr(units, unit)) if units is not None else 0.0
         return float(held.total)
 
     def _never_fits(self, ctx: RequestContext, bucket: Bucket, cost: float,
                     held: Reservation) -> ExceedsLimit:
         what = (_describe_quota(bucket, ctx.deployment, ctx.caller.consumer) if bucket.quota
                 else _describe(bucket, ctx.deployment, ctx.caller.consumer))
+        unit = UNIT_OF.get(bucket.kind)
+        if unit is not None:
+            return ExceedsLimit(
+                f"This request expects {int(cost)} {unit.replace('_', ' ')} but {what} holds at "
+                f"most {int(bucket.capacity)}: it can never be admitted.")
         return ExceedsLimit(
             f"This request reserves {int(cost)} ({held.prompt} tokens estimated for the prompt + "
             f"{held.completion} for the completion) but {what} holds at most "
@@ -295,8 +307,14 @@ class RateLimitPolicy(Policy):
         for bucket in held.buckets:
             if bucket.kind in ("requests", "quota_requests_day"):
                 continue
-            delta = float(cost - held.reserved_cost) if bucket.kind == "quota_cost_month" \
-                else float(used - held.reservation.total)
+            unit = UNIT_OF.get(bucket.kind)
+            if unit is not None:
+                delta = float((getattr(usage, unit) if usage is not None else 0)
+                              - (getattr(held.units, unit) if held.units is not None else 0))
+            elif bucket.kind == "quota_cost_month":
+                delta = float(cost - held.reserved_cost)
+            else:
+                delta = float(used - held.reservation.total)
             if delta:
                 settle.append(bucket)
                 deltas.append(delta)

@@ -1,5 +1,6 @@
 """Quotas and prices: a consumer's allowance per calendar day or month (tokens,
-requests, cost), and what a request costs.
+requests, cost, and the media units: images, audio seconds, characters of speech
+input), and what a request costs.
 
 A quota is a bucket that never refills, keyed by its period ("2026-12", "2026-12-02"
 in the configured time zone), so a new period starts empty. It keeps what was used,
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.base import Usage
 from policies.ratelimit.limits import Bucket, Kind
@@ -32,22 +33,72 @@ class QuotasConfig(BaseModel):
     tokens_per_month: int | None = Field(None, gt=0)
     requests_per_day: int | None = Field(None, gt=0)
     cost_per_month: float | None = Field(None, gt=0)  # in the deployments' pricing currency
+    # Media units, counted whether or not the upstream reported tokens.
+    images_per_day: int | None = Field(None, gt=0)
+    images_per_month: int | None = Field(None, gt=0)
+    audio_seconds_per_day: int | None = Field(None, gt=0)
+    audio_seconds_per_month: int | None = Field(None, gt=0)
+    characters_per_day: int | None = Field(None, gt=0)
+    characters_per_month: int | None = Field(None, gt=0)
+
+
+class ImagePrice(BaseModel):
+    """The price of one image of a size and quality; a size or quality left out matches
+    any. The first entry of `per_image` that matches an image prices it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    size: str | None = None  # "1024x1024", "1792x1024", ...
+    quality: str | None = None  # "standard", "hd", "low", "medium", "high", ...
+    price: float = Field(ge=0)
+
+    def matches(self, size: str, quality: str) -> bool:
+        return self.size in (None, size) and self.quality in (None, quality)
 
 
 class PricingConfig(BaseModel):
-    """Prices per million tokens."""
+    """Prices per million tokens, and for media the upstream reports no tokens for
+    (dall-e-3, whisper, tts-1): per image, per audio second, per million characters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    input_per_million: float = Field(ge=0)
+    input_per_million: float = Field(0.0, ge=0)
     cached_input_per_million: float | None = Field(None, ge=0)  # default: the input price
-    output_per_million: float = Field(ge=0)
+    output_per_million: float = Field(0.0, ge=0)
     reasoning_per_million: float | None = Field(None, ge=0)  # default: the output price
+    per_image: tuple[ImagePrice, ...] = ()
+    per_audio_second: float | None = Field(None, ge=0)
+    per_million_characters: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _some_price(self) -> PricingConfig:
+        if "input_per_million" not in self.model_fields_set and "output_per_million" not in \
+                self.model_fields_set and not (self.per_image or self.per_audio_second is not None
+                                               or self.per_million_characters is not None):
+            raise ValueError("pricing names no price: give input_per_million and "
+                             "output_per_million, or a media price (per_image, per_audio_second, "
+                             "per_million_characters)")
+        return self
+
+    def image_price(self, size: str, quality: str) -> float:
+        return next((p.price for p in self.per_image if p.matches(size, quality)), 0.0)
+
+
+def unit_cost_micros(usage: Usage, pricing: PricingConfig) -> float:
+    """What a request's media units cost (in micros, unrounded)."""
+    total = 0.0
+    if usage.images and pricing.per_image:
+        total += usage.images * pricing.image_price(usage.image_size, usage.image_quality) * MICROS
+    if usage.audio_seconds and pricing.per_audio_second:
+        total += usage.audio_seconds * pricing.per_audio_second * MICROS
+    if usage.characters and pricing.per_million_characters:
+        total += usage.characters * pricing.per_million_characters  # per million x count = micros
+    return total
 
 
 def cost_micros(usage: Usage, pricing: PricingConfig | None) -> int:
     """What a request cost, from its real usage: cached input and reasoning at their own
-    prices when the upstream reported them (both are parts of input and output)."""
+    prices when the upstream reported them (both are parts of input and output); a
+    request the upstream reported no tokens for (`by_units`) at its media units' prices."""
     if pricing is None:
         return 0
     cached = min(usage.cached_tokens, usage.prompt_tokens)
@@ -60,15 +111,26 @@ def cost_micros(usage: Usage, pricing: PricingConfig | None) -> int:
              + cached * cached_price
              + (usage.completion_tokens - reasoning) * pricing.output_per_million
              + reasoning * reasoning_price)
+    if usage.by_units:
+        total += unit_cost_micros(usage, pricing)
     return math.ceil(total)  # per million tokens x tokens = micros of the currency
 
 
-def reserved_cost_micros(prompt: int, completion: int, pricing: PricingConfig | None) -> int:
-    """The most a request may cost before its usage is known."""
+def reserved_cost_micros(prompt: int, completion: int, pricing: PricingConfig | None,
+                         units: Usage | None = None) -> int:
+    """The most a request may cost before its usage is known: its tokens, and the media
+    units it expects at their prices (images at the dearest per-image price), since the
+    upstream may report no tokens for them."""
     if pricing is None:
         return 0
     output = max(pricing.output_per_million, pricing.reasoning_per_million or 0)
-    return math.ceil(prompt * pricing.input_per_million + completion * output)
+    total = prompt * pricing.input_per_million + completion * output
+    if units is not None:
+        dearest = max((p.price for p in pricing.per_image), default=0.0)
+        total += unit_cost_micros(Usage(audio_seconds=units.audio_seconds,
+                                        characters=units.characters), pricing)
+        total += units.images * dearest * MICROS
+    return math.ceil(total)
 
 
 Window = Literal["day", "month"]
@@ -102,6 +164,18 @@ QUOTA_FIELDS: dict[Kind, tuple[str, Window]] = {
     "quota_tokens_month": ("tokens_per_month", "month"),
     "quota_requests_day": ("requests_per_day", "day"),
     "quota_cost_month": ("cost_per_month", "month"),
+    "quota_images_day": ("images_per_day", "day"),
+    "quota_images_month": ("images_per_month", "month"),
+    "quota_audio_seconds_day": ("audio_seconds_per_day", "day"),
+    "quota_audio_seconds_month": ("audio_seconds_per_month", "month"),
+    "quota_characters_day": ("characters_per_day", "day"),
+    "quota_characters_month": ("characters_per_month", "month"),
+}
+# A unit quota's kind -> the Usage field it counts.
+UNIT_OF: dict[Kind, str] = {
+    "quota_images_day": "images", "quota_images_month": "images",
+    "quota_audio_seconds_day": "audio_seconds", "quota_audio_seconds_month": "audio_seconds",
+    "quota_characters_day": "characters", "quota_characters_month": "characters",
 }
 
 

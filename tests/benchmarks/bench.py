@@ -1,6 +1,6 @@
 """The gateway benchmark. One command, one run, honest ratios:
 
-    python -m tests.benchmarks.bench [--seconds 10] [--peer URL] [--smoke]
+    python -m tests.benchmarks.bench [--seconds 10] [--peer URL] [--smoke] [--media-only]
 
 It starts the project's simulator and the gateway as real processes, pins the
 gateway alone on core 0 and the simulator and the load generators on core 1
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.auth import hash_key
-from tests.benchmarks import targets
+from tests.benchmarks import media, targets
 from tests.benchmarks.loadgen import Load, streams, wrk
 
 KEY = "bench-key"
@@ -208,6 +208,7 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
         config["deployments"].append({"name": "bench-claude", "model": "bench-claude", "backends": [
             {"url": f"http://127.0.0.1:{sim_port}/anthropic", "api": "anthropic",
              "timeouts": {"response": 300, "idle": 300}}]})
+        config["deployments"] += media.deployments(sim_port)
     if quiet_timers:
         config["ledger"] = {"flush_seconds": 300}
         config["server"]["config_watch_seconds"] = 0
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                                         f"http://127.0.0.1:{sim_port}/v1/chat/completions",
                                         apis=True)]
         for variant in VARIANTS:
-            if variant.workers not in args.workers:
+            if variant.workers not in args.workers or (args.media_only and variant != VARIANTS[0]):
                 continue
             port = free_port()
             config = gateway_config(sim_port, port, variant, f"redis://127.0.0.1:{redis_port}/0")
@@ -302,6 +303,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                 targets.append(Target(f"gateway at {args.ab}",
                                       f"http://127.0.0.1:{port}/v1/chat/completions", old, True,
                                       old.memory_mb("VmRSS"), old.pss_mb()))
+        if args.media_only:
+            return media_rows(targets[0], targets[1], args.smoke, args.rounds)
         slow = targets[1]
         # The smoke run always takes the multi-process path, so that CI proves it works.
         processes = 2 if args.smoke else slow_stream_processes(SLOW_STREAMS)
@@ -328,7 +331,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                                       f"http://127.0.0.1:{port}/v1/chat/completions",
                                       proxy, streams=False))
         targets += [Target(f"peer {url}", url, streams=True) for url in args.peer]
-        return scenarios(targets, slow, args.seconds, load_cores, args.smoke, args.rounds)
+        return [*scenarios(targets, slow, args.seconds, load_cores, args.smoke, args.rounds),
+                *media_rows(targets[0], targets[1], args.smoke, args.rounds)]
     finally:
         for proc in reversed(started):
             if isinstance(proc, Proc):
@@ -484,6 +488,28 @@ def scenarios(targets: list[Target], slow_target: Target, seconds: float,
     return rows
 
 
+def media_rows(floor: Target, gateway: Target, smoke: bool, rounds: int) -> list[Row]:
+    """Images and audio (tests/benchmarks/media.py): a transcription upload and a streamed
+    speech answer, direct and through the gateway, its peak RSS during each."""
+    size = 2 if smoke else 25
+    upload = media.wav_file(size * 1_000_000)
+    headers = {"api-key": KEY}
+    cases = [(f"transcription upload {size} MB", "whisper-1", "bench-whisper",
+              lambda base, model: media.measure_upload(base, model, upload, headers, rounds)),
+             ("speech streamed (~40 s mp3)", "tts-1", "bench-tts",
+              lambda base, model: media.measure_speech(base, model, headers, rounds * 3))]
+    rows: list[Row] = []
+    for scenario, upstream_model, alias, measure in cases:
+        direct = row(scenario, floor.name, 1, measure(floor.at(""), upstream_model))
+        assert gateway.proc is not None
+        media.reset_peak(gateway.proc.popen.pid)
+        through = measured(scenario, gateway, 1, lambda m=measure, a=alias: m(gateway.at(""), a))
+        compare(through, direct)
+        rows += [direct, through]
+    shutil.rmtree(upload.parent, ignore_errors=True)
+    return rows
+
+
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     head = ("| scenario | target | conc. | req/s | p50 ms | p99 ms | added p50 | added p99 | "
             "TTFB p50 | added TTFB | errors | gw CPU s | gw peak RSS MB | note |")
@@ -517,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also minimal pass-through proxies (aiohttp client; pyreqwest if installed)")
     p.add_argument("--ab", metavar="REV",
                    help="also run the plain gateway at git revision REV (a worktree), interleaved")
+    p.add_argument("--media-only", action="store_true",
+                   help="only the images-and-audio scenarios (a 25 MB upload, streamed speech)")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)

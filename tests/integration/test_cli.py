@@ -152,14 +152,18 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     assert status == 200
     apis = {m["id"]: m["apis"] for m in models["data"]}
     # Messages, Chat and Responses reach them through translation (gateway.translate).
+    media = ["images.generations", "images.edits", "audio.transcriptions", "audio.translations",
+             "audio.speech"]
     assert apis["gpt-5-mini"] == ["chat.completions", "completions", "embeddings", "responses",
-                                  "responses.compact", "messages"]
+                                  "responses.compact", "messages", *media]
     assert apis["claude-sonnet-4-5"] == ["chat.completions", "responses", "responses.compact",
                                          "messages", "messages.count_tokens"]
     serves = {m["id"]: {s["api"]: s["how"] for s in m["serves"]} for m in models["data"]}
     assert serves["gpt-5-mini"]["messages"] == serves["claude-sonnet-4-5"]["chat.completions"] == "translated"
     assert serves["claude-sonnet-4-5"]["messages"] == "native"
-    assert len(apis) == 5
+    assert all(set(media) <= set(apis[alias])
+               for alias in ("gpt-image-1", "gpt-4o-transcribe", "gpt-4o-mini-tts"))
+    assert len(apis) == 8
     status, reply = get(url + "/v1/chat/completions", {"api-key": key},
                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
     assert status == 200 and reply["choices"][0]["message"]["content"]

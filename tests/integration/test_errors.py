@@ -100,7 +100,7 @@ async def test_extra_parameters(stack: Stack, mode: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/batches", "/openai/v1/files/abc", "/v1/realtime",
-                                  "/v1/assistants", "/openai/deployments/chat/audio/speech"])
+                                  "/v1/assistants", "/openai/deployments/chat/moderations"])
 async def test_unsupported_surfaces_name_the_limitation(stack: Stack, path: str) -> None:
     status, body, _ = await call(stack.url + path, {})
     assert status == 400

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.apis import APIS, MODEL_ROUTES
+from gateway.apis import APIS, MEDIA_ROUTES, MODEL_ROUTES
 from gateway.apis.base import Api, GeneratesNothing, NeverStreams, StoresNothing
 from gateway.apis.chat import ChatCompletions
 from gateway.core.flavours import Flavour
@@ -44,8 +44,9 @@ def test_every_adapter_is_a_complete_api(api: Api) -> None:
 
 def test_adapters_have_distinct_names_and_every_route_uses_one() -> None:
     assert len({a.name for a in APIS}) == len(APIS)
-    assert {id(r.api) for r in MODEL_ROUTES} == {id(a) for a in APIS}
-    assert all(isinstance(r.flavour, Flavour) for r in MODEL_ROUTES)
+    routes = (*MODEL_ROUTES, *MEDIA_ROUTES)
+    assert {id(r.api) for r in routes} == {id(a) for a in APIS}
+    assert all(isinstance(r.flavour, Flavour) for r in routes)
 
 
 def test_every_adapter_is_what_policies_see() -> None:
