@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import KEY_B, Stack
-from tests.reliability.fuzz import fuzz
+from tests.reliability.fuzz import Figures, fuzz, raw_fuzz
 from tests.reliability.stacks import everything
 
 
@@ -17,6 +17,32 @@ def test_fuzz_smoke(make_stack: Any) -> None:
     assert figures.requests > 500, summary
     assert figures.gateway_5xx == [], summary
     assert figures.not_json == [], summary
+    assert figures.dropped == [], summary
+
+
+def test_fuzz_counts_a_dropped_connection_apart_from_every_status() -> None:
+    """A server that resets every connection answers nothing: the fuzz says so, rather
+    than counting what it never got as an answer."""
+    import asyncio
+
+    from aiohttp import web
+
+    from tests.conftest import serve_in_thread
+
+    async def reset(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.abort()
+        await asyncio.sleep(1)
+        raise ConnectionResetError
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", reset)
+    figures = Figures()
+    with serve_in_thread(app) as url:
+        raw_fuzz(url, KEY_B, 1, figures)
+    assert figures.requests > 0
+    assert len(figures.dropped) == figures.requests and not figures.statuses
+    assert figures.summary()["dropped_connections"] == figures.requests
 
 
 async def test_fault_matrix_smoke() -> None:
