@@ -45,10 +45,16 @@ def test_fuzz_counts_a_dropped_connection_apart_from_every_status() -> None:
     assert figures.summary()["dropped_connections"] == figures.requests
 
 
-async def test_fault_matrix_smoke() -> None:
+async def test_fault_matrix_smoke(monkeypatch: Any) -> None:
+    import os
+
     from tests.reliability.faults import matrix
 
+    for name in ("TEST_UPSTREAM_KEY", "TEST_OPENAI_KEY"):
+        monkeypatch.delenv(name, raising=False)
     rows = {row.fault: row for row in await matrix(requests=6)}
+    # The upstream keys it needed are gone again: no later test sees them by chance.
+    assert "TEST_UPSTREAM_KEY" not in os.environ and "TEST_OPENAI_KEY" not in os.environ
     for row in rows.values():
         assert row.lost == 0 and row.misaccounted_tokens <= 1, row
     # Each row met its own fault: these end as answers, not as an open breaker's 503.
