@@ -68,6 +68,7 @@ def message_id(model: str, text: str) -> str:
 
 def usage(prompt: int, output: int) -> dict[str, Any]:
     return {"input_tokens": prompt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
             "output_tokens": output, "service_tier": "standard"}
 
 
