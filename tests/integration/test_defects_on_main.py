@@ -23,23 +23,19 @@ CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.mark.xfail(strict=True, reason="fixed on main by the hostile-input work: a policy "
                    "raising on a malformed field fails the chain closed (503)")
-async def test_a_number_where_tools_belong_is_a_400_with_content_filters(make_stack: Any) -> None:
+async def test_a_number_where_tools_belong_is_answered_as_without_content_filters(
+        make_stack: Any) -> None:
+    """`tools: 1` on a deployment with content filters gets what it gets on one without
+    (the same upstream): not the filters' 503."""
     stack: Stack = make_stack(filtered)
-    async with aiohttp.ClientSession() as session, session.post(
-            stack.url + "/v1/chat/completions", json={**CHAT, "tools": 1},
-            headers={"api-key": KEY_A}) as r:
-        body = await r.json()
-    # The same answer as without filters.
-    assert (r.status, body["error"]["code"]) == (400, "invalid_request"), body
-    assert stack.sim.count == 0
-
-
-async def test_a_number_where_tools_belong_is_a_400_without_filters(stack: Stack) -> None:
-    async with aiohttp.ClientSession() as session, session.post(
-            stack.url + "/v1/chat/completions", json={**CHAT, "tools": 1},
-            headers={"api-key": KEY_A}) as r:
-        body = await r.json()
-    assert (r.status, body["error"]["code"]) == (400, "invalid_request"), body
+    statuses = {}
+    async with aiohttp.ClientSession() as session:
+        for alias in ("chat", "oss"):  # filtered, not filtered
+            async with session.post(stack.url + "/v1/chat/completions",
+                                    json={**CHAT, "model": alias, "tools": 1},
+                                    headers={"api-key": "key-team-b"}) as r:
+                statuses[alias] = (r.status, (await r.json()).get("error", {}).get("code"))
+    assert statuses["chat"] == statuses["oss"], statuses
 
 
 @pytest.mark.xfail(strict=True, reason="fixed on main by the hostile-input work: aiohttp's "
@@ -53,7 +49,20 @@ async def test_gzip_that_is_not_gzip_is_one_clean_400(stack: Stack,
                      "Content-Encoding": "gzip"}) as r:
         status, body = r.status, await r.json(content_type=None)
     assert status == 400 and body["error"]["code"] == "invalid_request", body
+    # aiohttp logs its traceback once the connection's handler is done, which may be just
+    # after the answer: the request's access-log line (written last) comes first.
+    from tests.waiting import until
+    await until(lambda: len(stack.access_log()) == 1, what="the request logged")
+    await until(lambda: [rec for rec in caplog.records if rec.exc_info] or stack.run(_later()),
+                what="the handler done")
     assert not [rec for rec in caplog.records if rec.exc_info], "a traceback was logged"
+
+
+async def _later() -> bool:
+    """True once the gateway's loop has run its pending callbacks a few times over."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+    return True
 
 
 async def test_expect_100_continue_with_a_bad_key_gets_the_401_before_the_body(
