@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import tempfile
 import textwrap
 
@@ -115,18 +116,29 @@ def banner(url: str) -> str:
 
 
 async def _main(port: int, ttft_ms: float, token_ms: float) -> None:
-    simulator = create_simulator(SimulatorSettings(ttft_ms=ttft_ms, token_ms=token_ms))
-    sim_runner, sim_port = await start(simulator, "127.0.0.1", 0)
+    # Ctrl-C and SIGTERM both end the wait below, so that everything started here is
+    # stopped and the temporary folder (its database) removed, whichever is sent.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     folder = tempfile.mkdtemp(prefix="model-gateway-demo-")
-    config = demo_config(f"http://127.0.0.1:{sim_port}", port, f"{folder}/demo.db")
-    app = create_app(config)
-    runner, bound = await start(app, "127.0.0.1", port, shutdown_timeout=2, limits=config.server)
-    print(banner(f"http://127.0.0.1:{bound}"), flush=True)
     try:
-        await asyncio.Event().wait()
+        simulator = create_simulator(SimulatorSettings(ttft_ms=ttft_ms, token_ms=token_ms))
+        sim_runner, sim_port = await start(simulator, "127.0.0.1", 0)
+        try:
+            config = demo_config(f"http://127.0.0.1:{sim_port}", port, f"{folder}/demo.db")
+            app = create_app(config)
+            runner, bound = await start(app, "127.0.0.1", port, shutdown_timeout=2,
+                                        limits=config.server)
+            try:
+                print(banner(f"http://127.0.0.1:{bound}"), flush=True)
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+        finally:
+            await sim_runner.cleanup()
     finally:
-        await runner.cleanup()
-        await sim_runner.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
 
 

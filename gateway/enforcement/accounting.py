@@ -20,20 +20,19 @@ log = logging.getLogger("gateway.enforcement.accounting")
 BYTES_PER_TOKEN = 3  # the fallback when no encoding can be loaded: errs high
 
 
-def generated_text(pieces: list[bytes]) -> str:
-    """The escaped JSON-string pieces a relay collected, as one text."""
-    try:
-        text = orjson.loads(b'"' + b"".join(pieces) + b'"')
-    except orjson.JSONDecodeError:
-        # One piece with a bad escape must not lose the others.
-        parts = []
-        for piece in pieces:
-            try:
-                parts.append(orjson.loads(b'"' + piece + b'"'))
-            except orjson.JSONDecodeError:
-                parts.append(piece.decode(errors="replace"))
-        text = "".join(parts)
-    return text if isinstance(text, str) else ""
+def generated_pieces(pieces: list[bytes]) -> list[str]:
+    """The escaped JSON-string pieces a relay collected (one per streamed event's text),
+    decoded. Each is counted on its own: a model streams its output token by token, and
+    the pieces' counts add up to what it generated, where the joined text, tokenized again,
+    can merge across their boundaries and come out lower (37 for a GPT-3.5 stream's 40)."""
+    out = []
+    for piece in pieces:
+        try:
+            text = orjson.loads(b'"' + piece + b'"')
+        except orjson.JSONDecodeError:  # one piece with a bad escape must not lose the others
+            text = piece.decode(errors="replace")
+        out.append(text if isinstance(text, str) else "")
+    return out
 
 
 # Counted in place up to this many characters (a few tens of milliseconds at most);
@@ -45,12 +44,14 @@ def _fallback(text: str) -> int:
     return -(-len(text.encode()) // BYTES_PER_TOKEN)
 
 
-async def count(tokenizer: Tokenizer, text: str, encoding: str) -> int:
+async def count(tokenizer: Tokenizer, text: str | list[str], encoding: str) -> int:
     try:
+        if isinstance(text, list):
+            return await asyncio.to_thread(tokenizer.count_all, text, encoding)
         return await asyncio.to_thread(tokenizer.count, text, encoding)
     except EncodingUnavailable as exc:
         log.warning("token count estimated from size: %s", exc)
-        return _fallback(text)
+        return _fallback("".join(text) if isinstance(text, list) else text)
 
 
 def _needs_count(api: Api, flow: Flow) -> bool:
@@ -72,10 +73,10 @@ async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: 
     this awaits shielded, so that the handler's cancellation does not cancel it."""
     if _needs_count(api, flow):
         prompt = strings(api.prompt_parts(flow.body))
-        output = "".join(flow.answer_texts) + generated_text(flow.output)
-        if tokenizer.loaded(encoding) and len(prompt) + len(output) <= SYNC_CHARS:
+        output = [*flow.answer_texts, *generated_pieces(flow.output)]
+        if tokenizer.loaded(encoding) and len(prompt) + sum(map(len, output)) <= SYNC_CHARS:
             flow.usage = Usage(tokenizer.count(prompt, encoding) + api.prompt_framing(flow.body),
-                               tokenizer.count(output, encoding), estimated=True)
+                               tokenizer.count_all(output, encoding), estimated=True)
         else:
             flow.finishing = background.start(_count_and_settle(tokenizer, api, flow, chain,
                                                                 prompt, output, price, encoding))
@@ -87,7 +88,7 @@ async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: 
 
 
 async def _count_and_settle(tokenizer: Tokenizer, api: Api, flow: Flow, chain: PolicyChain,
-                            prompt: str, output: str, price: PricingConfig | None,
+                            prompt: str, output: list[str], price: PricingConfig | None,
                             encoding: str) -> None:
     flow.usage = Usage(await count(tokenizer, prompt, encoding) + api.prompt_framing(flow.body),
                        await count(tokenizer, output, encoding), estimated=True)

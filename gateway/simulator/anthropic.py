@@ -76,7 +76,9 @@ def message_id(model: str, text: str) -> str:
 
 def usage(prompt: int, output: int, cached: int = 0) -> dict[str, Any]:
     return {"input_tokens": prompt - cached, "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": cached, "output_tokens": output, "service_tier": "standard"}
+            "cache_read_input_tokens": cached,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": output, "service_tier": "standard"}
 
 
 def cached_tokens(body: dict[str, Any], prompt: int) -> int:

@@ -244,9 +244,10 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
     if piece:  # one piece of text, x-sim-chunks times (UTF-8 in base64 after "b64:")
         text_piece = base64.b64decode(piece[4:]).decode() if piece.startswith("b64:") else piece
         tokens = [text_piece] * int(request.headers.get("x-sim-chunks", "1"))
+    calls = _tool_calls(request, op, body, model, text)
     if record.stream:
         return await _stream(request, sim, record, shape, op, body, model, tokens, prompt_tokens,
-                             finish, fault)
+                             finish, fault, calls)
     headers = ({"x-ratelimit-remaining-tokens": str(settings.remaining_tokens)}
                if settings.remaining_tokens is not None else None)
     if op == "responses/compact":
@@ -260,7 +261,9 @@ async def _serve(request: web.Request, sim: Simulator, record: Record, shape: st
     if op == "completions":
         return _json(shapes.completion(model, ident, "".join(tokens), prompt_tokens, len(tokens),
                                        finish), 200, headers)
-    answer = shapes.chat(shape, model, ident, "".join(tokens), prompt_tokens, len(tokens), finish)
+    completion = sum(len(shapes.fragments(c["function"]["arguments"])) for c in calls) or len(tokens)
+    answer = shapes.chat(shape, model, ident, "".join(tokens), prompt_tokens, completion, finish,
+                         calls)
     shapes.add_details(answer["usage"], *_details(request))
     if fault == "no-usage":
         del answer["usage"]
@@ -290,6 +293,19 @@ def chat_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _tool_calls(request: web.Request, op: str, body: dict[str, Any], model: str,
+                text: str) -> list[dict[str, Any]]:
+    """x-sim-tool-calls: N calls to the offered function tools instead of text (chat);
+    x-sim-tool-arguments: their arguments (JSON; UTF-8 in base64 after "b64:")."""
+    wanted = request.headers.get("x-sim-tool-calls")
+    if op != "chat/completions" or not wanted:
+        return []
+    arguments = request.headers.get("x-sim-tool-arguments")
+    if arguments is not None and arguments.startswith("b64:"):
+        arguments = base64.b64decode(arguments[4:]).decode()
+    return shapes.tool_calls(body, int(wanted), arguments, model + "\x1f" + text)
+
+
 def _details(request: web.Request) -> tuple[int, int]:
     """x-sim-cached-tokens, x-sim-reasoning-tokens: what the usage reports of each."""
     return (int(request.headers.get("x-sim-cached-tokens", "0")),
@@ -316,7 +332,8 @@ class _Raw:
 
 async def _stream(request: web.Request, sim: Simulator, record: Record, shape: str, op: str,
                   body: dict[str, Any], model: str, tokens: list[str], prompt_tokens: int,
-                  finish: str, fault: str | None) -> web.StreamResponse:
+                  finish: str, fault: str | None,
+                  calls: list[dict[str, Any]]) -> web.StreamResponse:
     response: Any
     if fault == "no-content-type":
         response = _Raw(request)
@@ -346,7 +363,7 @@ async def _stream(request: web.Request, sim: Simulator, record: Record, shape: s
         await anthropic.stream(named, body, model, tokens, prompt_tokens, finish, delay, stall)
     else:
         await _chat_stream(response, shape, op, body, model, tokens, prompt_tokens, finish, delay,
-                           fault, _details(request))
+                           fault, _details(request), calls)
     await response.write_eof()
     # A raw answer is already on the wire: what aiohttp writes after it goes nowhere.
     return response if isinstance(response, web.StreamResponse) else web.Response()
@@ -354,7 +371,8 @@ async def _stream(request: web.Request, sim: Simulator, record: Record, shape: s
 
 async def _chat_stream(response: Any, shape: str, op: str, body: dict[str, Any],
                        model: str, tokens: list[str], prompt_tokens: int, finish: str, delay: float,
-                       fault: str | None, details: tuple[int, int]) -> None:
+                       fault: str | None, details: tuple[int, int],
+                       calls: list[dict[str, Any]] | None = None) -> None:
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True \
         and fault != "no-usage"
@@ -365,6 +383,20 @@ async def _chat_stream(response: Any, shape: str, op: str, body: dict[str, Any],
 
     if shape == "azure-openai" and op == "chat/completions":
         await send(shapes.prompt_annotation_chunk())
+    if calls:
+        deltas = shapes.tool_call_deltas(calls)
+        for i, piece in enumerate(deltas):
+            if fault == "stall" and i == len(deltas) // 2:
+                await asyncio.sleep(3600)
+            if delay and i:
+                await asyncio.sleep(delay)
+            await send(shapes.chunk(shape, op, model, ident, piece, None, include_usage))
+        await send(shapes.chunk(shape, op, model, ident, {}, "tool_calls", include_usage))
+        if include_usage:
+            fragments = sum(len(shapes.fragments(c["function"]["arguments"])) for c in calls)
+            await send(shapes.usage_chunk(op, model, ident, prompt_tokens, fragments, shape))
+        await response.write(b"data: [DONE]\n\n")
+        return
     if op == "chat/completions":
         await send(shapes.chunk(shape, op, model, ident, {"content": "", "role": "assistant"},
                                 None, include_usage))
@@ -382,7 +414,7 @@ async def _chat_stream(response: Any, shape: str, op: str, body: dict[str, Any],
     await send(shapes.chunk(shape, op, model, ident, "" if op == "completions" else {},
                             finish, include_usage))
     if include_usage:
-        last = shapes.usage_chunk(op, model, ident, prompt_tokens, len(tokens))
+        last = shapes.usage_chunk(op, model, ident, prompt_tokens, len(tokens), shape)
         shapes.add_details(last["usage"], *details)
         await send(last)
     if fault == "bare-done":

@@ -97,13 +97,25 @@ def response(body: dict[str, Any], model: str, ident: str, status: str, output: 
         "id": ident, "object": "response", "created_at": int(time.time()), "status": status,
         "background": body.get("background") is True, "error": None,
         "incomplete_details": None, "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"), "model": model, "output": output,
+        "max_output_tokens": body.get("max_output_tokens"), "max_tool_calls": None,
+        "model": model, "output": output,
         "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
-        "reasoning": {"effort": None, "summary": None}, "store": body.get("store") is not False,
-        "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
-        "tools": body.get("tools") or [], "top_p": 1.0, "truncation": "disabled",
+        "prompt_cache_key": None, "reasoning": {"effort": None, "summary": None},
+        "safety_identifier": None, "service_tier": "default",
+        "store": body.get("store") is not False,
+        "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto", "tools": [_echo_tool(t) for t in body.get("tools") or []],
+        "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled",
         "usage": usage_, "user": None, "metadata": body.get("metadata") or {},
     }
+
+
+def _echo_tool(tool: Any) -> Any:
+    """A function tool as the API echoes it: with its description (or null) and strict."""
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        return tool
+    return {"type": "function", "name": tool.get("name"), "description": tool.get("description"),
+            "parameters": tool.get("parameters"), "strict": tool.get("strict", True)}
 
 
 def outputs(body: dict[str, Any], ident: str, tokens: list[str], status: str = "completed"
@@ -166,7 +178,8 @@ async def stream(send: Send, store: Store, body: dict[str, Any], model: str, tok
             args = item["arguments"]
             for i in range(0, len(args), 4):
                 await event({"type": "response.function_call_arguments.delta", "item_id": item["id"],
-                             "output_index": index, "delta": args[i:i + 4]})
+                             "output_index": index, "delta": args[i:i + 4],
+                             "obfuscation": _obfuscation(args[i:i + 4])})
             await event({"type": "response.function_call_arguments.done", "item_id": item["id"],
                          "output_index": index, "arguments": args})
         else:
@@ -180,7 +193,7 @@ async def stream(send: Send, store: Store, body: dict[str, Any], model: str, tok
                     await asyncio.sleep(delay_s)
                 await event({"type": "response.output_text.delta", "item_id": item["id"],
                              "output_index": index, "content_index": 0, "delta": token,
-                             "logprobs": []})
+                             "logprobs": [], "obfuscation": _obfuscation(token)})
             await event({"type": "response.output_text.done", "item_id": item["id"],
                          "output_index": index, "content_index": 0, "text": part["text"],
                          "logprobs": []})
@@ -189,6 +202,12 @@ async def stream(send: Send, store: Store, body: dict[str, Any], model: str, tok
         await event({"type": "response.output_item.done", "output_index": index, "item": item})
     await event({"type": "response.completed", "response": final})
     return str(ident)
+
+
+def _obfuscation(delta: str) -> str:
+    """The live API pads each delta event with random characters (against measuring
+    token lengths from event sizes): here a deterministic stand-in of the same kind."""
+    return hashlib.sha256(delta.encode()).hexdigest()[: max(1, 16 - len(delta))]
 
 
 def not_found(ident: str, param: str | None = None) -> dict[str, Any]:

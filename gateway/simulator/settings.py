@@ -47,6 +47,6 @@ class SimulatorSettings(BaseModel):
     # Keep the last N request records for tests and /_sim/requests.
     keep_records: int = Field(10_000, ge=0)
     # How tokens are counted and streamed: one word per token, or as a real model does it
-    # (o200k_base: the reply is encoded, each token streamed as one event, and usage is
-    # the true count).
-    tokenizer: Literal["words", "o200k_base"] = "words"
+    # (o200k_base for GPT-4o and later, cl100k_base for GPT-3.5 and GPT-4: the reply is
+    # encoded, each token streamed as one event, and usage is the true count).
+    tokenizer: Literal["words", "o200k_base", "cl100k_base"] = "words"

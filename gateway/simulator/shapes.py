@@ -11,6 +11,8 @@ import struct
 import time
 from typing import Any
 
+import orjson
+
 WORDS = (
     "the gateway routes every request to a healthy deployment and streams tokens back "
     "while counting usage for each team with care and speed under load"
@@ -78,11 +80,15 @@ def add_details(usage: dict[str, Any], cached: int, reasoning: int) -> None:
 
 
 def chat(shape: str, model: str, ident: str, text: str, prompt: int, completion: int,
-         finish: str) -> dict[str, Any]:
+         finish: str, calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"content": text, "role": "assistant"}
+    if calls:
+        message = {"content": None, "role": "assistant", "tool_calls": calls}
+        finish = "tool_calls"
     choice: dict[str, Any] = {
         "finish_reason": finish,
         "index": 0,
-        "message": {"content": text, "role": "assistant"},
+        "message": message,
     }
     body: dict[str, Any] = {
         "choices": [choice],
@@ -98,8 +104,72 @@ def chat(shape: str, model: str, ident: str, text: str, prompt: int, completion:
         body["prompt_filter_results"] = PROMPT_FILTERS
         body["system_fingerprint"] = "fp_simulator"
     elif shape == "azure-ai-inference":
-        choice["message"]["tool_calls"] = None
+        choice["message"].setdefault("tool_calls", None)
+    else:  # OpenAI's own answers carry their fingerprint
+        body["system_fingerprint"] = "fp_simulator"
     return body
+
+
+# --- chat tool calls ---------------------------------------------------------------
+# Asked for with `x-sim-tool-calls: N` on a chat request that offers function tools: the
+# reply is N calls (parallel when N > 1) to the offered tools in turn, their arguments
+# `x-sim-tool-arguments` (a JSON object; UTF-8 in base64 after "b64:") or made from each
+# tool's parameters. Streamed as ../shared/contract/chat-completions-stream-tool-calls.sse
+# and chat-completions-stream-parallel-tool-calls.sse: each call opened (id, type, name,
+# arguments "") then its arguments in fragments, one call after the other.
+FRAGMENT = 6  # characters of arguments per streamed fragment
+
+
+def tool_arguments(tool: dict[str, Any]) -> str:
+    function = tool.get("function") if isinstance(tool.get("function"), dict) else {}
+    params = function.get("parameters") if isinstance(function, dict) else None
+    props = params.get("properties") if isinstance(params, dict) else None
+    values: dict[str, Any] = {}
+    for name, schema in (props.items() if isinstance(props, dict) else ()):
+        kind = schema.get("type") if isinstance(schema, dict) else None
+        enum = schema.get("enum") if isinstance(schema, dict) else None
+        values[name] = (enum[0] if isinstance(enum, list) and enum else
+                        1 if kind in ("integer", "number") else True if kind == "boolean"
+                        else "Edinburgh")
+    return orjson.dumps(values).decode()
+
+
+def tool_calls(body: dict[str, Any], n: int, arguments: str | None, seed: str) -> list[dict[str, Any]]:
+    """The calls of a reply (message form), or none when no function tool is offered."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"
+             and isinstance(t.get("function"), dict) and t["function"].get("name")]
+    if not tools or n < 1:
+        return []
+    calls = []
+    for i in range(n):
+        tool = tools[i % len(tools)]
+        ident = "call_" + _digest("call", seed, str(i)).hex()[:24]
+        calls.append({"id": ident, "type": "function", "function": {
+            "name": tool["function"]["name"],
+            "arguments": arguments if arguments is not None else tool_arguments(tool)}})
+    return calls
+
+
+def fragments(arguments: str) -> list[str]:
+    return [arguments[i:i + FRAGMENT] for i in range(0, len(arguments), FRAGMENT)] or [""]
+
+
+def tool_call_deltas(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The deltas that stream `calls`, after the recorded samples."""
+    deltas: list[dict[str, Any]] = []
+    for index, call in enumerate(calls):
+        opened = {"index": index, "id": call["id"], "type": "function",
+                  "function": {"name": call["function"]["name"], "arguments": ""}}
+        if len(calls) == 1:  # one call: opened in the role's own chunk
+            deltas.append({"role": "assistant", "content": None, "tool_calls": [opened],
+                           "refusal": None})
+        else:
+            if index == 0:
+                deltas.append({"role": "assistant", "content": None})
+            deltas.append({"tool_calls": [opened]})
+        deltas += [{"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                   for piece in fragments(call["function"]["arguments"])]
+    return deltas
 
 
 def completion(model: str, ident: str, text: str, prompt: int, n: int, finish: str) -> dict[str, Any]:
@@ -122,8 +192,9 @@ def chunk(shape: str, op: str, model: str, ident: str, delta: dict[str, Any] | s
     else:
         choice = {"delta": delta, "finish_reason": finish, "index": 0, "logprobs": None}
         obj = "chat.completion.chunk"
-        if shape == "azure-openai":
-            choice["content_filter_results"] = CHOICE_FILTERS if delta else {}
+        if shape == "azure-openai":  # filter results on text only (not the role, not the end)
+            text = delta.get("content") if isinstance(delta, dict) else delta
+            choice["content_filter_results"] = CHOICE_FILTERS if text else {}
     body: dict[str, Any] = {
         "choices": [choice],
         "created": int(time.time()),
@@ -131,7 +202,7 @@ def chunk(shape: str, op: str, model: str, ident: str, delta: dict[str, Any] | s
         "model": model,
         "object": obj,
     }
-    if shape == "azure-openai":
+    if shape in ("azure-openai", "openai") and op == "chat/completions":
         body["system_fingerprint"] = "fp_simulator"
     if with_usage_null:
         body["usage"] = None
@@ -144,8 +215,9 @@ def prompt_annotation_chunk() -> dict[str, Any]:
             "prompt_filter_results": PROMPT_FILTERS}
 
 
-def usage_chunk(op: str, model: str, ident: str, prompt: int, n: int) -> dict[str, Any]:
-    return {
+def usage_chunk(op: str, model: str, ident: str, prompt: int, n: int,
+                shape: str = "openai") -> dict[str, Any]:
+    body: dict[str, Any] = {
         "choices": [],
         "created": int(time.time()),
         "id": ident,
@@ -153,6 +225,9 @@ def usage_chunk(op: str, model: str, ident: str, prompt: int, n: int) -> dict[st
         "object": "text_completion" if op == "completions" else "chat.completion.chunk",
         "usage": usage(prompt, n),
     }
+    if shape in ("azure-openai", "openai") and op == "chat/completions":
+        body["system_fingerprint"] = "fp_simulator"
+    return body
 
 
 def vector(model: str, text: str, dims: int) -> list[float]:

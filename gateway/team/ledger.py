@@ -61,10 +61,19 @@ class Spool:
     """One process's spool file: appended to, never rewritten but emptied when done."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
         self.name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.path = folder / f"ledger-{self.name}.spool"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # The folders this process made (deepest first): removed at close if empty.
+        self.made: list[Path] = []
+        for _ in range(3):  # another process may remove an empty folder it made meanwhile
+            self.made = _make_folders(folder)
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.seq = 0
         self.pending: list[Entry] = []  # entries not yet in a batch
@@ -98,6 +107,30 @@ class Spool:
         os.close(self._fd)
         if self.path.stat().st_size == 0:
             self.path.unlink(missing_ok=True)
+            # And the folders it made, as long as nothing else is in them (another
+            # process's spool, or what a stopped one still owes, keeps them).
+            for made in self.made:
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; the ones this call made, deepest first."""
+    missing: list[Path] = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    made = []
+    for candidate in reversed(missing):
+        try:
+            candidate.mkdir()
+            made.append(candidate)
+        except FileExistsError:  # another process made it just now: it is theirs
+            pass
+    return list(reversed(made))
 
 
 def _replay(path: Path) -> tuple[list[tuple[str, dict[Key, Counts]]], dict[Key, Counts], int]:

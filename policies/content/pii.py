@@ -9,6 +9,7 @@ not start inside a longer number) is checked on each match afterwards.
 from __future__ import annotations
 
 import bisect
+import heapq
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from policies.content.normalize import compile_pattern, spans
 
 # Kinds whose pattern consumes the characters around the match to check them (RE2's
 # stand-in for lookaround): the finding is group 1, and the next search resumes at its end.
-_BOUNDED = {"phone"}
+_BOUNDED = {"phone", "ip6"}
 # (pattern, case-insensitive). Compiled on first use (`Patterns`): compiled RE2 programs
 # cost memory that a gateway without PII filters should not pay.
 SOURCES = {
@@ -27,11 +28,16 @@ SOURCES = {
     "card": (r"\b(?:\d[ -]?){12,18}\d\b", True),
     "iban": (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", False),
     "ssn": (r"\b\d{3}-\d{2}-\d{4}\b", True),
-    "ip": (r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b", True),
+    "ip": (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", True),
+    # IPv6, full or compressed (`::`), maybe with an IPv4 tail: not right after a word
+    # character, ':' or '.', and not followed by one (a '.' that ends a sentence may).
+    # Part of "ip" (`_matches`), checked by `_ip6`.
+    "ip6": (r"(?:^|[^\w:.])((?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}"
+            r"(?:\d{1,3}(?:\.\d{1,3}){3})?)(?:[^\w:.]|\.\D|\.$|$)", True),
     # Not right after a word character or '+', and not followed by one.
     "phone": (r"(?:^|[^\w+])(\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4})(?:\W|$)", True),
 }
-KINDS = tuple(SOURCES)
+KINDS = ("email", "card", "iban", "ssn", "ip", "phone")
 
 
 class Patterns:
@@ -96,16 +102,41 @@ def _ip(text: str) -> bool:
     return True
 
 
+def _ip6(text: str) -> bool:
+    """A valid IPv6 address; a compressed one (`::`) also needs a group of three or four
+    digits, or to be the loopback `::1`: `a::b`, `1::2` (a slice) or `::` alone are more
+    often code than an address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if address.version != 6:
+        return False
+    if "::" not in text:
+        return True
+    return text == "::1" or any(len(group) >= 3 for group in re.split(r"[:.]", text))
+
+
 def _phone(text: str) -> bool:
     digits = re.sub(r"\D", "", text)
     return 7 <= len(digits) <= 15
 
 
 CHECKS: dict[str, Callable[[str], bool]] = {
-    "card": _card, "iban": _iban, "ssn": _ssn, "ip": _ip, "phone": _phone}
+    "card": _card, "iban": _iban, "ssn": _ssn, "phone": _phone}  # "ip": in `_matches`
 
 
 def _matches(kind: str, text: str) -> Iterator[tuple[int, int]]:
+    if kind == "ip":  # IPv4 and IPv6, in the order they appear
+        for start, end, _ in heapq.merge(
+                ((s, e, "ip") for s, e in _kind_matches("ip", text) if _ip(text[s:e])),
+                ((s, e, "ip6") for s, e in _kind_matches("ip6", text) if _ip6(text[s:e]))):
+            yield start, end
+        return
+    yield from _kind_matches(kind, text)
+
+
+def _kind_matches(kind: str, text: str) -> Iterator[tuple[int, int]]:
     pattern = PATTERNS[kind]
     if kind not in _BOUNDED:
         for whole in pattern.finditer(text):

@@ -21,3 +21,9 @@ async def broken(text: str, stage: str) -> bool:
 async def slow(text: str, stage: str) -> bool:
     await asyncio.sleep(10)
     return False
+
+
+async def sluggish(text: str, stage: str) -> bool:
+    """A filter that takes its time (0.3 s a text) and finds nothing."""
+    await asyncio.sleep(0.3)
+    return False

@@ -13,6 +13,7 @@ from typing import Any
 
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, free_port, wait_up
+from tests.waiting import wait_for
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None
@@ -117,11 +118,17 @@ def test_serve_with_env_override_and_workers(
     wait_up(f"http://127.0.0.1:{sim_port}", sim)
     path = write(tmp_path, GOOD, PORT=1, DIGEST=hash_key("team-key"),
                  SIM=f"http://127.0.0.1:{sim_port}")
-    gw = start(background, "serve", "--workers", "2",
-               env={"MODEL_GATEWAY_CONFIG": str(path), "MODEL_GATEWAY_SERVER__PORT": str(port),
-                    "WEST_KEY": "upstream-k"})
+    err_log = tmp_path / "gw.err"
+    gw = subprocess.Popen([*GATEWAY, "serve", "--workers", "2"], stdout=subprocess.PIPE,
+                          stderr=err_log.open("w"), text=True, env={
+                              **os.environ, "MODEL_GATEWAY_CONFIG": str(path),
+                              "MODEL_GATEWAY_SERVER__PORT": str(port), "WEST_KEY": "upstream-k"})
+    background.append(gw)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, gw)
+    # Both worker processes log that they listen on the same port.
+    wait_for(lambda: err_log.read_text().count(f"listening on http://127.0.0.1:{port}") == 2,
+             what="both workers listening")
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     statuses = [get(url + "/v1/chat/completions", {"api-key": "team-key"}, body)[0]
                 for _ in range(20)]
@@ -132,9 +139,7 @@ def test_serve_with_env_override_and_workers(
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     lines = [line for line in lines if line["route"] == "/v1/chat/completions"]
     assert len(lines) == 20 and {line["consumer"] for line in lines} == {"team-search"}
-    # Both worker processes logged that they listen on the same port.
-    err = gw.stderr.read() if gw.stderr else ""
-    assert err.count(f"listening on http://127.0.0.1:{port}") == 2
+    err = err_log.read_text()
     assert "team-key" not in out + err and "upstream-k" not in out + err
 
 

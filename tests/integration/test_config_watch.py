@@ -19,6 +19,7 @@ import pytest
 
 from policies.auth import hash_key
 from tests.conftest import start_gateway, start_simulator
+from tests.waiting import until
 
 ADMIN = "admin-watch"
 KEY = "watch-key"
@@ -90,12 +91,18 @@ async def chat(url: str, model: str, **headers: str) -> tuple[int, dict[str, str
 
 
 async def until_version(url: str, wanted: str | None = None, not_: str | None = None) -> str:
-    for _ in range(60):
+    async def version() -> str | None:
         _, state = await admin(url, "GET", "/admin/v1/config")
         if (wanted and state["version"] == wanted) or (not_ and state["version"] != not_):
             return str(state["version"])
-        await asyncio.sleep(0.1)
-    raise AssertionError("the config was not reloaded")
+        return None
+
+    return await until(version, what="the config reloaded")
+
+
+async def sim_records(sim: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as s, s.get(sim + "/_sim/requests") as r:
+        return list((await r.json())["records"])
 
 
 async def test_a_configmap_update_is_picked_up_without_a_signal(
@@ -121,11 +128,13 @@ async def test_a_configmap_update_is_picked_up_without_a_signal(
     # A slow stream on the deployment the new config drops: it finishes on the old one.
     async with aiohttp.ClientSession() as s:
         stream = await s.post(url + "/v1/chat/completions", headers={
-            "api-key": KEY, "x-sim-token-ms": "100", "x-sim-tokens": "20"}, json={
+            "api-key": KEY, "x-sim-token-ms": "100", "x-sim-tokens": "40"}, json={
             "model": "old-model", "stream": True, "messages": [{"role": "user", "content": "x"}]})
         assert stream.status == 200
         volume.publish(json.dumps(config(sim, port, ["chat", "cool", "new-model"])))
         v2 = await until_version(url, not_=v1)
+        # The reload came while the stream was still going (4 s of it), which then ...
+        assert (await sim_records(sim))[-1]["outcome"] == "open"
         body = await stream.text()
     assert body.rstrip().endswith("data: [DONE]") and '"error"' not in body
 
@@ -146,11 +155,11 @@ async def test_a_configmap_update_is_picked_up_without_a_signal(
 
     # A broken file: refused, the running config stays, and everyone can see why.
     volume.publish("deployments: [{name: broken")
-    for _ in range(60):
-        if sample(await metrics(url), "gateway_config_reloads_total", result="error") == 1:
-            break
-        await asyncio.sleep(0.1)
-    assert sample(await metrics(url), "gateway_config_reloads_total", result="error") == 1
+
+    async def refused() -> bool:
+        return sample(await metrics(url), "gateway_config_reloads_total", result="error") == 1
+
+    await until(refused, what="the broken file refused")
     _, state = await admin(url, "GET", "/admin/v1/config")
     assert state["version"] == v2 and state["last_reload"]["result"] == "error"
     assert "line" in state["last_reload"]["error"]
@@ -158,8 +167,14 @@ async def test_a_configmap_update_is_picked_up_without_a_signal(
 
     # The same content published again reloads nothing.
     volume.publish(json.dumps(config(sim, port, ["chat", "cool", "new-model"])))
-    await asyncio.sleep(0.8)
+    # An absence has no event to wait for: the watcher gets a few of its 0.2 s looks.
+    # (A slow machine could only make this miss a defect, never fail a sound build.)
+    await asyncio.sleep(1.0)
     assert sample(await metrics(url), "gateway_config_reloads_total", result="ok") == 1
+    # ... while a change of content still reloads.
+    volume.publish(json.dumps(config(sim, port, ["chat", "cool", "newer-model"])))
+    await until_version(url, not_=v2)
+    assert sample(await metrics(url), "gateway_config_reloads_total", result="ok") == 2
 
     proc.terminate()
     proc.wait(20)

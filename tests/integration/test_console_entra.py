@@ -132,3 +132,32 @@ def test_entra_sign_in_with_pkce_and_the_admin_role(
         assert "mg_console" not in {c["name"] for c in context.cookies()}
     finally:
         context.close()
+
+
+def test_a_confidential_client_in_a_named_tenant(
+        browser: Any, keys: tuple[Keys, str], authority: tuple[AuthorizationServer, str],
+        make_stack: Callable[..., Stack], monkeypatch: pytest.MonkeyPatch) -> None:
+    """admin.entra.tenant_id picks the tenant signed in to (here not the first of
+    auth.entra.tenant_ids), and admin.entra.client_secret_env makes the console a
+    confidential client: the code is redeemed with the secret read from that variable."""
+    server, authority_url = authority
+    monkeypatch.setenv("TEST_CONSOLE_SECRET", "console-secret-value")
+
+    def config(sim: str) -> dict[str, Any]:
+        made = _config(keys[1], authority_url)(sim)
+        made["auth"]["entra"]["tenant_ids"] = ["00000000-0000-0000-0000-0000000000ff", TENANT]
+        made["admin"]["entra"] |= {"tenant_id": TENANT, "client_secret_env": "TEST_CONSOLE_SECRET"}
+        return made
+
+    stack = make_stack(config)
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(DEADLINE_MS)
+    try:
+        page.goto(stack.url + "/ui/login")
+        page.get_by_role("link", name="Sign in with Microsoft").click()
+        expect(page.get_by_role("heading", name="Usage and spend")).to_be_visible()
+        assert server.redeemed[-1]["client_secret"] == "console-secret-value"
+        assert "console-secret-value" not in page.content()
+    finally:
+        context.close()

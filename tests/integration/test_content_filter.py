@@ -202,26 +202,47 @@ async def test_every_text_a_client_supplies_is_filtered(stack: Stack, where: dic
     assert stack.sim.count == 0
 
 
-def test_streamed_tool_call_arguments_are_filtered(stack: Stack) -> None:
-    from policies import Caller, RequestContext
-    from policies.content import ContentFilterPolicy
+TOOLS = [{"type": "function", "function": {"name": "send_mail", "parameters": {
+    "type": "object", "properties": {"to": {"type": "string"}, "topic": {"type": "string"}}}}},
+         {"type": "function", "function": {"name": "book_room", "parameters": {
+             "type": "object", "properties": {"to": {"type": "string"}}}}}]
 
-    policy = next(p for p in stack.runtime.chain.policies if isinstance(p, ContentFilterPolicy))
 
-    async def run() -> list[str]:
-        from gateway.apis.chat import CHAT
-        ctx = RequestContext("r", CHAT, "chat", Caller("c", None), {"messages": []}, True)
-        await policy.on_request(ctx)
-        released: list[str] = []
-        for piece in ['{"to": "', "jane.doe@", 'contoso.com", ', '"topic": "lunch and more words"}']:
-            event = {"choices": [{"index": 0, "delta": {"tool_calls": [
-                {"index": 0, "function": {"arguments": piece}}]}, "finish_reason": None}]}
-            for out in await policy.on_response_chunk(ctx, event):
-                released.append(out["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"])
-        for out in await policy.on_stream_end(ctx):
-            released.append(out["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"])
-        return released
+@pytest.mark.parametrize("calls", [1, 2])
+def test_streamed_tool_call_arguments_are_filtered(stack: Stack, calls: int) -> None:
+    """The upstream streams tool calls (one, or two in parallel) whose arguments hold an
+    e-mail address split across fragments: the client's SDK puts together arguments in
+    which it is redacted, each still one JSON object, each call where it was."""
+    arguments = json.dumps({"to": "jane.doe@contoso.com", "topic": "lunch and more words"})
+    stream = client(stack).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hi"}], tools=TOOLS,  # type: ignore[arg-type]
+        stream=True, extra_headers={"x-sim-tool-calls": str(calls),
+                                    "x-sim-tool-arguments": arguments})
+    got: dict[int, dict[str, str]] = {}
+    finish = None
+    for chunk in stream:
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for call in choice.delta.tool_calls or []:
+                entry = got.setdefault(call.index, {"name": "", "arguments": ""})
+                if call.function and call.function.name:
+                    entry["name"] = call.function.name
+                if call.function and call.function.arguments:
+                    entry["arguments"] += call.function.arguments
+    assert finish == "tool_calls"
+    assert [got[i]["name"] for i in sorted(got)] == ["send_mail", "book_room"][:calls]
+    for entry in got.values():
+        assert "jane.doe" not in entry["arguments"] and "[EMAIL]" in entry["arguments"]
+        assert json.loads(entry["arguments"]) == {"to": "[EMAIL]", "topic": "lunch and more words"}
+    record = stack.sim.records[-1]
+    assert record.stream and record.outcome == "complete"  # the real upstream path
 
-    arguments = "".join(stack.run(run()))
-    assert "jane.doe" not in arguments and "[EMAIL]" in arguments
-    assert json.loads(arguments)["topic"] == "lunch and more words"
+
+def test_tool_call_arguments_not_streamed_are_filtered(stack: Stack) -> None:
+    arguments = json.dumps({"to": "jane.doe@contoso.com"})
+    answer = client(stack).chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hi"}], tools=TOOLS,  # type: ignore[arg-type]
+        extra_headers={"x-sim-tool-calls": "2", "x-sim-tool-arguments": arguments})
+    calls = answer.choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["send_mail", "book_room"]  # type: ignore[union-attr]
+    assert all(json.loads(c.function.arguments) == {"to": "[EMAIL]"} for c in calls)  # type: ignore[union-attr]

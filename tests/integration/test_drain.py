@@ -8,15 +8,38 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, free_port, wait_up
+from tests.integration.test_reload import logged
+from tests.waiting import wait_for
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def readyz(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -24,7 +47,7 @@ def test_sigterm_drains_in_flight_streams(
     tmp_path: Path, background: list[subprocess.Popen[str]], workers: int
 ) -> None:
     sim_port, port = free_port(), free_port()
-    sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port), "--token-ms", "300"],
+    sim = subprocess.Popen([*GATEWAY, "simulate", "--port", str(sim_port), "--token-ms", "500"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     background.append(sim)
     wait_up(f"http://127.0.0.1:{sim_port}", sim)
@@ -36,16 +59,17 @@ def test_sigterm_drains_in_flight_streams(
     }
     path = tmp_path / "gw.yaml"
     path.write_text(json.dumps(config))
+    gw_log = tmp_path / "gw.log"
     gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path), "--workers", str(workers)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+                          stdout=subprocess.DEVNULL, stderr=gw_log.open("w"), text=True)
     background.append(gw)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, gw)
-    time.sleep(0.5 * workers)  # every worker listening
+    wait_for(lambda: logged(gw_log, "listening on") == workers, what="every worker listening")
 
     streamed: list[bytes] = []
 
-    def stream() -> None:  # 16 tokens x 300 ms: about 4.5 s
+    def stream() -> None:  # 16 tokens x 500 ms: 7.5 s at least
         request = urllib.request.Request(
             url + "/v1/chat/completions", headers={"api-key": "k", "Content-Type": "application/json"},
             data=json.dumps({"model": "chat", "stream": True,
@@ -56,18 +80,19 @@ def test_sigterm_drains_in_flight_streams(
     clients = [threading.Thread(target=stream) for _ in range(20)]
     for client in clients:
         client.start()
-    time.sleep(0.8)  # the streams are under way
+
+    def under_way() -> bool:  # every stream has reached the upstream, none has ended
+        records = get_json(f"http://127.0.0.1:{sim_port}/_sim/requests")["records"]
+        return len(records) == 20 and all(r["outcome"] == "open" for r in records)
+
+    wait_for(under_way, what="the 20 streams under way")
     gw.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    try:
-        urllib.request.urlopen(url + "/readyz", timeout=2)
-        ready = 200
-    except urllib.error.HTTPError as err:
-        ready = err.code
-    assert ready == 503  # load balancers stop sending at once
-    time.sleep(2.5)  # past the grace period, with the streams still running
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    # Load balancers stop sending at once: /readyz is 503 while the streams still run ...
+    wait_for(lambda: readyz(url) == 503, what="/readyz 503")
+    assert not streamed
+    # ... and after the grace period (2 s) the port is closed, with the streams (7.5 s
+    # from before the signal) still running.
+    wait_for(lambda: refused(port), what="the listening port closed")
     assert not streamed  # none has finished yet
     for client in clients:
         client.join(30)
@@ -93,7 +118,5 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path: Path,
     assert len(children) == 2
     gw.kill()  # no signal is passed on
     gw.wait(5)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
-        time.sleep(0.2)
-    assert not any(Path(f"/proc/{c}").exists() for c in children)
+    wait_for(lambda: not any(Path(f"/proc/{c}").exists() for c in children),
+             what="both workers gone")

@@ -4,7 +4,6 @@ that read every text and end a blocked stream the way each API's clients expect.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -18,6 +17,7 @@ from openai import OpenAI
 from tests.conftest import KEY_A, Stack
 from tests.integration.test_anthropic_api import with_claude
 from tests.integration.test_responses_api import with_responses
+from tests.waiting import until
 
 CAPACITY = 100_000
 
@@ -76,13 +76,14 @@ async def test_settlement_is_exact_streamed_plain_and_aborted(make_stack: Any, a
                                headers={"api-key": KEY_A, "x-sim-token-ms": "80"})
         await r.content.readuntil(marker)
         r.close()
-        # The aborted stream is settled (its usage counted, the bucket corrected) before
-        # its access-log line is written: wait for that line, however long a busy machine
-        # takes to load the tokenizer for the count, then probe.
-        for _ in range(1200):
-            if any(line["status"] == 499 for line in stack.access_log()):
-                break
-            await asyncio.sleep(0.05)
+        # Settled once its access-log line is written (the middleware writes it after
+        # the settlement). Counting what the upstream sent may first load the tokenizer,
+        # which takes a while on a busy machine: the test waits for the event, not a time.
+        await until(lambda: any(line["status"] == 499 for line in stack.access_log()),
+                    what="the aborted stream settled")
+        # The upstream was cancelled when the client left, not left to generate its 16
+        # tokens (1.3 s at 80 ms each) for nobody.
+        assert stack.sim.records[-1].outcome == "cancelled"
         status, _, headers = await _post(session, url, {**body, "stream": False})
     log = [line for line in stack.access_log() if line["status"] in (200, 499)]
     plain, streamed_line, aborted, _probe = log

@@ -66,9 +66,12 @@ class Authority:
 @pytest.fixture
 def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Authority]:
     cert, key, pem = certificate(tmp_path)
-    # azure-core's aiohttp transport verifies with aiohttp's default context: make it
-    # trust the test certificate as well (in this test process only).
-    aiohttp.connector._SSL_CONTEXT_VERIFIED.load_verify_locations(cadata=pem.decode())
+    # azure-core's aiohttp transport verifies with aiohttp's default context: for this
+    # test only, that context is a new one that also trusts the test certificate (the
+    # shared one is put back afterwards, untouched: a CA cannot be taken out of a context).
+    trusting = ssl.create_default_context()
+    trusting.load_verify_locations(cadata=pem.decode())
+    monkeypatch.setattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", trusting)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     state = Authority()
@@ -121,3 +124,11 @@ async def test_workload_identity_token_reaches_the_upstream(
     assert sent["client_id"] == CLIENT and sent["client_assertion"] == FEDERATED
     assert sent["scope"] == "https://cognitiveservices.azure.com/.default"
     assert {r.authorization for r in stack.sim.records} == {"Bearer wi-token-1"}
+
+
+def test_the_test_certificate_is_trusted_by_no_other_test() -> None:
+    """Run after the test above: what its fixture trusted went with it, aiohttp's shared
+    context holds no certificate issued to 127.0.0.1 (as the test's is)."""
+    trusted = aiohttp.connector._SSL_CONTEXT_VERIFIED.get_ca_certs()
+    assert not any(("commonName", "127.0.0.1") in (field for rdn in ca.get("subject", ())
+                                                   for field in rdn) for ca in trusted)

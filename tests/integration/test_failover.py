@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +27,7 @@ from tests.conftest import (
     serve_in_thread,
     wait_up,
 )
+from tests.waiting import until
 
 BODY = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -67,20 +70,41 @@ def throttled(ms: int) -> SimulatorSettings:
     return SimulatorSettings(faults=[Fault(kind="429")], retry_after_ms=ms)
 
 
-async def test_429_fails_over_and_cools_down_for_what_it_asked(
+async def metric(url: str, line: str) -> bool:
+    """Whether the gateway's /metrics has this sample line now."""
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as r:
+        return line in (await r.text()).splitlines()
+
+
+async def test_429_fails_over_and_cools_down_for_exactly_what_it_asked(
     make_stack: Any, exit_stack: contextlib.ExitStack
 ) -> None:
+    """b0 (preferred) answers 429 asking for 600 ms: the request fails over to b1, b0 is
+    not asked again before those 600 ms are over, and is the first choice again for
+    the first request sent once they surely are. Both bounds come from the clocks of
+    the events themselves (the simulator's record of the 429, the client's answer),
+    so a slow machine can neither fail nor pass this by its speed."""
     up = Upstreams(exit_stack, throttled(600), SimulatorSettings())
-    stack: Stack = make_stack(config(up.urls, [0, 0]))
-    results = [await post(stack) for _ in range(6)]
-    assert [r[0] for r in results] == [200] * 6
-    # b0 was asked at most once: after its 429 it cooled down for 600 ms.
-    assert up.sim(0).count <= 1 and up.sim(1).count >= 5
+    stack: Stack = make_stack(config(up.urls, [0, 1]))
+    status, _, _ = await post(stack)
+    answered = time.monotonic()
+    assert status == 200 and (up.sim(0).count, up.sim(1).count) == (1, 1)
+    throttle = up.sim(0).records[0]
+    assert throttle.outcome == "fault:429" and throttle.ended is not None
     up.sim(0).settings.faults = []
-    await asyncio.sleep(0.7)
-    for _ in range(20):
-        await post(stack)
-    assert up.sim(0).count > 1  # back in rotation after exactly its cooldown
+    sent: list[tuple[float, bool]] = []  # (when sent, whether b0 answered it)
+
+    async def b0_answers() -> bool:
+        at, before = time.monotonic(), up.sim(0).count
+        assert (await post(stack))[0] == 200
+        sent.append((at, up.sim(0).count > before))
+        return sent[-1][1]
+
+    await until(b0_answers, what="b0 back in rotation", interval=0.02)
+    # Not asked while it was cooling down: its next request came 600 ms after the 429 ...
+    assert up.sim(0).records[1].started >= throttle.ended + 0.6
+    # ... and the first request sent when the 600 ms were over for sure went to b0.
+    assert [b0 for at, b0 in sent if at >= answered + 0.6][:1] in ([], [True])
 
 
 @pytest.mark.parametrize("fault", ["500", "503", "reset"])
@@ -100,25 +124,31 @@ async def test_priority_groups_spill_only_when_needed(
 ) -> None:
     up = Upstreams(exit_stack, SimulatorSettings(), SimulatorSettings(), SimulatorSettings())
     stack: Stack = make_stack(config(up.urls, [0, 0, 1]))
-    for _ in range(10):
+    for _ in range(100):
         assert (await post(stack))[0] == 200
     assert up.sim(2).count == 0
-    assert up.sim(0).count + up.sim(1).count == 10
-    # Equal weights: the two share the load.
-    assert up.sim(0).count >= 2 and up.sim(1).count >= 2
+    assert up.sim(0).count + up.sim(1).count == 100
+    # Equal weights (one request at a time: a fair coin each): the two share the load.
+    # P(one of them gets fewer than 20 of 100) = 2 * P(Binomial(100, 1/2) <= 19) ~ 3e-10.
+    assert up.sim(0).count >= 20 and up.sim(1).count >= 20
 
 
 async def test_all_throttled_is_429_until_the_soonest_recovery(
     make_stack: Any, exit_stack: contextlib.ExitStack
 ) -> None:
-    up = Upstreams(exit_stack, throttled(3000), throttled(1500))
+    up = Upstreams(exit_stack, throttled(30_000), throttled(15_000))
     stack: Stack = make_stack(config(up.urls, [0, 1]))
     first = await post(stack)
     assert first[0] == 429  # the last backend's own answer
     status, body, headers = await post(stack)
+    answered = time.monotonic()
     assert status == 429 and body["error"]["code"] == "429"
     assert "rate limited by its upstream" in body["error"]["message"]
-    assert 1000 <= int(headers["retry-after-ms"]) <= 1500 and headers["Retry-After"] == "2"
+    # What is left of the soonest cooldown (b1's 15 s), from its 429 to this answer.
+    ms = int(headers["retry-after-ms"])
+    since = answered - up.sim(1).records[0].started
+    assert 15_000 - 1000 * since - 1 <= ms <= 15_000
+    assert int(headers["Retry-After"]) == math.ceil(ms / 1000)
     assert up.sim(0).count == 1 and up.sim(1).count == 1  # not asked again meanwhile
 
 
@@ -126,7 +156,7 @@ async def test_breaker_opens_half_opens_and_closes(
     make_stack: Any, exit_stack: contextlib.ExitStack
 ) -> None:
     up = Upstreams(exit_stack, SimulatorSettings(faults=[Fault(kind="500")]))
-    stack: Stack = make_stack(config(up.urls, [0], {"failures": 2, "open_seconds": 0.5}))
+    stack: Stack = make_stack(config(up.urls, [0], {"failures": 2, "open_seconds": 3}))
     assert [(await post(stack))[0] for _ in range(2)] == [500, 500]
     status, body, _ = await post(stack)
     assert status == 503 and body["error"]["code"] == "no_healthy_backend"
@@ -135,7 +165,8 @@ async def test_breaker_opens_half_opens_and_closes(
         metrics = await (await session.get(stack.url + "/metrics")).text()
     assert 'gateway_backend_available{backend="b0",deployment="chat"} 0.0' in metrics
     up.sim(0).settings.faults = []
-    await asyncio.sleep(0.6)
+    # Half-open after its 3 s: it may be chosen again, for one probe.
+    await until(lambda: metric(stack.url, 'gateway_backend_available{backend="b0",deployment="chat"} 1.0'))
     assert (await post(stack))[0] == 200  # the probe succeeds and closes the breaker
     assert [(await post(stack))[0] for _ in range(3)] == [200, 200, 200]
 
@@ -171,24 +202,31 @@ async def test_proactive_spillover(make_stack: Any, exit_stack: contextlib.ExitS
     def spill(sim: str) -> dict[str, Any]:
         c = config(up.urls, [0, 1])(sim)
         c["deployments"][0]["backends"][0]["spillover"] = {"remaining_tokens": 1000,
-                                                           "seconds": 0.5}
+                                                           "seconds": 3}
         return c
 
     stack: Stack = make_stack(spill)
     assert [(await post(stack))[0] for _ in range(5)] == [200] * 5
     assert (up.sim(0).count, up.sim(1).count) == (1, 4)  # low quota: the next one is preferred
     up.sim(0).settings.remaining_tokens = 50_000
-    await asyncio.sleep(0.6)
+
+    async def b0_answers() -> bool:
+        before = up.sim(0).count
+        assert (await post(stack))[0] == 200
+        return up.sim(0).count > before
+
+    await until(b0_answers, what="b0 preferred again after its spillover", interval=0.1)
+    assert up.sim(0).records[1].started >= up.sim(0).records[0].ended + 3
     for _ in range(3):
         await post(stack)
-    assert up.sim(0).count == 4  # recovered: first choice again
+    assert up.sim(0).count == 5  # recovered: first choice again, each time
 
 
 async def test_cooldowns_are_shared_between_gateway_processes(
     exit_stack: contextlib.ExitStack, redis_server: Any, tmp_path: Any,
     background: list[subprocess.Popen[str]],
 ) -> None:
-    up = Upstreams(exit_stack, throttled(5000), SimulatorSettings())
+    up = Upstreams(exit_stack, throttled(60_000), SimulatorSettings())
     c = config(up.urls, [0, 1])(up.urls[1])
     c["deployments"] = c["deployments"][:1]
     c["consumers"] = [{"name": "team-a", "api_keys": [hash_key(KEY_A)], "deployments": ["chat"]}]
@@ -215,7 +253,8 @@ async def test_cooldowns_are_shared_between_gateway_processes(
 
     assert await post_to(urls[0]) == 200  # b0 answers 429 to the first process ...
     assert up.sim(0).count == 1
-    await asyncio.sleep(0.3)
+    # The cooldown reached the second process over Redis.
+    await until(lambda: metric(urls[1], 'gateway_backend_cooling_down{backend="b0",deployment="chat"} 1.0'))
     assert [await post_to(urls[1]) for _ in range(5)] == [200] * 5
     assert up.sim(0).count == 1  # ... and the second process never asks b0 meanwhile
     assert up.sim(1).count == 6

@@ -17,8 +17,9 @@ from azure.core.credentials import AzureKeyCredential
 from openai import OpenAI
 
 from gateway.apis.chat import CHAT
-from policies.ratelimit import reserve
+from policies.ratelimit import RateLimitPolicy, reserve
 from tests.conftest import KEY_A, KEY_B, RedisServer, Stack, default_config
+from tests.waiting import until
 
 MESSAGES = [{"role": "user", "content": "count the tokens"}]
 
@@ -124,10 +125,7 @@ async def test_settlement_charges_exactly_what_was_used(make_stack: Any, store_u
         await r.content.readuntil(b'"content":" ')
         r.close()
         # Its access-log line is written once its accounting (and settlement) is done.
-        for _ in range(100):
-            if len(stack.access_log()) == 3:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(stack.access_log()) == 3, what="the aborted stream settled")
         probe = {"model": "chat", "messages": MESSAGES, "max_tokens": 1}
         _, _, headers = await post(session, stack.url, probe)
     log = [line for line in stack.access_log() if line["route"] == "/v1/chat/completions"]
@@ -148,22 +146,30 @@ async def test_a_response_never_waits_for_its_settlement(
 
     def config(sim: str) -> dict[str, Any]:
         made = with_limits(redis_server.url, consumer=limits)(sim)
-        made["redis"]["timeout_seconds"] = 5  # the settlement outlasts the pause below
+        made["redis"]["timeout_seconds"] = 120  # the settlement outlasts the pause below
         return made
 
     stack: Stack = make_stack(config)
     plain = {"model": "chat", "messages": MESSAGES, "max_tokens": 500}
+    admin = aioredis.Redis.from_url(redis_server.url)
     async with aiohttp.ClientSession() as session:
-        answer = asyncio.ensure_future(post(session, stack.url, plain, **{"x-sim-ttft-ms": "300"}))
-        await asyncio.sleep(0.15)  # admitted; the upstream is still generating
-        # Redis stops taking writes for 1.5 s: the settlement has to wait, the answer not.
-        admin = aioredis.Redis.from_url(redis_server.url)
-        assert await admin.client_pause(1500, all=False)
+        answer = asyncio.ensure_future(post(session, stack.url, plain, **{"x-sim-ttft-ms": "1000"}))
+        # Admitted (the upstream has the request), and the upstream still generating ...
+        await until(lambda: stack.sim.count == 1, what="the request admitted and sent upstream")
+        # ... when Redis stops taking writes, until told otherwise: the settlement has to
+        # wait for it, the answer must not.
+        assert await admin.client_pause(600_000, all=False)
+        assert stack.sim.records[-1].outcome == "open", "paused too late to show anything"
+        status, _, _ = await asyncio.wait_for(answer, 60)
+        assert status == 200
+        # The client has its answer while its settlement still waits for Redis.
+        settlements = next(p for p in stack.runtime.chain.policies
+                           if isinstance(p, RateLimitPolicy)).settlements
+        await until(lambda: len(stack.access_log()) == 1, what="the answer logged")
+        assert settlements.pending
+        assert await admin.execute_command("CLIENT UNPAUSE")
         await admin.aclose()
-        started = time.monotonic()
-        status, _, _ = await answer
-        assert status == 200 and time.monotonic() - started < 0.8
-        await asyncio.sleep(1.6)
+        await until(lambda: not settlements.pending, what="the settlement landed")
         probe = {"model": "chat", "messages": MESSAGES, "max_tokens": 1}
         _, _, headers = await post(session, stack.url, probe)
     # The settlement landed once Redis took writes again: the bucket is exact.
@@ -181,7 +187,7 @@ def test_openai_sdk_retries_a_429_and_succeeds(make_stack: Any) -> None:
     started = time.monotonic()
     raw = client.chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
     assert raw.http_response.status_code == 200
-    assert 0.5 < time.monotonic() - started < 5  # it waited for the bucket, as told
+    assert time.monotonic() - started > 0.5  # it waited for the bucket, as told
     assert raw.retries_taken >= 1
     no_retry = OpenAI(base_url=stack.url + "/v1", api_key=KEY_A, max_retries=0)
     with pytest.raises(openai.RateLimitError):
@@ -197,7 +203,7 @@ def test_azure_inference_sdk_retries_a_429_and_succeeds(make_stack: Any) -> None
     started = time.monotonic()
     reply = client.complete(messages=[UserMessage("two")])
     assert reply.choices[0].message.content
-    assert 0.9 < time.monotonic() - started < 6  # Retry-After: 1 was honoured
+    assert time.monotonic() - started > 0.9  # Retry-After: 1 was honoured
     assert stack.sim.count == 2
 
 
@@ -217,10 +223,12 @@ async def test_redis_down_and_back(make_stack: Any, redis_server: RedisServer, o
             assert down[0][1]["error"]["code"] == "policy_unavailable"
         redis_server.start()  # empty: the buckets start full again
         statuses: list[int] = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and 429 not in statuses:
+
+        async def limited_again() -> bool:
             statuses.append((await post(session, stack.url, body))[0])
-            await asyncio.sleep(0.1)
+            return 429 in statuses
+
+        await until(limited_again, what="limits enforced again", interval=0.1)
         metrics = await (await session.get(stack.url + "/metrics")).text()
     # Recovered by itself: enforcing again (two admitted, then the limit).
     assert statuses[-3:] == [200, 200, 429]

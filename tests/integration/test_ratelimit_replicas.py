@@ -19,6 +19,8 @@ import pytest
 
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, RedisServer, free_port, wait_up
+from tests.integration.test_reload import logged
+from tests.waiting import wait_for
 
 KEY = "replica-key"
 SECONDS = 4.0
@@ -34,12 +36,9 @@ def cluster() -> Iterator[str]:
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
                         "--cluster-replicas", "0", "--cluster-yes"],
                        check=True, capture_output=True, timeout=30)
-        for _ in range(100):
-            info = subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"],
-                                  capture_output=True, text=True).stdout
-            if "cluster_state:ok" in info:
-                break
-            time.sleep(0.1)
+        wait_for(lambda: "cluster_state:ok" in subprocess.run(
+            ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True,
+            text=True).stdout, what="the cluster ready", interval=0.1)
         yield f"redis://127.0.0.1:{ports[0]}/0"
     finally:
         for node in nodes:
@@ -86,7 +85,8 @@ def start_stack(redis_url: str, cluster: bool, background: list[subprocess.Popen
     background.append(gw)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, gw)
-    time.sleep(1.0)  # all four workers listening
+    wait_for(lambda: logged(path.with_suffix(".log"), "listening on") == 4,
+             what="all four workers listening")
     return url
 
 
@@ -111,6 +111,8 @@ async def saturate(url: str, path: str,
                 await r.read()
 
         await asyncio.gather(*(once() for _ in range(64)))
+        # Not an ordering wait: the buckets refill to full in at most this long, whatever
+        # the machine's speed (a sleep never ends early).
         await asyncio.sleep(1.5)
         started = time.monotonic()
         deadline = started + SECONDS

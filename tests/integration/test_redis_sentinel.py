@@ -4,7 +4,6 @@ it counts on the new master, with the buckets the replica had copied."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,8 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.upstream.cooldowns import COOLDOWNS
+from gateway.upstream.cooldowns import CHANNEL, COOLDOWNS
+from tests import waiting
 from tests.conftest import KEY_B, RedisServer, Stack, default_config, free_port
+from tests.waiting import until
 
 MASTER = "gateway-limits"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -28,12 +29,7 @@ def cli(port: int, *args: str) -> str:
 
 
 def wait_for(check: Any, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    waiting.wait_for(check, timeout=seconds, what=what, interval=0.1)
 
 
 @dataclass
@@ -121,8 +117,11 @@ async def test_limits_follow_the_master_through_a_failover(
     # refill) moves its buckets' clock.
     requests_bucket = next(k for k in keys if k.endswith(":requests"))
     before = int(cli(sentinel.replica.port, "hget", requests_bucket, "t"))
-    await asyncio.sleep(1.1)
-    assert await post(stack.url) == 200
+
+    async def admitted_again() -> bool:  # once the bucket has refilled one (1 a second)
+        return await post(stack.url) == 200
+
+    await until(admitted_again, what="a request admitted after a refill", interval=0.2)
     assert int(cli(sentinel.replica.port, "hget", requests_bucket, "t")) > before
 
 
@@ -131,22 +130,31 @@ async def test_cooldowns_reach_the_other_replicas_through_the_sentinel_master(
     def config(sim: str) -> dict[str, Any]:
         made = default_config(sim)
         made["redis"] = {"url": f"redis+sentinel://127.0.0.1:{sentinel.port}/{MASTER}/0"}
+        # Each test stack has its own simulator: the backend is named, as replicas of one
+        # gateway share one config, and so its names.
+        made["deployments"][0]["backends"][0]["name"] = "east"
         return made
 
     one: Stack = make_stack(config)
     other: Stack = make_stack(config)
-    # Each test stack has its own simulator, so name the other's backend (replicas
-    # of one gateway share one config, and so the names).
-    backend = other.runtime.deployments["chat"].backends[0]
+    # Both replicas listen on the channel (on the master the sentinel names).
+    wait_for(lambda: cli(sentinel.master_port(), "pubsub", "numsub", CHANNEL).split()[-1] == "2",
+             "both replicas subscribed")
 
-    def cooling() -> bool:
-        now = time.monotonic()
-        theirs = other.runtime.deployments["chat"].backends[0]
-        return not theirs.health.available(now)
+    # A real 429 from one replica's upstream, asking for a minute ...
+    async with aiohttp.ClientSession() as session, session.post(
+            one.url + "/v1/chat/completions", json=CHAT, headers={
+                "api-key": KEY_B, "x-sim-fault": "429", "x-sim-retry-after-ms": "60000"}) as r:
+        assert r.status == 429
+    assert [rec.outcome for rec in one.sim.records] == ["fault:429"]
 
-    # A 429 seen by one replica: it publishes the cooldown, the other applies it.
-    deadline = time.monotonic() + 10
-    while not cooling() and time.monotonic() < deadline:
-        one.run(one.app[COOLDOWNS].publish("chat", backend.name, 5.0))
-        await asyncio.sleep(0.2)
-    assert cooling() and other.app[COOLDOWNS].received >= 1
+    # ... reaches the other, which then keeps its own upstream out of it too.
+    async def cooling() -> bool:
+        async with aiohttp.ClientSession() as session, session.get(other.url + "/metrics") as r:
+            text = await r.text()
+        return 'gateway_backend_cooling_down{backend="east",deployment="chat"} 1.0' in text
+
+    await until(cooling, what="the cooldown applied by the other replica")
+    assert other.app[COOLDOWNS].received >= 1
+    assert await post(other.url) == 429
+    assert other.sim.count == 0  # not asked: it rests for the minute the upstream asked

@@ -7,7 +7,6 @@ import json
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,12 @@ import pytest
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, free_port, wait_up
 from tests.integration.test_cli import get
+from tests.waiting import wait_for
+
+
+def logged(path: Path, text: str) -> int:
+    """How many lines of the log at `path` hold `text`."""
+    return sum(text in line for line in path.read_text().splitlines())
 
 
 def config(port: int, sim: str, aliases: list[str]) -> dict[str, Any]:
@@ -46,19 +51,20 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_old_config(
     background.append(gw)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, gw)
-    time.sleep(0.5 * workers)
+    gw_log = tmp_path / "gw.log"
+    wait_for(lambda: logged(gw_log, "listening on") == workers, what="every worker listening")
     assert models(url) == ["a"]
 
     path.write_text(json.dumps(config(port, "http://127.0.0.1:9/v1", ["a", "b"])))
     gw.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
-    assert all(models(url) == ["a", "b"] for _ in range(10))  # every worker reloaded
+    wait_for(lambda: logged(gw_log, "reloaded ") == workers, what="every worker reloaded")
+    assert all(models(url) == ["a", "b"] for _ in range(10))
 
     path.write_text("deployments: [{name: c, model: c, backends: [{url: nope, api: openai}]}]\n")
     gw.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    wait_for(lambda: logged(gw_log, "refused, the previous config") == workers,
+             what="every worker refused the bad file")
     assert all(models(url) == ["a", "b"] for _ in range(10))
     assert gw.poll() is None
-    assert "reload of" in (tmp_path / "gw.log").read_text()
-    assert re.search(r"refused, the previous config \(version [0-9a-f]{12}\) stays",
-                     (tmp_path / "gw.log").read_text())
+    assert re.search(r"reload of .* refused, the previous config \(version [0-9a-f]{12}\) stays",
+                     gw_log.read_text())

@@ -12,6 +12,7 @@ import pytest
 from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 
 from tests.conftest import KEY_A, KEY_B, Stack, default_config
+from tests.waiting import wait_for
 
 TOOL = {"type": "function", "name": "get_weather", "description": "Current weather.",
         "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
@@ -117,13 +118,9 @@ def test_background_response_is_polled_and_cancelled(stack: Stack) -> None:
     c = client(stack)
     queued = c.responses.create(model="gpt-5-mini", input="Take your time", background=True)
     assert queued.status == "queued"
-    import time
-    for _ in range(50):
-        done = c.responses.retrieve(queued.id)
-        if done.status == "completed":
-            break
-        time.sleep(0.05)
-    assert done.status == "completed" and done.output_text
+    done = wait_for(lambda: (r := c.responses.retrieve(queued.id)).status == "completed" and r,
+                    what="the background response completed")
+    assert done.output_text
     other = c.responses.create(model="gpt-5-mini", input="Never mind", background=True)
     assert c.responses.cancel(other.id).status == "cancelled"
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import aiohttp
 import orjson
 
 from tests.conftest import EVENT, KEY_A, Stack, post_raw, with_timeouts
+from tests.waiting import until
 
 BODY = {"model": "chat", "messages": [{"role": "user", "content": "count"}], "stream": True}
 
@@ -28,18 +27,19 @@ async def test_wire_format_is_strict(stack: Stack) -> None:
 
 
 async def test_events_arrive_as_the_upstream_sends_them(stack: Stack) -> None:
-    # 16 tokens, 50 ms apart: the first content must arrive long before the last.
-    headers = {"api-key": KEY_A, "x-sim-token-ms": "50"}
-    arrivals: list[float] = []
-    started = time.perf_counter()
+    """The upstream sends half its 16 tokens and then stalls for good: the client gets
+    them while it waits, which it could not if the gateway held events back."""
+    headers = {"api-key": KEY_A, "x-sim-fault": "stall"}
+    contents = 0
     async with aiohttp.ClientSession() as session, session.post(
         stack.url + "/v1/chat/completions", json=BODY, headers=headers
     ) as r:
-        async for _ in r.content.iter_any():
-            arrivals.append(time.perf_counter() - started)
-    assert arrivals[-1] > 0.7
-    assert arrivals[0] < 0.3
-    assert len(arrivals) > 5
+        async for line in r.content:
+            contents += line.startswith(b"data: {") and b'"content":"' in line
+            if contents >= 8:  # the role event and the first 7 tokens
+                break
+    record = stack.sim.records[-1]
+    assert contents >= 8 and record.outcome == "fault:stall"
 
 
 async def test_client_disconnect_cancels_the_upstream_request(stack: Stack) -> None:
@@ -49,13 +49,9 @@ async def test_client_disconnect_cancels_the_upstream_request(stack: Stack) -> N
         await r.content.readuntil(b'"content":" ')  # some tokens have arrived
         r.close()  # the client goes away mid-stream
     record = stack.sim.records[-1]
-    for _ in range(50):
-        if record.outcome != "open":
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: record.outcome != "open", what="the upstream request ended")
+    # Cancelled, not completed: its 16 tokens x 200 ms were not generated for nobody.
     assert record.outcome == "cancelled"
-    # The simulator saw the end long before its 16 tokens x 200 ms were out.
-    assert record.ended is not None and record.ended - record.started < 2.0
 
 
 async def test_usage_counted_from_the_stream(stack: Stack) -> None:

@@ -19,6 +19,7 @@ import aiohttp
 
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, start_gateway, start_simulator
+from tests.waiting import until, wait_for
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,11 +36,10 @@ async def status(url: str, key: str) -> int:
 
 
 async def eventually(url: str, key: str, wanted: int) -> None:
-    for _ in range(40):
-        if await status(url, key) == wanted:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never {wanted}")
+    async def answers() -> bool:
+        return await status(url, key) == wanted
+
+    await until(answers, what=f"{url} answering {wanted}", interval=0.1)
 
 
 async def test_consumers_keys_and_usage_from_the_command_line(
@@ -80,13 +80,14 @@ async def test_consumers_keys_and_usage_from_the_command_line(
     until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).isoformat()
     for _ in range(3):
         assert await status(url, key) == 200
-    rows: list[dict[str, str]] = []
-    for _ in range(40):  # the ledger trails by its flush interval
+
+    def four_in_the_ledger() -> list[dict[str, str]] | None:  # it trails by its flush interval
         report = cli(path, "usage", "--from", since, "--to", until, "--csv")
         rows = [r for r in csv.DictReader(io.StringIO(report.stdout)) if r["consumer"] == "batch"]
-        if rows and int(rows[0]["requests"]) == 4:
-            break
-        await asyncio.sleep(0.2)
+        return rows if rows and int(rows[0]["requests"]) == 4 else None
+
+    rows = await asyncio.to_thread(wait_for, four_in_the_ledger, what="the four requests in the ledger",
+                                   interval=0.2)
     assert [(r["deployment"], int(r["requests"])) for r in rows] == [("chat", 4)]
     assert int(rows[0]["prompt_tokens"]) > 0 and int(rows[0]["completion_tokens"]) == 64
     as_json = json.loads(cli(path, "usage", "--from", since, "--to", until,

@@ -20,6 +20,8 @@ import pytest
 
 from policies.auth import hash_key
 from tests.conftest import PostgresServer, RedisServer, start_gateway, start_simulator
+from tests.integration.test_reload import logged
+from tests.waiting import until
 
 ADMIN = "admin-key-replicas"
 HI = [{"role": "user", "content": "Say something about the sea."}]
@@ -53,17 +55,19 @@ async def status_of(url: str, key: str) -> int:
         return r.status
 
 
-async def until(url: str, key: str, wanted: int, within: float) -> float:
-    """Seconds until `key` gets `wanted` from `url`; fails after `within` s."""
+async def answers(url: str, key: str, wanted: int) -> float:
+    """Seconds until `key` gets `wanted` from `url` (a figure to print, not to assert:
+    how fast depends on the machine; the shared deadline only bounds a hang)."""
     started = time.monotonic()
-    while (elapsed := time.monotonic() - started) < within:
-        if await status_of(url, key) == wanted:
-            return elapsed
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} did not answer {wanted} within {within} s")
+
+    async def got() -> bool:
+        return await status_of(url, key) == wanted
+
+    await until(got, what=f"{url} answering {wanted}", interval=0.05)
+    return time.monotonic() - started
 
 
-async def test_keys_reach_the_other_replica_within_two_seconds(
+async def test_keys_reach_the_other_replica(
         postgres: str, redis_server: RedisServer, tmp_path: Path,
         background: list[subprocess.Popen[str]]) -> None:
     sim = start_simulator(background)
@@ -75,14 +79,14 @@ async def test_keys_reach_the_other_replica_within_two_seconds(
     made = await admin(a, "POST", "/admin/v1/consumers/team/keys", {})
     key = made["key"]
     assert await status_of(a, key) == 200  # at once where it was made
-    reached = await until(b, key, 200, within=2.0)
+    reached = await answers(b, key, 200)
 
     listing = await admin(b, "GET", "/admin/v1/consumers")
     assert "team" in [c["name"] for c in listing["data"]]
 
     await admin(b, "DELETE", f"/admin/v1/consumers/team/keys/{made['id']}")
     assert await status_of(b, key) == 401
-    revoked = await until(a, key, 401, within=2.0)
+    revoked = await answers(a, key, 401)
     print(f"created on A, working on B after {reached:.2f} s; revoked on B, refused on A "
           f"after {revoked:.2f} s")
 
@@ -132,6 +136,24 @@ async def _aborted(url: str, key: str, n: int) -> None:
             r.close()
 
 
+async def usage_is(postgres: str, wanted: tuple[int, int, int]) -> None:
+    async def written() -> bool:
+        return await _sum_usage(postgres) == wanted
+
+    await until(written, what=f"the ledger at {wanted}")
+
+
+async def _metric_answered(url: str, wanted: int) -> bool:
+    """Whether `wanted` chat requests were answered (and so settled and counted),
+    whatever their status: a stream the client left is 499, or 200 when the gateway
+    could still write all of it into the closed connection's buffers."""
+    async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
+        text = await r.text()
+    total = sum(float(line.split()[-1]) for line in text.splitlines()
+                if line.startswith("gateway_requests_total{") and 'deployment="chat"' in line)
+    return total == wanted
+
+
 async def _metric_tokens(url: str) -> tuple[int, int]:
     async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
         text = await r.text()
@@ -143,14 +165,6 @@ async def _metric_tokens(url: str) -> tuple[int, int]:
     return found["prompt"], found["completion"]
 
 
-async def _metric_requests(url: str, status: str) -> int:
-    async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
-        text = await r.text()
-    return sum(int(float(line.split()[-1])) for line in text.splitlines()
-               if line.startswith("gateway_requests_total{") and 'consumer="team"' in line
-               and f'status_code="{status}"' in line)
-
-
 async def test_the_ledger_survives_a_replica_killed_mid_batch(
         postgres: str, tmp_path: Path, background: list[subprocess.Popen[str]]) -> None:
     sim = start_simulator(background)
@@ -159,11 +173,7 @@ async def test_the_ledger_survives_a_replica_killed_mid_batch(
                             "deployments": ["*"]}]
     url, proc = start_gateway(config, tmp_path, background, name="first")
     prompt, completion = await _traffic(url, "team-key", plain=20, streamed=20)
-    for _ in range(50):  # written, batch after batch
-        if await _sum_usage(postgres) == (40, prompt, completion):
-            break
-        await asyncio.sleep(0.1)
-    assert await _sum_usage(postgres) == (40, prompt, completion)
+    await usage_is(postgres, (40, prompt, completion))  # written, batch after batch
 
     # The next batch blocks on a lock the test holds; the replica is killed while it waits.
     holder = await asyncpg.connect(postgres, password=PostgresServer.PASSWORD)
@@ -174,48 +184,34 @@ async def test_the_ledger_survives_a_replica_killed_mid_batch(
     prompt, completion = prompt + more[0], completion + more[1]
     # (Asked on another connection: in a transaction, pg_stat_activity is a snapshot.)
     watcher = await asyncpg.connect(postgres, password=PostgresServer.PASSWORD)
-    for _ in range(100):
-        waiting = await watcher.fetchval(
+
+    async def blocked() -> int:
+        return int(await watcher.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query ILIKE '%usage%'")
-        if waiting:
-            break
-        await asyncio.sleep(0.05)
+            "AND query ILIKE '%usage%'"))
+
+    await until(blocked, what="the replica blocked writing its batch", interval=0.05)
     await watcher.close()
-    assert waiting, "the replica never tried to write its batch"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     await lock.rollback()
     await holder.close()
-    await asyncio.sleep(0.3)
+    # The process is gone (waited for): nothing more can be written by it.
     assert await _sum_usage(postgres) == (40, prompt - more[0], completion - more[1])
 
     # Started again on the same spool folder: what the killed one owed is written once.
     url, proc = start_gateway(config, tmp_path, background, name="second")
-    for _ in range(50):
-        if await _sum_usage(postgres) == (52, prompt, completion):
-            break
-        await asyncio.sleep(0.1)
-    assert await _sum_usage(postgres) == (52, prompt, completion)
+    await usage_is(postgres, (52, prompt, completion))
 
     # Aborted streams: the upstream never reports their usage; the gateway counts what
     # it relayed, the same figures in the ledger as in gateway_tokens_total.
     await _aborted(url, "team-key", 5)
     plain = await _traffic(url, "team-key", plain=3, streamed=0)
-    # Every aborted stream counted and recorded (a count may wait for the tokenizer to
-    # load, longer on a busy machine): their 499s are in the metrics once it is done.
-    for _ in range(1200):
-        if await _metric_requests(url, "499") == 5:
-            break
-        await asyncio.sleep(0.05)
+    # All eight answered here (the aborted ones' settlements and counts done with them).
+    await until(lambda: _metric_answered(url, 5 + 3), what="the 5 aborted streams answered")
     counted = await _metric_tokens(url)
     assert counted[1] > plain[1]  # the aborted streams' completions were counted
-    expected = (60, prompt + counted[0], completion + counted[1])
-    for _ in range(50):
-        if await _sum_usage(postgres) == expected:
-            break
-        await asyncio.sleep(0.1)
-    assert await _sum_usage(postgres) == expected
+    await usage_is(postgres, (60, prompt + counted[0], completion + counted[1]))
 
     # Stopped gracefully, nothing is left in the spool.
     proc.send_signal(signal.SIGTERM)
@@ -243,7 +239,8 @@ async def test_quotas_hold_exactly_across_four_replicas(
             "pricing": {"input_per_million": 1, "output_per_million": 1}}],
     }
     url, _ = start_gateway(config, tmp_path, background, "--workers", "4")
-    await asyncio.sleep(1.0)  # all four workers listening
+    await until(lambda: logged(tmp_path / "gw.log", "listening on") == 4,
+                what="all four workers listening")
     used = admitted = 0
     codes: dict[str, int] = {}
     body = {"model": "chat", "messages": HI, "max_tokens": 40}

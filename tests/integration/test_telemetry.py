@@ -6,7 +6,6 @@ log naming the trace, the GenAI metrics, and never a prompt, a completion or a k
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -31,6 +30,7 @@ from tests.conftest import (
     start_simulator,
     wait_up,
 )
+from tests.waiting import until
 
 KEY = "otel-key"
 SECRET_PROMPT = "the launch code is zebra-7731"
@@ -139,10 +139,8 @@ async def test_traces_and_metrics_on_the_genai_conventions(
             upstream_seen = (await r.json())["records"]
     completion = answer["choices"][0]["message"]["content"]
 
-    for _ in range(100):
-        if len(received.spans) >= 7 and "gen_ai.client.token.usage" in received.metrics:
-            break
-        await asyncio.sleep(0.1)
+    await until(lambda: len(received.spans) >= 7 and "gen_ai.client.token.usage" in received.metrics,
+                what="the spans and metrics exported")
     spans = [span for _, span in received.spans]
     assert {service["service.name"] for service, _ in received.spans} == {"gw-test"}
     servers = [s for s in spans if s.kind == s.SPAN_KIND_SERVER and attributes(s).get(

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
 
 from tests.conftest import KEY_A, OPENAI_KEY, UPSTREAM_KEY, RedisServer, Stack, default_config
+from tests.waiting import until
 
 CAPACITY = 10**9
 FAULTS = ("429", "500", "503", "hang", "reset", "text-error", "not-object", "stall",
@@ -80,11 +83,43 @@ def _error_json(raw: bytes) -> bool:
 
 async def probe(stack: Stack) -> int:
     """Tokens left in the consumer's bucket, less what the probe itself reserves."""
+    left = await _probe(stack)
+    assert left is not None, "the probe was not rate limited"
+    return left
+
+
+async def _probe(stack: Stack) -> int | None:
+    """None when the limits were not checked (their store unavailable, open on error)."""
     async with aiohttp.ClientSession() as session, session.post(
             stack.url + "/v1/chat/completions", json={**BODY, "max_tokens": 1},
             headers={"api-key": KEY_A}) as r:
         await r.read()
-        return int(r.headers["x-ratelimit-remaining-tokens"])
+        left = r.headers.get("x-ratelimit-remaining-tokens")
+        return int(left) if left is not None else None
+
+
+async def _all_backends_available(stack: Stack) -> bool:
+    async with aiohttp.ClientSession() as session, session.get(stack.url + "/metrics") as r:
+        lines = [line for line in (await r.text()).splitlines()
+                 if line.startswith("gateway_backend_available{")]
+    return bool(lines) and all(line.endswith(" 1.0") for line in lines)
+
+
+@contextlib.contextmanager
+def upstream_keys() -> Iterator[None]:
+    """The simulator's credentials in the environment (the config names them) for as
+    long as the matrix runs, and the environment as it was afterwards."""
+    wanted = {"TEST_UPSTREAM_KEY": UPSTREAM_KEY, "TEST_OPENAI_KEY": OPENAI_KEY}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 async def scenario(stack: Stack, fault: str | None, requests: int) -> Row:
@@ -96,7 +131,9 @@ async def scenario(stack: Stack, fault: str | None, requests: int) -> Row:
                                           for i in range(requests)))
     for outcome in outcomes:
         statuses[outcome] = statuses.get(outcome, 0) + 1
-    await asyncio.sleep(1.5)  # settlements and counts still on their way
+    # Settled and counted: each request's access-log line is written after its settlement.
+    await until(lambda: len(stack.access_log()) - before_log == 1 + requests,
+                what="every request of the row settled")
     after = await probe(stack)
     # Both probes reserve the same; between their admissions the bucket lost the first
     # probe's usage and every request's. The lines: the first probe, the requests, the
@@ -110,8 +147,11 @@ async def scenario(stack: Stack, fault: str | None, requests: int) -> Row:
 
 
 async def matrix(requests: int, redis: bool = True) -> list[Row]:
-    os.environ.setdefault("TEST_UPSTREAM_KEY", UPSTREAM_KEY)
-    os.environ.setdefault("TEST_OPENAI_KEY", OPENAI_KEY)
+    with upstream_keys():
+        return await _matrix(requests, redis)
+
+
+async def _matrix(requests: int, redis: bool) -> list[Row]:
     from gateway.simulator import SimulatorSettings
 
     sim = SimulatorSettings(accept=(UPSTREAM_KEY, OPENAI_KEY), retry_after_ms=50)
@@ -120,7 +160,8 @@ async def matrix(requests: int, redis: bool = True) -> list[Row]:
     try:
         for fault in (None, *FAULTS):
             rows.append(await scenario(stack, fault, requests))
-            await asyncio.sleep(0.1)  # a 429's cooldown (50 ms) is over before the next row
+            # A 429's cooldown (50 ms) is over before the next row.
+            await until(lambda: _all_backends_available(stack), what="the backend available")
     finally:
         stack.stop()
     if redis:
@@ -140,7 +181,8 @@ async def redis_outage(requests: int, sim: Any) -> Row:
             during = await asyncio.gather(*(one(session, stack.url, None, i % 2 == 1)
                                             for i in range(requests // 2)))
             server.start()
-            await asyncio.sleep(1.2)  # the store's fail-fast second is over
+            # The store's fail-fast second is over: limits are checked again.
+            await until(lambda: _probe(stack), what="rate limits checked again", interval=0.1)
             row = await scenario(stack, None, requests - requests // 2)
         for outcome in [*during, *(k for k, v in row.statuses.items() for _ in range(v))]:
             statuses[outcome] = statuses.get(outcome, 0) + 1

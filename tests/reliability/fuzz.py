@@ -3,7 +3,8 @@ OpenAPI document (`/openapi.json`), both what the schema allows and what it does
 not; hypothesis posts arbitrary JSON and bytes, with and without credentials and
 odd headers, to every route. Every answer is classified: the gateway may refuse
 anything, but never with a 5xx of its own (an upstream-caused 502/503/504 is
-counted apart), and every error is JSON.
+counted apart), every error is JSON, and it never closes or resets a connection
+without an answer (counted as `dropped`, apart from every status).
 
     python -m tests.reliability.fuzz --examples 300      # figures for docs/reliability.md
 
@@ -39,7 +40,13 @@ class Figures:
     upstream_5xx: int = 0
     gateway_5xx: list[str] = field(default_factory=list)  # what was sent, for each
     not_json: list[str] = field(default_factory=list)
+    # Requests that got no answer at all: the connection was closed or reset.
+    dropped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def record_dropped(self, what: str, error: BaseException) -> None:
+        self.requests += 1
+        self.dropped.append(f"{type(error).__name__} {what}")
 
     def record(self, what: str, status: int, content_type: str, body: bytes) -> None:
         self.requests += 1
@@ -66,7 +73,8 @@ class Figures:
         return {"requests": self.requests, "seconds": round(self.seconds, 1),
                 "statuses": dict(sorted(self.statuses.items())), "upstream_5xx": self.upstream_5xx,
                 "gateway_5xx": len(self.gateway_5xx), "errors_not_json": len(self.not_json),
-                "examples": (self.gateway_5xx + self.not_json)[:10]}
+                "dropped_connections": len(self.dropped),
+                "examples": (self.gateway_5xx + self.not_json + self.dropped)[:10]}
 
 
 def _content_type(headers: Any) -> str:
@@ -94,8 +102,13 @@ def _operation_fuzz(operation: Any, mode: GenerationMode, url: str, key: str, ex
     @settings(_FUZZ, max_examples=examples)
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
-        response = case.call(base_url=url, session=session, headers={"api-key": key}, timeout=30)
-        figures.record(f"{case.method} {case.formatted_path} {mode.value}", response.status_code,
+        what = f"{case.method} {case.formatted_path} {mode.value}"
+        try:
+            response = case.call(base_url=url, session=session, headers={"api-key": key}, timeout=30)
+        except requests.ConnectionError as error:
+            figures.record_dropped(what, error)
+            return
+        figures.record(what, response.status_code,
                        _content_type(response.headers), response.content)
 
     run()
@@ -128,8 +141,8 @@ def raw_fuzz(url: str, key: str, examples: int, figures: Figures) -> None:
             response = session.post(url + path, data=data, headers=sent, timeout=30)
         except requests.exceptions.InvalidHeader:
             return  # refused by the client library itself: nothing was sent
-        except requests.ConnectionError:
-            figures.record(f"POST {path} (connection closed) {headers}", 200, "", b"")
+        except requests.ConnectionError as error:
+            figures.record_dropped(f"POST {path} {data[:80]!r} {headers}", error)
             return
         figures.record(f"POST {path} {data[:80]!r} {headers}", response.status_code,
                        response.headers.get("Content-Type", ""), response.content)

@@ -23,6 +23,7 @@ import aiohttp
 
 from policies.auth import hash_key
 from tests.conftest import free_port, wait_up
+from tests.waiting import until
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 KEY = "soak-key"
@@ -74,9 +75,28 @@ async def _aborted(session: aiohttp.ClientSession, url: str, n: int, concurrency
     return errors
 
 
+async def _inflight(session: aiohttp.ClientSession, url: str) -> float:
+    async with session.get(url + "/metrics") as r:
+        text = await r.text()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("gateway_inflight_requests{"))
+
+
 async def _measure(session: aiohttp.ClientSession, url: str, pid: int) -> dict[str, Any]:
-    await asyncio.sleep(3)  # what was abandoned has been noticed and closed
-    return {**_proc(pid), "tasks": await _tasks(session, url)}
+    # What was abandoned has been noticed and closed: nothing in flight, and the loop's
+    # task count settled (two reads in a row agree).
+    async def idle() -> bool:
+        return await _inflight(session, url) == 0
+
+    await until(idle, what="no request in flight", interval=0.1)
+    last: list[int] = []
+
+    async def settled() -> int | None:
+        last.append(await _tasks(session, url))
+        return last[-1] if len(last) > 1 and last[-1] == last[-2] else None
+
+    tasks = await until(settled, what="the task count settled", interval=0.2)
+    return {**_proc(pid), "tasks": tasks}
 
 
 def soak(requests: int, aborts: int, folder: Path) -> dict[str, Any]:

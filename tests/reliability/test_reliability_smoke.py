@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import KEY_B, Stack
-from tests.reliability.fuzz import fuzz
+from tests.reliability.fuzz import Figures, fuzz, raw_fuzz
 from tests.reliability.stacks import everything
 
 
@@ -17,12 +17,44 @@ def test_fuzz_smoke(make_stack: Any) -> None:
     assert figures.requests > 500, summary
     assert figures.gateway_5xx == [], summary
     assert figures.not_json == [], summary
+    assert figures.dropped == [], summary
 
 
-async def test_fault_matrix_smoke() -> None:
+def test_fuzz_counts_a_dropped_connection_apart_from_every_status() -> None:
+    """A server that resets every connection answers nothing: the fuzz says so, rather
+    than counting what it never got as an answer."""
+    import asyncio
+
+    from aiohttp import web
+
+    from tests.conftest import serve_in_thread
+
+    async def reset(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.abort()
+        await asyncio.sleep(1)
+        raise ConnectionResetError
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", reset)
+    figures = Figures()
+    with serve_in_thread(app) as url:
+        raw_fuzz(url, KEY_B, 1, figures)
+    assert figures.requests > 0
+    assert len(figures.dropped) == figures.requests and not figures.statuses
+    assert figures.summary()["dropped_connections"] == figures.requests
+
+
+async def test_fault_matrix_smoke(monkeypatch: Any) -> None:
+    import os
+
     from tests.reliability.faults import matrix
 
+    for name in ("TEST_UPSTREAM_KEY", "TEST_OPENAI_KEY"):
+        monkeypatch.delenv(name, raising=False)
     rows = {row.fault: row for row in await matrix(requests=6)}
+    # The upstream keys it needed are gone again: no later test sees them by chance.
+    assert "TEST_UPSTREAM_KEY" not in os.environ and "TEST_OPENAI_KEY" not in os.environ
     for row in rows.values():
         assert row.lost == 0 and row.misaccounted_tokens <= 1, row
     # Each row met its own fault: these end as answers, not as an open breaker's 503.

@@ -82,3 +82,52 @@ def test_not_yaml_and_not_a_mapping() -> None:
 def test_duplicate_names() -> None:
     text = BASE + "  - {name: chat, model: m, backends: [{url: 'http://x', api: openai}]}\n"
     assert "repeated: chat" in error_of(text)
+
+
+ADMIN = hash_key("admin-key")
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (("consumers:\n", "database: {url: 'postgresql://gw:secret@db/g'}\nconsumers:\n"),
+     "database.url must not hold a password"),
+    (("consumers:\n", "database: {url: 'postgresql://gw@db/g', password_env: P, "
+                      "password_file: /p}\nconsumers:\n"),
+     "name one of database.password_env and database.password_file"),
+    (("consumers:\n", "admin: {api_keys: {ops: not-a-digest}}\nconsumers:\n"),
+     "admin.api_keys.ops must be a digest"),
+    (("consumers:\n", "quotas_timezone: Mars/Olympus\nconsumers:\n"),
+     "quotas_timezone 'Mars/Olympus' is not a known time zone"),
+    (("  - {name: a,", "  - {name: a, api_keys: [], deployments: ['*']}\n  - {name: a,"),
+     "consumer names must be unique; repeated: a"),
+    (("    model: gpt-4o-mini\n", "    model: gpt-4o-mini\n    content_filter: strict\n"),
+     "content_filter"),
+    (("consumers:\n", "server: {port: 9000}\nadmin: {port: 9000, api_keys: {ops: ADMIN}}\n"
+                      "consumers:\n"), "admin.port must differ from server.port"),
+    (("consumers:\n", "admin: {entra: {roles: [r]}}\nconsumers:\n"), "admin.entra needs auth.entra"),
+    (('api_keys: ["', 'api_keys: ["ADMIN", "'),
+     "holds an admin key: an admin credential is never a consumer's"),
+    (("consumers:\n", "auth: {entra: {tenant_ids: [t], jwks_url: 'http://127.0.0.1/k'}}\n"
+                      "consumers:\n"), "auth.entra is set but no consumer has an `entra` block"),
+    (("consumers:\n", "auth: {allow_anonymous: true}\nconsumers:\n"),
+     "auth.allow_anonymous is only allowed when server.host is a loopback address"),
+])
+def test_inconsistent_configs_say_what_to_change(change: tuple[str, str], says: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODEL_GATEWAY_DATABASE__URL")  # the file's own database settings
+    text = BASE.replace(*change, 1).replace("ADMIN", ADMIN)
+    if "holds an admin key" in says:
+        text = "admin: {api_keys: {ops: ADMIN}}\n".replace("ADMIN", ADMIN) + text
+    assert says in error_of(text)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_anonymous_callers_on_a_loopback_listener(host: str) -> None:
+    text = f"server: {{host: '{host}'}}\nauth: {{allow_anonymous: true}}\n" + BASE
+    assert parse(text).auth.allow_anonymous
+
+
+def test_a_key_in_two_consumers_is_refused() -> None:
+    text = BASE.replace("  - {name: a,", "  - {name: b, api_keys: ['" + hash_key("k") +
+                        "'], deployments: ['*']}\n  - {name: a,")
+    said = error_of(text)
+    assert "one API key digest is given to both 'b' and 'a'" in said and hash_key("k") not in said

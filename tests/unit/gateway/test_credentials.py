@@ -12,15 +12,24 @@ from azure.core.credentials import AccessToken
 
 from gateway.core.errors import UpstreamAuthFailed
 from gateway.upstream.credentials import TokenProvider
+from tests.waiting import until
+
+
+async def serves(provider: TokenProvider, token: str) -> bool:
+    return await provider.token() == token
 
 
 class CountingCredential:
     def __init__(self, lifetime: float) -> None:
         self.lifetime, self.calls, self.fail = lifetime, 0, False
+        self.gate: asyncio.Event | None = None  # when set up: each fetch waits for it
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         self.calls += 1
-        await asyncio.sleep(0.05)
+        if self.gate is not None:
+            await self.gate.wait()
+        else:
+            await asyncio.sleep(0.05)  # slow enough for concurrent callers to overlap
         if self.fail:
             raise RuntimeError("token service down")
         return AccessToken(f"t{self.calls}", int(time.time() + self.lifetime))
@@ -43,11 +52,13 @@ async def test_refreshes_ahead_of_expiry_without_waiting() -> None:
     assert await provider.token() == "t1"
     assert await provider.token() == "t1" and credential.calls == 1
     provider._refresh_at = time.time() - 1  # half its life is gone
-    started = time.perf_counter()
+    credential.gate = asyncio.Event()  # the token service answers only when told
     assert await provider.token() == "t1"  # still valid: served at once ...
-    assert time.perf_counter() - started < 0.04
-    await asyncio.sleep(0.1)  # ... while a refresh runs in the background
-    assert credential.calls == 2 and await provider.token() == "t2"
+    await until(lambda: credential.calls == 2, what="the refresh started")
+    assert await provider.token() == "t1"  # ... and while the refresh waits, too
+    credential.gate.set()
+    await until(lambda: serves(provider, "t2"), what="the refreshed token served")
+    assert credential.calls == 2
 
 
 async def test_failure_is_upstream_auth_failed_then_recovers() -> None:
