@@ -86,8 +86,14 @@ class ModelCall:
                                 server.max_event_bytes, server.max_response_bytes, remember,
                                 reshape)
             return await relay.run(request, answer)
-        return await relay_json(answer, self.api, flow, flow.chain, server.max_response_bytes,
-                                remember, headers, translation)
+        response = await relay_json(answer, self.api, flow, flow.chain, server.max_response_bytes,
+                                    remember, headers, translation)
+        if flow.usage is None and flow.answer_texts:
+            # The gateway must count this answer (the upstream reported no usage): it goes
+            # out first, so that the client's first byte never waits for the tokenizer.
+            await response.prepare(request)
+            await response.write_eof()
+        return response
 
 
 def model_handler(route: ModelRoute) -> Handler:
