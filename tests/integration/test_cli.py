@@ -145,7 +145,7 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     wait_up(url, demo)
     assert demo.stdout is not None
     banner = ""
-    while "demo key: " not in banner:
+    while "Ctrl-C stops it." not in banner:
         banner += demo.stdout.readline()
     key = banner.split("demo key: ")[1].split()[0]
     status, models = get(url + "/v1/models", {"api-key": key})
@@ -159,6 +159,14 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     serves = {m["id"]: {s["api"]: s["how"] for s in m["serves"]} for m in models["data"]}
     assert serves["gpt-5-mini"]["messages"] == serves["claude-sonnet-4-5"]["chat.completions"] == "translated"
     assert serves["claude-sonnet-4-5"]["messages"] == "native"
+    # What the banner says: Claude answers chat clients; Claude Code (Messages) reaches
+    # gpt-5-mini and mistral-large; Codex (Responses) reaches mistral-large and Claude.
+    assert "Claude Code answers on gpt-5-mini and mistral-large, Codex on mistral-large" in banner
+    assert serves["mistral-large"].items() >= {"chat.completions": "native", "responses": "translated",
+                                               "responses.compact": "translated",
+                                               "messages": "translated"}.items()
+    assert serves["claude-sonnet-4-5"]["responses"] == serves["claude-sonnet-4-5"]["responses.compact"] \
+        == "translated"
     assert len(apis) == 5
     status, reply = get(url + "/v1/chat/completions", {"api-key": key},
                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
