@@ -13,6 +13,7 @@ only when they cannot be installed, and never under CI."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,8 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ import pytest
 
 from gateway.demo import banner
 from gateway.simulator.shapes import WORDS
-from tests.conftest import GATEWAY, free_port, wait_up
+from tests.conftest import GATEWAY, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ROOT / "tests" / "agents"
@@ -74,6 +77,9 @@ def clis() -> Path:
             done = subprocess.run([npm, "ci", "--prefix", str(AGENTS), "--no-audit", "--no-fund",
                                    "--loglevel=error"], capture_output=True, text=True, timeout=900)
             problem = f"npm ci failed: {done.stderr.strip()[-2000:]}" if done.returncode else ""
+            if not problem:  # what scripts/test checks before installing again
+                lock = hashlib.sha256((AGENTS / "package-lock.json").read_bytes()).hexdigest()
+                (AGENTS / "node_modules" / ".installed").write_text(lock + "\n")
         if problem or not _installed():
             message = (f"The agent CLIs (tests/agents/package.json) cannot be installed: "
                        f"{problem or 'npm ci left them missing'}. scripts/test installs them.")
@@ -141,7 +147,15 @@ class Demo:
         self.out = folder / "demo.out"
         self.proc = subprocess.Popen([*GATEWAY, "demo", "--port", str(self.port)], text=True,
                                      stdout=self.out.open("w"), stderr=subprocess.STDOUT)
-        wait_up(self.url, self.proc)
+        end = time.monotonic() + 60  # a busy machine starts it slowly
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the demo exited: {self.out.read_text()}")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(self.url + "/healthz", timeout=2)
+                break
+            assert time.monotonic() < end, "the demo did not come up in 60 s"
+            time.sleep(0.1)
 
     def stop(self) -> list[dict[str, Any]]:
         """Stop it (as Ctrl-C does) and return its access log's lines."""
