@@ -77,12 +77,20 @@ def demo_config(simulator_url: str, port: int, database: str) -> GatewayConfig:
 
 
 def banner(url: str) -> str:
+    """What the demo prints: its aliases, which clients each answers, and examples to
+    paste (README.md's "Any client on any model" holds the same, and Codex's config)."""
     return textwrap.dedent(f"""\
         Model Gateway demo: gateway {url} -> built-in upstream simulator
-        aliases: gpt-4o-mini (chat), gpt-5-mini (chat, responses), claude-sonnet-4-5 (anthropic
-                 messages), mistral-large (chat), text-embedding-3-small (embeddings),
-                 gpt-image-1 (images), gpt-4o-transcribe (transcriptions), gpt-4o-mini-tts (speech)
         demo key: {DEMO_KEY}
+        aliases, each answering Chat Completions, Responses and Anthropic Messages clients,
+        natively or translated (/v1/models says which):
+          gpt-4o-mini, gpt-5-mini   Azure OpenAI chat (and responses)
+          mistral-large             Mistral on Foundry's model inference (chat)
+          claude-sonnet-4-5         Anthropic messages: it answers chat clients too
+          text-embedding-3-small    embeddings
+          gpt-image-1, gpt-4o-transcribe, gpt-4o-mini-tts   images, transcription, speech
+        Claude Code answers on gpt-5-mini and mistral-large, Codex on mistral-large and
+        claude-sonnet-4-5.
 
         curl {url}/v1/chat/completions -H "api-key: {DEMO_KEY}" -H "Content-Type: application/json" \\
           -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello"}}]}}'
@@ -90,8 +98,9 @@ def banner(url: str) -> str:
         python - <<'EOF'
         from openai import OpenAI
         client = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}")
-        reply = client.responses.create(model="gpt-5-mini", input="Hello")
-        print(reply.output_text)
+        reply = client.chat.completions.create(model="claude-sonnet-4-5",
+                                               messages=[{{"role": "user", "content": "Hello"}}])
+        print(reply.choices[0].message.content)
         EOF
 
         python - <<'EOF'
@@ -111,6 +120,14 @@ def banner(url: str) -> str:
                                        messages=[{{"role": "user", "content": "Hello"}}])
         print(reply.content[0].text)
         EOF
+
+        ANTHROPIC_BASE_URL={url}/anthropic ANTHROPIC_API_KEY={DEMO_KEY} \\
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 ENABLE_TOOL_SEARCH=false \\
+        ANTHROPIC_DEFAULT_HAIKU_MODEL=gpt-5-mini \\
+          claude -p "Say hello in one line" --output-format json --model gpt-5-mini
+
+        Codex: with README.md's config.toml ("Any client on any model") naming this gateway:
+          codex exec -s read-only --skip-git-repo-check -m mistral-large "Say hello in one line"
 
         Ctrl-C stops it.""")
 

@@ -34,14 +34,17 @@ from gateway.translate.base import Event, StreamTranslator, Target, Translator, 
 MAPPED = frozenset({
     "model", "messages", "system", "max_tokens", "stream", "tools", "tool_choice", "temperature",
     "top_p", "stop_sequences", "metadata", "thinking", "service_tier", "output_format",
+    "output_config", "context_management",
 })
 PASSED: dict[str, str] = {}
 REFUSED = {
     "top_k": "Chat Completions has no top_k",
     "container": "code-execution containers live on Anthropic's side",
     "mcp_servers": "Anthropic's MCP connector calls the servers from Anthropic's side",
-    "context_management": "a chat backend cannot clear context on its side",
 }
+THINKING_PASSED = {"display": "whether Claude shows its thinking text; a chat backend's reasoning "
+                              "is returned as it comes, as it is whether or not thinking was asked for"}
+EFFORTS = ("low", "medium", "high")
 BLOCK_PASSED = {**CACHE_PASSED, "citations": "chat backends do not cite documents"}
 TOOL_USE_PASSED = {**BLOCK_PASSED, "caller": "who made the call; a chat model makes every call itself "
                                              "(calls from Anthropic's code execution need that server "
@@ -80,23 +83,21 @@ class MessagesToChat(Translator):
             screen(metadata, frozenset({"user_id"}), {}, {}, "metadata", target)
             if isinstance(metadata.get("user_id"), str):
                 out["user"] = metadata["user_id"]
-        thinking = body.get("thinking")
-        if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-            budget = thinking.get("budget_tokens")
-            out["reasoning_effort"] = effort_of(budget if isinstance(budget, int) else 0)
-        elif thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
-            raise refuse("thinking", target, "only enabled (with a budget) and disabled thinking map "
-                         "to a reasoning effort")
+        _thinking(body, out, target)
+        _context_management(body.get("context_management"), target)
         tier = body.get("service_tier")
         if tier is not None:
             if tier not in CHAT_TIERS:
                 raise refuse("service_tier", target, "the tiers are auto and standard_only")
             out["service_tier"] = CHAT_TIERS[tier]
-        fmt = body.get("output_format")
-        if fmt is not None:
+        config = obj(body.get("output_config"))
+        for name, fmt in (("output_format", body.get("output_format")),
+                          ("output_config.format", config.get("format"))):
+            if fmt is None:
+                continue
             if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" \
                     or not isinstance(fmt.get("schema"), dict):
-                raise refuse("output_format", target, "only a json_schema output format maps")
+                raise refuse(name, target, "only a json_schema output format maps")
             # Anthropic's structured outputs always hold to the schema: strict on chat.
             out["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "output", "schema": fmt["schema"], "strict": True}}
@@ -150,18 +151,65 @@ class MessagesToChat(Translator):
         return MessagesStream(target)
 
 
-def _system(system: Any, target: Target) -> list[dict[str, Any]]:
+def _thinking(body: dict[str, Any], out: dict[str, Any], target: Target) -> None:
+    """`thinking` and `output_config.effort` -> `reasoning_effort`: an enabled budget by the
+    table, adaptive thinking none (the model decides how much it reasons, as a chat model
+    does by default), an effort as it is (it wins over a budget, as on Anthropic)."""
+    thinking = body.get("thinking")
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if not isinstance(thinking, dict) or kind not in ("enabled", "adaptive", "disabled"):
+            raise refuse("thinking", target, "thinking is enabled (with a budget), adaptive or disabled")
+        screen(thinking, frozenset({"type", "budget_tokens"}), THINKING_PASSED, {}, "thinking", target)
+        if kind == "enabled":
+            budget = thinking.get("budget_tokens")
+            out["reasoning_effort"] = effort_of(budget if isinstance(budget, int) else 0)
+    config = body.get("output_config")
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise refuse("output_config", target, "output_config is an object")
+    screen(config, frozenset({"effort", "format"}), {}, {}, "output_config", target)
+    effort = config.get("effort")
+    if effort is not None:
+        if effort not in EFFORTS:
+            raise refuse("output_config.effort", target, "chat's reasoning efforts are "
+                         + ", ".join(EFFORTS))
+        out["reasoning_effort"] = effort
+
+
+def _context_management(value: Any, target: Target) -> None:
+    """Claude Code sends `clear_thinking` edits every turn. A chat backend never gets
+    Claude's thinking (see _assistant): whatever they keep, there is none to clear, so
+    they are passed over. Any other edit (clearing tool uses) is refused."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise refuse("context_management", target, "context_management is an object")
+    screen(value, frozenset({"edits"}), {}, {}, "context_management", target)
+    edits = value.get("edits") or []
+    for i, edit in enumerate(edits if isinstance(edits, list) else [None]):
+        kind = edit.get("type") if isinstance(edit, dict) else None
+        if not (isinstance(kind, str) and kind.startswith("clear_thinking_")):
+            raise refuse(f"context_management.edits[{i}]", target, "a chat backend cannot clear "
+                         "context on its side; only clearing thinking, which it never gets, is "
+                         "passed over")
+
+
+def _system(system: Any, target: Target, where: str = "system") -> list[dict[str, Any]]:
+    """The top-level `system`, or a `system` message's content: one chat system message
+    (a string, or text parts when several blocks)."""
     if isinstance(system, str):
         return [{"role": "system", "content": system}] if system else []
     if system is None:
         return []
     if not isinstance(system, list):
-        raise refuse("system", target, "system is a string or a list of text blocks")
+        raise refuse(where, target, "system is a string or a list of text blocks")
     parts = []
     for j, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
-            raise refuse(f"system[{j}]", target, "system blocks are text blocks")
-        screen(block, frozenset({"type", "text"}), BLOCK_PASSED, {}, f"system[{j}]", target)
+            raise refuse(f"{where}[{j}]", target, "system blocks are text blocks")
+        screen(block, frozenset({"type", "text"}), BLOCK_PASSED, {}, f"{where}[{j}]", target)
         parts.append({"type": "text", "text": block.get("text")})
     if not parts:
         return []
@@ -174,10 +222,12 @@ def _message(message: Any, where: str, target: Target) -> list[dict[str, Any]]:
     returned go there: chat tool messages carry text only); an assistant turn one message,
     its tool_use blocks as tool_calls with their ids."""
     role = message.get("role") if isinstance(message, dict) else None
-    if not isinstance(message, dict) or role not in ("user", "assistant"):
-        raise refuse(f"{where}.role", target, "Messages turns are user or assistant")
+    if not isinstance(message, dict) or role not in ("user", "assistant", "system"):
+        raise refuse(f"{where}.role", target, "Messages turns are user, assistant or system")
     screen(message, frozenset({"role", "content"}), {}, {}, where, target)
     content = message.get("content")
+    if role == "system":  # Claude Code's mid-conversation instructions: chat takes them where they stand
+        return _system(content, target, f"{where}.content")
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list):

@@ -140,6 +140,19 @@ def _assistant(content: list[Any], where: str, target: Target) -> list[dict[str,
     return items
 
 
+def _system_turn(content: Any, where: str, target: Target) -> dict[str, Any]:
+    """A `system` turn inside `messages` (Claude Code's environment, on a model it does
+    not know): an input message of role system, where it stands."""
+    if isinstance(content, str):
+        return {"type": "message", "role": "system", "content": content}
+    parts = []
+    for j, block in enumerate(content if isinstance(content, list) else [None]):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise refuse(f"{where}.content[{j}]", target, "a system turn holds text blocks")
+        parts.append({"type": "input_text", "text": block.get("text") or ""})
+    return {"type": "message", "role": "system", "content": parts}
+
+
 def _input(messages: list[Any], target: Target) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
@@ -148,9 +161,11 @@ def _input(messages: list[Any], target: Target) -> list[dict[str, Any]]:
         extra = set(message) - {"role", "content"}
         if extra:
             raise refuse(f"{where}.{sorted(extra)[0]}", target, "it has no counterpart there")
-        if role not in ("user", "assistant"):
+        if role not in ("user", "assistant", "system"):
             raise refuse(f"{where}.role", target, f"a {role} message has no counterpart there")
-        if isinstance(content, str):
+        if role == "system":  # Claude Code's mid-conversation instructions: where they stand
+            items.append(_system_turn(content, where, target))
+        elif isinstance(content, str):
             items.append({"type": "message", "role": role, "content": content})
         elif role == "user":
             items += _user(content or [], where, target)

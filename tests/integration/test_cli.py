@@ -150,7 +150,7 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     wait_up(url, demo)
     assert demo.stdout is not None
     banner = ""
-    while "demo key: " not in banner:
+    while "Ctrl-C stops it." not in banner:
         banner += demo.stdout.readline()
     key = banner.split("demo key: ")[1].split()[0]
     status, models = get(url + "/v1/models", {"api-key": key})
@@ -168,6 +168,14 @@ def test_demo_answers_with_the_key_it_prints(background: list[subprocess.Popen[s
     assert serves["claude-sonnet-4-5"]["messages"] == "native"
     assert all(set(media) <= set(apis[alias])
                for alias in ("gpt-image-1", "gpt-4o-transcribe", "gpt-4o-mini-tts"))
+    # What the banner says: Claude answers chat clients; Claude Code (Messages) reaches
+    # gpt-5-mini and mistral-large; Codex (Responses) reaches mistral-large and Claude.
+    assert "Claude Code answers on gpt-5-mini and mistral-large, Codex on mistral-large" in banner
+    assert serves["mistral-large"].items() >= {"chat.completions": "native", "responses": "translated",
+                                               "responses.compact": "translated",
+                                               "messages": "translated"}.items()
+    assert serves["claude-sonnet-4-5"]["responses"] == serves["claude-sonnet-4-5"]["responses.compact"] \
+        == "translated"
     assert len(apis) == 8
     status, reply = get(url + "/v1/chat/completions", {"api-key": key},
                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})

@@ -115,19 +115,75 @@ def test_a_thinking_budget_becomes_an_effort(budget: int, effort: str) -> None:
 
 
 HI = [{"role": "user", "content": "hi"}]
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def test_what_claude_code_sends_on_a_model_it_does_not_know() -> None:
+    """Claude Code 2.1 on a GPT or Mistral alias (recorded, texts shortened): adaptive
+    thinking, an effort, context editing that keeps all thinking, cache breakpoints, and
+    its environment as a system message after the user's turn."""
+    request = {
+        "model": "gpt-5-mini", "max_tokens": 32000, "stream": True,
+        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1"},
+                   {"type": "text", "text": "You are a Claude agent.", "cache_control": EPHEMERAL}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "<system-reminder>Hi</system-reminder>"},
+                                         {"type": "text", "text": "Say hello in one line"}]},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment\nPlatform: linux",
+                                            "cache_control": EPHEMERAL}]}],
+        "tools": [{"name": "Bash", "description": "Run a command.", "input_schema": {
+            "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}],
+        "metadata": {"user_id": '{"device_id":"d1","session_id":"s1"}'},
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
+    }
+    body = TRANSLATOR.request(request, target("gpt-5-mini"))
+    assert body["messages"] == [
+        {"role": "system", "content": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1"},
+                                       {"type": "text", "text": "You are a Claude agent."}]},
+        {"role": "user", "content": [{"type": "text", "text": "<system-reminder>Hi</system-reminder>"},
+                                     {"type": "text", "text": "Say hello in one line"}]},
+        {"role": "system", "content": "# Environment\nPlatform: linux"}]
+    assert body["reasoning_effort"] == "high"  # the effort; adaptive thinking asks for no budget
+    assert body["max_completion_tokens"] == 32000 and body["user"] == '{"device_id":"d1","session_id":"s1"}'
+    assert body["tools"][0]["function"]["name"] == "Bash"
+    assert body["stream_options"] == {"include_usage": True}
+    assert "thinking" not in body and "context_management" not in body and "output_config" not in body
+    # Adaptive thinking alone: the model's own effort, none sent; an effort wins over a budget.
+    alone = TRANSLATOR.request({"max_tokens": 64, "messages": HI, "thinking": {"type": "adaptive"}}, target())
+    assert "reasoning_effort" not in alone
+    both = TRANSLATOR.request({"max_tokens": 9000, "messages": HI, "output_config": {"effort": "low"},
+                               "thinking": {"type": "enabled", "budget_tokens": 8000}}, target())
+    assert both["reasoning_effort"] == "low"
+    # Clearing thinking, whatever it keeps: a chat backend never gets Claude's thinking.
+    turns = {"edits": [{"type": "clear_thinking_20251015", "keep": {"type": "thinking_turns", "value": 1}}]}
+    assert TRANSLATOR.request({"max_tokens": 64, "messages": HI, "context_management": turns}, target())
+    structured = TRANSLATOR.request({"max_tokens": 64, "messages": HI, "output_config": {
+        "format": {"type": "json_schema", "schema": {"type": "object"}}}}, target())
+    assert structured["response_format"]["json_schema"]["schema"] == {"type": "object"}
 
 
 @pytest.mark.parametrize(("extra", "field"), [
     ({"top_k": 5}, "top_k"), ({"container": "c"}, "container"), ({"mcp_servers": []}, "mcp_servers"),
-    ({"context_management": {"edits": []}}, "context_management"), ({"a_new_field": 1}, "a_new_field"),
+    ({"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}},
+     "context_management.edits[0]"),
+    ({"context_management": {"edits": [], "other": 1}}, "context_management.other"),
+    ({"a_new_field": 1}, "a_new_field"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
     ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]}, "tools[0]"),
     ({"tools": [{"type": "bash_20250124", "name": "bash"}]}, "tools[0]"),
     ({"tool_choice": {"type": "auto", "extra": 1}}, "tool_choice.extra"),
     ({"metadata": {"user_id": "u", "team": "t"}}, "metadata.team"),
-    ({"thinking": {"type": "adaptive"}}, "thinking"),
+    ({"thinking": {"type": "sometimes"}}, "thinking"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048, "interleaved": True}}, "thinking.interleaved"),
+    ({"output_config": {"effort": "max"}}, "output_config.effort"),
+    ({"output_config": {"task_budget": 10}}, "output_config.task_budget"),
+    ({"output_config": {"format": {"type": "json_object"}}}, "output_config.format"),
     ({"output_format": {"type": "json_object"}}, "output_format"),
-    ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+    ({"messages": [*HI, {"role": "system", "content": [{"type": "image", "source": {}}]}]},
+     "messages[1].content[0]"),
     ({"messages": [*HI, {"role": "assistant", "content": "Sure, here"}]}, "messages[1]"),
     ({"messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "file", "file_id": "f"}}]}]},

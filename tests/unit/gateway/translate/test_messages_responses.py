@@ -127,6 +127,23 @@ def test_request_field_by_field() -> None:
     }
 
 
+def test_a_system_turn_stands_where_claude_code_puts_it() -> None:
+    """Claude Code 2.1 on a model it does not know sends its environment as a system turn
+    after the user's: an input message of role system, in its place."""
+    body = {"max_tokens": 64, "messages": [
+        {"role": "user", "content": "Say hello"},
+        {"role": "system", "content": [{"type": "text", "text": "# Environment",
+                                        "cache_control": {"type": "ephemeral"}}]},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Again"}, {"role": "system", "content": "Be brief."}]}
+    assert TRANSLATOR.request(body, TARGET)["input"] == [
+        {"type": "message", "role": "user", "content": "Say hello"},
+        {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "# Environment"}]},
+        {"type": "message", "role": "assistant", "content": "Hello."},
+        {"type": "message", "role": "user", "content": "Again"},
+        {"type": "message", "role": "system", "content": "Be brief."}]
+
+
 SCHEMA = {"type": "json_schema", "schema": {"type": "object"}}
 
 
@@ -157,6 +174,10 @@ def test_named_tool_structured_output_and_small_cap(options: dict[str, Any]) -> 
     ("messages", [{"role": "user", "content": [{"type": "search_result", "source": "s"}]}],
      "messages[0].content[0]"),
     ("system", [{"type": "image", "source": {}}], "system[0]"),
+    ("messages", [{"role": "user", "content": "hi"},
+                  {"role": "system", "content": [{"type": "image", "source": {}}]}],
+     "messages[1].content[0]"),
+    ("messages", [{"role": "tool", "content": "hi"}], "messages[0].role"),
     ("output_format", {"type": "grammar"}, "output_format"),
     ("output_config", {"effort": "max"}, "output_config.effort"),
     ("output_config", {"task_budget": 5}, "output_config.task_budget"),
