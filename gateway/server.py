@@ -21,6 +21,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, ServerConfig, StartupError
+from gateway.core.settings import ProcessSettings
 from gateway.http.connections import CONNECTIONS, GatewaySite
 from gateway.runtime.live import LIFECYCLE, LIVE
 from gateway.runtime.reload import reload
@@ -174,22 +175,29 @@ def migrate_apart(config: GatewayConfig) -> None:
     """prepare_database in a child process: Alembic (and what it brings: Mako, Pygments)
     never enters the gateway's own memory; by the time the gateway opens the database
     its schema is at head, and the start-up check reads it with plain SQL. The child
-    gets the config as JSON (names of secrets, never secrets) on its stdin."""
+    gets the config as JSON (names of secrets, never secrets) on its stdin and shares
+    the gateway's stderr, so the migrations it runs are in the gateway's log."""
     child = subprocess.run(
         [sys.executable, "-c", "from gateway.server import migrate_child; migrate_child()"],
-        input=config.model_dump_json(), capture_output=True, text=True, check=False)
+        input=config.model_dump_json(), stdout=subprocess.PIPE, text=True, check=False)
     if child.returncode != 0:
-        why = child.stderr.strip().splitlines()[-1] if child.stderr.strip() else f"exit {child.returncode}"
+        why = child.stdout.strip().splitlines()[-1] if child.stdout.strip() else f"exit {child.returncode}"
         raise StartupError(f"the database cannot be prepared: {why}")
 
 
 def migrate_child() -> None:
-    """The child of migrate_apart: its last line of stderr is the reason it failed."""
+    """The child of migrate_apart: it logs as the gateway does; its last line on stdout
+    is the reason it failed."""
+    logging.basicConfig(level=ProcessSettings().log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = GatewayConfig.model_validate_json(sys.stdin.read())
     try:
         asyncio.run(prepare_database(config))
     except Exception as exc:
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        # One line: SQLAlchemy's messages end in a line that only points to its docs.
+        lines = [line.strip() for line in str(exc).splitlines()
+                 if line.strip() and not line.startswith("(Background on this error")]
+        print(f"{type(exc).__name__}: {'; '.join(lines)}")
         sys.exit(2)
 
 

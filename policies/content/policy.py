@@ -75,8 +75,10 @@ class ContentFilterPolicy(Policy):
                 outcome = await profile.check(text, stage)
         except TimeoutError:
             raise PolicyUnavailable(
-                f"A content check took longer than its budget of {self.budget_seconds:g} s; "
-                f"the rest of the {stage} was not served.") from None
+                f"A content check of the {stage} took longer than its time budget of "
+                f"{self.budget_seconds:g} s; "
+                + ("it was not served." if stage == "prompt"
+                   else "the rest of the answer was not served.")) from None
         finally:
             spent = time.perf_counter() - started
             self.stats.seconds += spent

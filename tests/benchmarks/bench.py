@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.auth import hash_key
-from tests.benchmarks import media, targets
+from tests.benchmarks import media, targets, translation
 from tests.benchmarks.loadgen import Load, streams, wrk
 
 KEY = "bench-key"
@@ -138,6 +138,8 @@ class Row:
     added_p99_ms: float | None = None
     added_ttfb_p50_ms: float | None = None
     gateway_cpu_s: float | None = None
+    # The gateway's CPU time over the run divided by the requests it served.
+    gateway_cpu_us_per_request: float | None = None
     gateway_peak_rss_mb: float | None = None
     gateway_idle_rss_mb: float | None = None
     gateway_peak_pss_mb: float | None = None  # sampled; set for multi-process gateways
@@ -211,6 +213,7 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
             {"url": f"http://127.0.0.1:{sim_port}/anthropic", "api": "anthropic",
              "timeouts": {"response": 300, "idle": 300}}]})
         config["deployments"] += media.deployments(sim_port)
+        config["deployments"] += translation.deployments(sim_port)
     if quiet_timers:
         config["ledger"] = {"flush_seconds": 300}
         config["server"]["config_watch_seconds"] = 0
@@ -334,6 +337,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                                       proxy, streams=False))
         targets += [Target(f"peer {url}", url, streams=True) for url in args.peer]
         return [*scenarios(targets, slow, args.seconds, load_cores, args.smoke, args.rounds),
+                *translation_rows(targets[1], args.seconds, args.smoke, args.rounds),
                 *media_rows(targets[0], targets[1], args.smoke, args.rounds)]
     finally:
         for proc in reversed(started):
@@ -389,7 +393,10 @@ def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> R
     else:
         r = row(scenario, target.name, concurrency, measure())
     if target.proc:
-        r.gateway_cpu_s = round(target.proc.cpu_seconds() - cpu, 2)
+        spent = target.proc.cpu_seconds() - cpu
+        r.gateway_cpu_s = round(spent, 2)
+        if r.requests:
+            r.gateway_cpu_us_per_request = round(spent / r.requests * 1e6, 1)
         r.gateway_peak_rss_mb = round(target.proc.memory_mb("VmHWM"), 1)
         if target.idle_mb:
             r.gateway_idle_rss_mb = round(target.idle_mb, 1)
@@ -424,7 +431,8 @@ def median_row(runs: list[Row]) -> Row:
 
     merged = replace(runs[0], requests=sum(r.requests for r in runs),
                      errors=sum(r.errors for r in runs))
-    for name in ("rps", "p50_ms", "p90_ms", "p99_ms", "ttfb_p50_ms", "gateway_cpu_s"):
+    for name in ("rps", "p50_ms", "p90_ms", "p99_ms", "ttfb_p50_ms", "gateway_cpu_s",
+                 "gateway_cpu_us_per_request"):
         setattr(merged, name, med(name))
     peaks = [r.gateway_peak_rss_mb for r in runs if r.gateway_peak_rss_mb is not None]
     merged.gateway_peak_rss_mb = max(peaks) if peaks else None
@@ -488,6 +496,17 @@ def scenarios(targets: list[Target], slow_target: Target, seconds: float,
             r.note += f", peak PSS {r.gateway_peak_pss_mb:g} MB"
         rows.append(r)
     return rows
+
+
+def translation_rows(gateway: Target, seconds: float, smoke: bool, rounds: int) -> list[Row]:
+    """Native and translated streams through the plain gateway (tests/benchmarks/translation.py)."""
+    headers = {"Content-Type": "application/json", "api-key": KEY}
+
+    def one(case: translation.Case, concurrency: int) -> Row:
+        return measured(case.scenario, gateway, concurrency, lambda: streams(
+            gateway.at(case.path), case.body, headers, concurrency, seconds=seconds, end=case.end))
+
+    return list(translation.rows(one, rounds, (1, 4) if smoke else (1, 64), median_row, compare))
 
 
 def media_rows(floor: Target, gateway: Target, smoke: bool, rounds: int) -> list[Row]:

@@ -24,7 +24,9 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert any(r["scenario"].startswith("filter worst case") for r in rows)
     for r in rows:
         assert r["errors"] == 0 and r["requests"] > 0 and r["p50_ms"] > 0
-        if r["target"] == "gateway" and r["scenario"] != "slow streams (5 x 100 ms)":
+        # (A native row of a translation pair is the floor its translated row is compared with.)
+        if r["target"] == "gateway" and r["scenario"] != "slow streams (5 x 100 ms)" \
+                and not r["scenario"].endswith(", native"):
             assert r["added_p50_ms"] is not None and r["gateway_peak_rss_mb"] > 0
     # Where one process cannot hold the slow streams, they go through workers on one
     # core, and their memory is the summed PSS sampled during the run.
@@ -33,8 +35,17 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert shared[0]["gateway_peak_pss_mb"] < shared[0]["gateway_peak_rss_mb"]
     report = (tmp_path / "latest.md").read_text()
     assert "| chat | gateway |" in report
-    # Every target of issue #7 gets a line: met, not met, or not measured in a smoke run.
+    # Translation beside the native relay of the same stream, in the same run.
+    for native, translated in (("chat stream 20 chunks, native", "chat stream 20 chunks, chat -> Messages"),
+                               ("responses stream 20 chunks, native",
+                                "responses stream 20 chunks, Responses -> chat")):
+        pair = [r for r in rows if r["scenario"] in (native, translated)]
+        assert len(pair) == 4 and all(r["gateway_cpu_us_per_request"] > 0 for r in pair)
+        assert all(r["added_ttfb_p50_ms"] is not None for r in pair if r["scenario"] == translated)
+    # Every target of issue #7 gets a line: met, not met, or not measured in a smoke run;
+    # and each translation's CPU beside the native relay's (issue #22), at each concurrency.
     verdicts = json.loads((tmp_path / "latest.json").read_text())["targets"]
-    assert len(verdicts) == 7 and "| idle RSS | <= 60 MB |" in report
+    assert len(verdicts) == 7 + 4 and "| idle RSS | <= 60 MB |" in report
+    assert sum("CPU/request vs native" in v["target"] for v in verdicts) == 4
     idle = next(v for v in verdicts if v["target"] == "idle RSS")
     assert idle["met"] in (True, False) and idle["measured"].endswith("MB")
