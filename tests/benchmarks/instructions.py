@@ -3,6 +3,7 @@ noisy machine cannot blur (the same code, inputs and environment give the same
 count, whatever else the machine is doing).
 
     python -m tests.benchmarks.instructions [--requests 500] [--ab REV ...] [--stream]
+                                            [--body-kb N]
 
 For the working tree and each REV (a git worktree, given a config that revision
 accepts), it starts the simulator and the gateway under callgrind with
@@ -27,6 +28,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.benchmarks.bench import CHAT, KEY, VARIANTS, Proc, free_port, gateway_config, worktree
+from tests.benchmarks.profile import padded
 
 
 async def _send(url: str, body: dict[str, object], n: int) -> None:
@@ -39,7 +41,7 @@ async def _send(url: str, body: dict[str, object], n: int) -> None:
 
 
 def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up: int,
-          legacy: bool = False) -> float:
+          legacy: bool = False, body_kb: int = 0) -> float:
     """Instructions per request of the gateway in `tree` (None: this checkout), with the
     same config for every revision unless `legacy` (an old one that refuses its keys).
     Timers that would fire a number of times set by the wall clock (the ledger's flush,
@@ -58,7 +60,8 @@ def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up
     pid = str(gateway.popen.pid)
     try:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        body = {**CHAT, "stream": True} if stream else CHAT
+        chat = padded(body_kb) if body_kb else CHAT
+        body = {**chat, "stream": True} if stream else chat
         asyncio.run(_send(url, body, warm_up))
         subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
         asyncio.run(_send(url, body, requests))
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ab", metavar="REV", action="append", default=[],
                    help="also count the gateway at git revision REV")
     p.add_argument("--stream", action="store_true", help="streamed chat instead of plain")
+    p.add_argument("--body-kb", type=int, default=0,
+                   help="pad the request with earlier turns to about this size")
     p.add_argument("--legacy-config", action="store_true",
                    help="give the --ab revisions the older config (for revisions before 2026-12)")
     args = p.parse_args(argv)
@@ -91,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], None,
                f"http://127.0.0.1:{sim_port}/healthz")
     try:
-        here = count(None, sim_port, args.requests, args.stream, args.warm_up)
-        what = "streamed chat" if args.stream else "chat"
+        here = count(None, sim_port, args.requests, args.stream, args.warm_up, body_kb=args.body_kb)
+        what = ("streamed chat" if args.stream else "chat") + (
+            f", {args.body_kb} KB body" if args.body_kb else "")
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
         print(f"  this tree: {here / 1000:,.1f} k")
         for rev in args.ab:
             there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up,
-                          args.legacy_config)
+                          args.legacy_config, args.body_kb)
             print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
     finally:
         sim.stop()
