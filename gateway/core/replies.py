@@ -10,7 +10,6 @@ from collections.abc import Mapping
 import orjson
 from aiohttp import web
 
-
 # Request ids are drawn from the OS's random source 256 at a time: one system call per
 # 256 requests, not one each. A forked worker starts with an empty pool, so that no two
 # processes hand out the same ids.

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import re
 import os
+import re
 import subprocess
 import sys
 import tempfile
