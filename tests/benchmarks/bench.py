@@ -1,6 +1,7 @@
 """The gateway benchmark. One command, one run, honest ratios:
 
     python -m tests.benchmarks.bench [--seconds 10] [--peer URL] [--smoke] [--media-only]
+                                     [--translation-only]
 
 It starts the project's simulator and the gateway as real processes, pins the
 gateway alone on core 0 and the simulator and the load generators on core 1
@@ -285,7 +286,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                                         f"http://127.0.0.1:{sim_port}/v1/chat/completions",
                                         apis=True)]
         for variant in VARIANTS:
-            if variant.workers not in args.workers or (args.media_only and variant != VARIANTS[0]):
+            alone = args.media_only or args.translation_only
+            if variant.workers not in args.workers or (alone and variant != VARIANTS[0]):
                 continue
             port = free_port()
             config = gateway_config(sim_port, port, variant, f"redis://127.0.0.1:{redis_port}/0")
@@ -310,6 +312,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                                       old.memory_mb("VmRSS"), old.pss_mb()))
         if args.media_only:
             return media_rows(targets[0], targets[1], args.smoke, args.rounds)
+        if args.translation_only:
+            return translation_rows(targets[1], args.seconds, args.smoke, args.rounds)
         slow = targets[1]
         # The smoke run always takes the multi-process path, so that CI proves it works.
         processes = 2 if args.smoke else slow_stream_processes(SLOW_STREAMS)
@@ -566,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the plain gateway at git revision REV (a worktree), interleaved")
     p.add_argument("--media-only", action="store_true",
                    help="only the images-and-audio scenarios (a 25 MB upload, streamed speech)")
+    p.add_argument("--translation-only", action="store_true",
+                   help="only the translated streams beside their native relays")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
