@@ -52,7 +52,8 @@ class ContentSafety(Filter):
         self._cache: OrderedDict[tuple[str, str], tuple[float, list[Finding]]] = OrderedDict()
         self.calls = 0
 
-    async def scan(self, text: str, stage: str) -> list[Finding]:
+    async def scan(self, text: str, stage: str,
+                   hits: frozenset[int] | None = None) -> list[Finding]:
         key = (stage, hashlib.sha256(text.encode()).hexdigest())
         hit = self._cache.get(key)
         if hit is not None and hit[0] > time.monotonic():

@@ -48,7 +48,17 @@ class Filter:
         self.stages = config.stages
         self.fail_open = config.on_error == "open"
 
-    async def scan(self, text: str, stage: str) -> list[Finding]:
+    def screens(self) -> tuple[tuple[str, bool], ...]:
+        """RE2 patterns, (source, ignore_case), of which one matches somewhere in any text
+        this filter finds something in: the profile's one-pass screen
+        (`policies.content.screen`) reads every text first, and a filter none of whose
+        patterns matched is not run. None here: every text is scanned."""
+        return ()
+
+    async def scan(self, text: str, stage: str,
+                   hits: frozenset[int] | None = None) -> list[Finding]:
+        """The findings in `text`. `hits`: the indices of `screens()` that matched in it
+        (None: not screened, scan for everything)."""
         raise NotImplementedError
 
 
@@ -81,17 +91,27 @@ class Blocklist(Filter):
                     terms.append(line)
         # RE2 compiles the alternation into one automaton: a thousand terms cost one
         # linear pass over the text, not a thousand.
-        self._terms = compile_pattern(terms_pattern(terms)) if any(t.strip() for t in terms) else None
-        self._patterns = (compile_pattern("|".join(f"(?:{p})" for p in config.patterns))
-                          if config.patterns else None)
+        sources = []
+        if any(t.strip() for t in terms):
+            sources.append(terms_pattern(terms))
+        if config.patterns:
+            sources.append("|".join(f"(?:{p})" for p in config.patterns))
+        self._sources = tuple(sources)
+        self._terms = compile_pattern(sources[0]) if any(t.strip() for t in terms) else None
+        self._patterns = compile_pattern(sources[-1]) if config.patterns else None
         self._category = config.name
 
-    async def scan(self, text: str, stage: str) -> list[Finding]:
+    def screens(self) -> tuple[tuple[str, bool], ...]:
+        return tuple((source, True) for source in self._sources)
+
+    async def scan(self, text: str, stage: str,
+                   hits: frozenset[int] | None = None) -> list[Finding]:
         found: list[Finding] = []
-        if self._terms is not None:
+        if self._terms is not None and (hits is None or 0 in hits):
             found += [Finding(self._category, start, end, "[BLOCKED]")
                       for start, end in spans(self._terms, text, 1)]
-        if self._patterns is not None:
+        patterns_index = len(self._sources) - 1
+        if self._patterns is not None and (hits is None or patterns_index in hits):
             found += [Finding(self._category, m.start(), m.end(), "[BLOCKED]")
                       for m in self._patterns.finditer(text) if m.end() > m.start()]
         return found
@@ -104,9 +124,15 @@ class Pii(Filter):
         super().__init__(config)
         self._kinds = tuple(config.kinds)
 
-    async def scan(self, text: str, stage: str) -> list[Finding]:
+    def screens(self) -> tuple[tuple[str, bool], ...]:
+        return tuple(pii.screen(kind) for kind in self._kinds)
+
+    async def scan(self, text: str, stage: str,
+                   hits: frozenset[int] | None = None) -> list[Finding]:
+        kinds = self._kinds if hits is None else tuple(
+            kind for i, kind in enumerate(self._kinds) if i in hits)
         return [Finding(f"pii_{kind}", start, end, pii.LABELS[kind])
-                for kind, start, end in pii.find(text, self._kinds)]
+                for kind, start, end in pii.find(text, kinds)]
 
 
 def load_callable(path: str) -> Callable[..., Any]:
@@ -128,7 +154,8 @@ class Hook(Filter):
         self._timeout = config.timeout_seconds
         self._name = config.callable.rsplit(":", 1)[1]
 
-    async def scan(self, text: str, stage: str) -> list[Finding]:
+    async def scan(self, text: str, stage: str,
+                   hits: frozenset[int] | None = None) -> list[Finding]:
         async with asyncio.timeout(self._timeout):
             result = self._fn(text, stage)
             if inspect.isawaitable(result):

@@ -11,6 +11,7 @@ from policies.content.config import FilterConfig
 from policies.content.factory import build
 from policies.content.filters import Filter, Finding
 from policies.content.normalize import Normalized, normalize
+from policies.content.screen import Screen
 from policies.errors import PolicyUnavailable
 
 log = logging.getLogger("policies.content")
@@ -43,6 +44,10 @@ class ContentProfile:
         self.name = name
         self.filters: list[Filter] = [build(c, services) for c in configs]
         self._stages = frozenset(stage for f in self.filters for stage in f.stages)
+        # One pass over the normalized text for every pattern filter's patterns.
+        self._screened = [f.normalized and bool(f.screens()) for f in self.filters]
+        self._screen = Screen([f.screens() if on else () for f, on in
+                               zip(self.filters, self._screened, strict=True)])
 
     def applies(self, stage: str) -> bool:
         return stage in self._stages
@@ -53,16 +58,21 @@ class ContentProfile:
         the end, so that every finding's offsets are those of `text`."""
         outcome = Outcome(text)
         normalized: Normalized | None = None
-        for flt in self.filters:
+        hits: dict[int, frozenset[int]] | None = None
+        for index, flt in enumerate(self.filters):
             if stage not in flt.stages:
                 continue
             try:
                 if flt.normalized:
                     if normalized is None:
                         normalized = normalize(text)
+                        hits = self._screen.hits(normalized.text)
+                    own = None if hits is None or not self._screened[index] else hits.get(index)
+                    if hits is not None and self._screened[index] and own is None:
+                        continue  # none of its patterns matches anywhere in the text
                     findings = [Finding(f.category, *normalized.span(f.start, f.end), f.label,
                                         f.severity)
-                                for f in await flt.scan(normalized.text, stage)]
+                                for f in await flt.scan(normalized.text, stage, own)]
                 else:
                     findings = await flt.scan(text, stage)
             except Exception as exc:

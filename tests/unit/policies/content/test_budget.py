@@ -53,7 +53,7 @@ async def test_one_check_over_the_budget_is_refused() -> None:
     ctx = RequestContext("r", CHAT, "chat", Caller("c", None),
                          {"messages": [{"role": "user", "content": "hi"}]}, True)
     WORK["seconds"] = 5.0
-    with pytest.raises(PolicyUnavailable, match="longer than its budget"):
+    with pytest.raises(PolicyUnavailable, match="longer than its time budget"):
         await p.on_request(ctx)
 
 
