@@ -295,10 +295,14 @@ def chat_problem(body: dict[str, Any]) -> str | None:
 
 def _tool_calls(request: web.Request, op: str, body: dict[str, Any], model: str,
                 text: str) -> list[dict[str, Any]]:
-    """x-sim-tool-calls: N calls to the offered function tools instead of text (chat);
-    x-sim-tool-arguments: their arguments (JSON; UTF-8 in base64 after "b64:")."""
+    """x-sim-tool-calls: N calls to the offered function tools instead of text (chat),
+    until a tool's result came back (then the model answers, as a real one does at the
+    end of a tool loop); x-sim-tool-arguments: their arguments (JSON; UTF-8 in base64
+    after "b64:")."""
     wanted = request.headers.get("x-sim-tool-calls")
     if op != "chat/completions" or not wanted:
+        return []
+    if any(isinstance(m, dict) and m.get("role") == "tool" for m in body.get("messages") or []):
         return []
     arguments = request.headers.get("x-sim-tool-arguments")
     if arguments is not None and arguments.startswith("b64:"):
