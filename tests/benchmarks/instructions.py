@@ -3,7 +3,7 @@ noisy machine cannot blur (the same code, inputs and environment give the same
 count, whatever else the machine is doing).
 
     python -m tests.benchmarks.instructions [--requests 500] [--ab REV ...] [--stream]
-                                            [--body-kb N]
+                                            [--body-kb N] [--policies]
 
 For the working tree and each REV (a git worktree, given a config that revision
 accepts), it starts the simulator and the gateway under callgrind with
@@ -27,8 +27,20 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.benchmarks.bench import CHAT, KEY, VARIANTS, Proc, free_port, gateway_config, worktree
+from tests.benchmarks.bench import (
+    CHAT,
+    KEY,
+    VARIANTS,
+    Proc,
+    Variant,
+    free_port,
+    gateway_config,
+    worktree,
+)
 from tests.benchmarks.profile import padded
+
+
+POLICIES = Variant("gateway + in-process limits + blocklist/PII filter", limits=True, content=True)
 
 
 async def _send(url: str, body: dict[str, object], n: int) -> None:
@@ -41,14 +53,15 @@ async def _send(url: str, body: dict[str, object], n: int) -> None:
 
 
 def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up: int,
-          legacy: bool = False, body_kb: int = 0) -> float:
+          legacy: bool = False, body_kb: int = 0, policies: bool = False) -> float:
     """Instructions per request of the gateway in `tree` (None: this checkout), with the
     same config for every revision unless `legacy` (an old one that refuses its keys).
     Timers that would fire a number of times set by the wall clock (the ledger's flush,
     the config watch) are pushed out of the window: under valgrind a busy machine slows
     the run, more of them would fire, and the A/B would measure the machine's load."""
     port = free_port()
-    config = gateway_config(sim_port, port, VARIANTS[0], None, legacy=legacy, quiet_timers=True)
+    variant = POLICIES if policies else VARIANTS[0]
+    config = gateway_config(sim_port, port, variant, None, legacy=legacy, quiet_timers=True)
     out = Path(tempfile.mkdtemp(prefix="callgrind-")) / "gw.out"
     # The main thread only: the event loop, where every request's work is. Other threads
     # wake by the wall clock (aiosqlite's polls its queue every 0.1 s), and under valgrind
@@ -87,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ab", metavar="REV", action="append", default=[],
                    help="also count the gateway at git revision REV")
     p.add_argument("--stream", action="store_true", help="streamed chat instead of plain")
+    p.add_argument("--policies", action="store_true",
+                   help="in-process limits and the blocklist and PII filters on prompt and answer")
     p.add_argument("--body-kb", type=int, default=0,
                    help="pad the request with earlier turns to about this size")
     p.add_argument("--legacy-config", action="store_true",
@@ -96,14 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], None,
                f"http://127.0.0.1:{sim_port}/healthz")
     try:
-        here = count(None, sim_port, args.requests, args.stream, args.warm_up, body_kb=args.body_kb)
+        here = count(None, sim_port, args.requests, args.stream, args.warm_up,
+                     body_kb=args.body_kb, policies=args.policies)
         what = ("streamed chat" if args.stream else "chat") + (
-            f", {args.body_kb} KB body" if args.body_kb else "")
+            f", {args.body_kb} KB body" if args.body_kb else "") + (
+            ", limits + blocklist + PII" if args.policies else "")
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
         print(f"  this tree: {here / 1000:,.1f} k")
         for rev in args.ab:
             there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up,
-                          args.legacy_config, args.body_kb)
+                          args.legacy_config, args.body_kb, args.policies)
             print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
     finally:
         sim.stop()
