@@ -39,7 +39,6 @@ from tests.benchmarks.bench import (
 )
 from tests.benchmarks.profile import padded
 
-
 POLICIES = Variant("gateway + in-process limits + blocklist/PII filter", limits=True, content=True)
 
 
