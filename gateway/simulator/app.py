@@ -86,20 +86,20 @@ class Simulator:
 SIMULATOR = web.AppKey("simulator", Simulator)
 
 
-def _route(path: str) -> tuple[str, str, str | None]:
+def _route(path: str) -> tuple[shapes.Service, str, str | None]:
     """(shape, operation, deployment) of a path."""
     if path.startswith("/openai/deployments/"):
         deployment, _, rest = path[len("/openai/deployments/"):].partition("/")
-        return "azure-openai", rest, deployment
+        return shapes.Service.AZURE_OPENAI, rest, deployment
     if path.startswith("/models/"):
-        return "azure-ai-inference", path[len("/models/"):], None
+        return shapes.Service.AZURE_INFERENCE, path[len("/models/"):], None
     if path.endswith("/v1/messages"):
-        return "anthropic", "messages", None
+        return shapes.Service.ANTHROPIC, "messages", None
     if path.endswith("/v1/messages/count_tokens"):
-        return "anthropic", "messages/count_tokens", None
+        return shapes.Service.ANTHROPIC, "messages/count_tokens", None
     head, marker, rest = path.partition("/responses")
     if marker and (not rest or rest.startswith("/")):
-        shape = "azure-openai" if head.startswith("/openai") else "openai"
+        shape = shapes.Service.AZURE_OPENAI if head.startswith("/openai") else shapes.Service.OPENAI
         parts = rest.strip("/").split("/") if rest else []
         if parts == ["compact"]:  # POST /responses/compact, not a stored response's id
             return shape, "responses/compact", None
@@ -107,8 +107,8 @@ def _route(path: str) -> tuple[str, str, str | None]:
         return shape, op, parts[0] if parts else None
     for op in (*OPS, *media.OPS):
         if path.endswith("/" + op):
-            return "openai", op, None
-    return "openai", path.strip("/"), None
+            return shapes.Service.OPENAI, op, None
+    return shapes.Service.OPENAI, path.strip("/"), None
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -188,7 +188,7 @@ def _stored(sim: Simulator, record: Record, op: str, ident: str) -> web.Response
 async def _serve(request: web.Request, sim: Simulator, record: Record, shape: str, op: str,
                  body: dict[str, Any], model: str) -> web.StreamResponse:
     settings = sim.settings
-    claude = shape == "anthropic"
+    claude = shape == shapes.Service.ANTHROPIC
     if not sim.authorized(request):
         record.outcome = "rejected"
         message = "Access denied due to invalid subscription key or wrong API endpoint."
@@ -363,7 +363,7 @@ async def _stream(request: web.Request, sim: Simulator, record: Record, shape: s
             await asyncio.sleep(0)
     elif op == "responses":
         await responses.stream(named, sim.store, body, model, tokens, prompt_tokens, delay, stall)
-    elif shape == "anthropic":
+    elif shape == shapes.Service.ANTHROPIC:
         await anthropic.stream(named, body, model, tokens, prompt_tokens, finish, delay, stall)
     else:
         await _chat_stream(response, shape, op, body, model, tokens, prompt_tokens, finish, delay,
@@ -385,7 +385,7 @@ async def _chat_stream(response: Any, shape: str, op: str, body: dict[str, Any],
     async def send(obj: dict[str, Any]) -> None:
         await response.write(b"data: " + orjson.dumps(obj) + b"\n\n")
 
-    if shape == "azure-openai" and op == "chat/completions":
+    if shape == shapes.Service.AZURE_OPENAI and op == "chat/completions":
         await send(shapes.prompt_annotation_chunk())
     if calls:
         deltas = shapes.tool_call_deltas(calls)

@@ -39,7 +39,7 @@ def _retry_wait(request: web.Request, settings: SimulatorSettings) -> tuple[int,
 async def answer(request: web.Request, fault: str, settings: SimulatorSettings,
                  shape: str) -> web.StreamResponse:
     """The answer that replaces the real one."""
-    claude = shape == "anthropic"
+    claude = shape == shapes.Service.ANTHROPIC
     if fault.startswith("429"):
         ms, seconds = _retry_wait(request, settings)
         message = ("Requests to the ChatCompletions_Create Operation under Azure OpenAI API have "

@@ -6,12 +6,24 @@ Text is deterministic: the same model and prompt always give the same words.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import struct
 import time
 from typing import Any
 
 import orjson
+
+
+class Service(enum.StrEnum):
+    """The service the simulator answers as, told by the path it was called on: the
+    upstream services it imitates (the gateway's providers are `gateway.providers`)."""
+
+    AZURE_OPENAI = "azure-openai"
+    AZURE_INFERENCE = "azure-ai-inference"
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
 
 WORDS = (
     "the gateway routes every request to a healthy deployment and streams tokens back "
@@ -98,12 +110,12 @@ def chat(shape: str, model: str, ident: str, text: str, prompt: int, completion:
         "object": "chat.completion",
         "usage": usage(prompt, completion),
     }
-    if shape == "azure-openai":
+    if shape == Service.AZURE_OPENAI:
         choice["content_filter_results"] = CHOICE_FILTERS
         choice["logprobs"] = None
         body["prompt_filter_results"] = PROMPT_FILTERS
         body["system_fingerprint"] = "fp_simulator"
-    elif shape == "azure-ai-inference":
+    elif shape == Service.AZURE_INFERENCE:
         choice["message"].setdefault("tool_calls", None)
     else:  # OpenAI's own answers carry their fingerprint
         body["system_fingerprint"] = "fp_simulator"
@@ -192,7 +204,7 @@ def chunk(shape: str, op: str, model: str, ident: str, delta: dict[str, Any] | s
     else:
         choice = {"delta": delta, "finish_reason": finish, "index": 0, "logprobs": None}
         obj = "chat.completion.chunk"
-        if shape == "azure-openai":  # filter results on text only (not the role, not the end)
+        if shape == Service.AZURE_OPENAI:  # filter results on text only (not the role, not the end)
             text = delta.get("content") if isinstance(delta, dict) else delta
             choice["content_filter_results"] = CHOICE_FILTERS if text else {}
     body: dict[str, Any] = {
@@ -202,7 +214,7 @@ def chunk(shape: str, op: str, model: str, ident: str, delta: dict[str, Any] | s
         "model": model,
         "object": obj,
     }
-    if shape in ("azure-openai", "openai") and op == "chat/completions":
+    if shape in (Service.AZURE_OPENAI, Service.OPENAI) and op == "chat/completions":
         body["system_fingerprint"] = "fp_simulator"
     if with_usage_null:
         body["usage"] = None
@@ -216,7 +228,7 @@ def prompt_annotation_chunk() -> dict[str, Any]:
 
 
 def usage_chunk(op: str, model: str, ident: str, prompt: int, n: int,
-                shape: str = "openai") -> dict[str, Any]:
+                shape: str = Service.OPENAI) -> dict[str, Any]:
     body: dict[str, Any] = {
         "choices": [],
         "created": int(time.time()),
@@ -225,7 +237,7 @@ def usage_chunk(op: str, model: str, ident: str, prompt: int, n: int,
         "object": "text_completion" if op == "completions" else "chat.completion.chunk",
         "usage": usage(prompt, n),
     }
-    if shape in ("azure-openai", "openai") and op == "chat/completions":
+    if shape in (Service.AZURE_OPENAI, Service.OPENAI) and op == "chat/completions":
         body["system_fingerprint"] = "fp_simulator"
     return body
 
@@ -246,7 +258,7 @@ def embeddings(shape: str, model: str, inputs: list[str], dims: int, fmt: str | 
     tokens = sum(count_tokens(t) for t in inputs)
     body: dict[str, Any] = {"data": data, "model": model, "object": "list",
                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    if shape == "azure-ai-inference":
+    if shape == Service.AZURE_INFERENCE:
         body["id"] = "emb-" + _digest("e", model, *inputs).hex()[:16]
         body["usage"]["completion_tokens"] = 0
     return body
