@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import bindparam, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.database.group_commit import GroupCommit
 from gateway.database.schema import gateway_responses as table
 
 # A conversation longer than this many responses is cut there (its oldest part is not
@@ -36,22 +37,38 @@ def _record(row: Any) -> Record:
                   orjson.loads(row.input_items))
 
 
+# A response's end, written by its id: one statement for a batch of them.
+_FINISH = update(table).where(table.c.id == bindparam("ident")).values(
+    status=bindparam("new_status"), response=bindparam("new_response"))
+
+
 class GatewayResponses:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Many streams start and end at once: their rows share transactions.
+        self._writes: GroupCommit[tuple[str, dict[str, Any]]] = GroupCommit(self._write)
 
     async def create(self, ident: str, previous: str | None, status: str,
                      response: dict[str, Any], items: list[dict[str, Any]]) -> None:
-        async with self._engine.begin() as connection:
-            await connection.execute(insert(table).values(
-                id=ident, previous_id=previous, status=status,
-                response=orjson.dumps(response).decode(), input_items=orjson.dumps(items).decode(),
-                created_at=datetime.datetime.now(datetime.UTC)))
+        await self._writes.add(("create", {
+            "id": ident, "previous_id": previous, "status": status,
+            "response": orjson.dumps(response).decode(), "input_items": orjson.dumps(items).decode(),
+            "created_at": datetime.datetime.now(datetime.UTC)}))
 
     async def finish(self, ident: str, status: str, response: dict[str, Any]) -> None:
+        await self._writes.add(("finish", {"ident": ident, "new_status": status,
+                                           "new_response": orjson.dumps(response).decode()}))
+
+    async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """New rows first, then ends (a response's end is written only after its row was:
+        `gateway_store` asks for it once `create` returned)."""
+        created = [row for kind, row in batch if kind == "create"]
+        finished = [row for kind, row in batch if kind == "finish"]
         async with self._engine.begin() as connection:
-            await connection.execute(update(table).where(table.c.id == ident).values(
-                status=status, response=orjson.dumps(response).decode()))
+            if created:
+                await connection.execute(insert(table), created)
+            if finished:
+                await connection.execute(_FINISH, finished)
 
     async def get(self, ident: str) -> Record | None:
         async with self._engine.connect() as connection:

@@ -4,11 +4,10 @@ replica's cache, which then asks the upstream, which answers 404 itself.
 
 An owner is written before the response's id reaches the client (a follow-up through
 another replica must find it). Writes made while one is on its way share the next
-transaction: one commit for many, which SQLite's single writer needs under load."""
+transaction (`group_commit`)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.database.group_commit import GroupCommit
 from gateway.database.schema import stored_responses
 
 CACHE_ENTRIES = 10_000
@@ -34,8 +34,7 @@ class ResponseOwners:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._cache: OrderedDict[str, Owner] = OrderedDict()
-        self._waiting: list[tuple[dict[str, object], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writes: GroupCommit[dict[str, object]] = GroupCommit(self._insert)
 
     def _keep(self, ident: str, owner: Owner) -> None:
         self._cache[ident] = owner
@@ -47,41 +46,17 @@ class ResponseOwners:
         row = {"id": ident, "consumer": owner.consumer, "deployment": owner.deployment,
                "backend": owner.backend, "store_key": owner.store_key,
                "created_at": datetime.datetime.now(datetime.UTC)}
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, done))
-        if self._writer is None:
-            # Its own task: a caller that is cancelled (its client left) cancels nobody
-            # else's write.
-            self._writer = asyncio.get_running_loop().create_task(self._write())
-        await asyncio.shield(done)
+        await self._writes.add(row)
         self._keep(ident, owner)
-
-    async def _write(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    await self._insert([row for row, _ in batch])
-                except Exception as exc:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-        finally:
-            self._writer = None
 
     async def _insert(self, rows: list[dict[str, object]]) -> None:
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(insert(stored_responses), rows)
         except IntegrityError:
-            if len(rows) == 1:
-                return  # already known (a retried stream): the first owner stands
-            for row in rows:  # one of them was: the others still go in
-                await self._insert([row])
+            if len(rows) > 1:
+                raise  # one of them is: the batch is written again row by row
+            # Already known (a retried stream): the first owner stands.
 
     async def owner(self, ident: str) -> Owner | None:
         cached = self._cache.get(ident)

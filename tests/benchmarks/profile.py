@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policies", action="store_true",
                    help="in-process limits, blocklist and PII filters on prompt and answer")
     p.add_argument("--stream", action="store_true", help="streamed chat (20 chunks)")
+    p.add_argument("--responses", metavar="ALIAS",
+                   help="streamed Responses (stored) on ALIAS instead of chat: bench (native) "
+                        "or bench-chat-only (translated to chat)")
     p.add_argument("--top", type=int, default=10)
     args = p.parse_args(argv)
     two_cores = (os.cpu_count() or 1) >= 2
@@ -100,7 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                                 f"--format raw --duration {max(1, round(args.seconds) - 3)} "
                                 f"--rate 250 --nonblocking --output {raw}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if args.stream:
+        if args.responses:
+            body = {"model": args.responses, "stream": True, "input": "Hello there"}
+            load = threading.Thread(target=streams, args=(
+                f"http://127.0.0.1:{port}/v1/responses", body, headers, args.concurrency,
+                args.seconds), kwargs={"end": b"response.completed"})
+            load.start()
+            load.join()
+        elif args.stream:
             load = threading.Thread(target=streams, args=(url, {**body, "stream": True}, headers,
                                                           args.concurrency, args.seconds))
             load.start()

@@ -85,7 +85,7 @@ def verdicts(rows: Sequence[Any], cores: int) -> list[Verdict]:
         out.append(Verdict("--workers 2 scales throughput", "more req/s than 1 worker",
                            measured, two.rps > busy.rps if cores >= 4 else None))
     for pair, concurrency, ratio in translation.ratios(list(rows)):
-        out.append(_check(f"{pair} CPU/request vs native, c={concurrency} (issue #22)",
+        out.append(_check(f"{pair}: CPU/request vs native, c={concurrency} (issue #22)",
                           f"<= {translation.CPU_GOAL:g}x", None if ratio is None else round(ratio, 2),
                           ratio is not None and ratio <= translation.CPU_GOAL, "x"))
     return out

@@ -36,16 +36,17 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     report = (tmp_path / "latest.md").read_text()
     assert "| chat | gateway |" in report
     # Translation beside the native relay of the same stream, in the same run.
-    for native, translated in (("chat stream 20 chunks, native", "chat stream 20 chunks, chat -> Messages"),
-                               ("responses stream 20 chunks, native",
-                                "responses stream 20 chunks, Responses -> chat")):
+    for native, translated in (("translation: chat stream, native",
+                                "translation: chat stream, chat -> Messages"),
+                               ("translation: responses stream, native",
+                                "translation: responses stream, Responses -> chat")):
         pair = [r for r in rows if r["scenario"] in (native, translated)]
         assert len(pair) == 4 and all(r["gateway_cpu_us_per_request"] > 0 for r in pair)
         assert all(r["added_ttfb_p50_ms"] is not None for r in pair if r["scenario"] == translated)
     # Every target of issue #7 gets a line: met, not met, or not measured in a smoke run;
     # and each translation's CPU beside the native relay's (issue #22), at each concurrency.
     verdicts = json.loads((tmp_path / "latest.json").read_text())["targets"]
-    assert len(verdicts) == 7 + 4 and "| idle RSS | <= 60 MB |" in report
-    assert sum("CPU/request vs native" in v["target"] for v in verdicts) == 4
+    assert len(verdicts) == 7 + 6 and "| idle RSS | <= 60 MB |" in report
+    assert sum("CPU/request vs native" in v["target"] for v in verdicts) == 6
     idle = next(v for v in verdicts if v["target"] == "idle RSS")
     assert idle["met"] in (True, False) and idle["measured"].endswith("MB")
