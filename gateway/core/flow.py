@@ -58,8 +58,13 @@ class Flow(RequestContext):
     ttft: float | None = None  # seconds to the first streamed event
     upstream_seconds: float = 0.0  # time spent waiting on the upstream
     # Generated text seen so far, as escaped JSON-string pieces: counted when the
-    # upstream reports no usage (gateway.enforcement.accounting).
+    # upstream reports no usage (gateway.enforcement.accounting). A long stream's pieces
+    # are counted as they pile up and let go (`output_size` bytes held now): what they
+    # came to is `output_counted`, and `counting` the count under way.
     output: list[bytes]
+    output_size: int = 0
+    output_counted: int = 0
+    counting: asyncio.Task[None] | None = None
     # The same of a whole answer, as its texts (decoded already: held once).
     answer_texts: list[str]
     # A count still running when the handler ended (the client hung up): the access-log

@@ -54,9 +54,38 @@ async def count(tokenizer: Tokenizer, text: str | list[str], encoding: str) -> i
         return _fallback("".join(text) if isinstance(text, list) else text)
 
 
+# The bytes of a stream's text pieces held before they are counted and let go: a stream
+# without usage of any length then holds this much of its text, never all of it. Below
+# it (nearly every answer), nothing is counted unless the upstream reports no usage.
+HOLD_BYTES = 1 << 20
+
+
+def count_held(tokenizer: Tokenizer, flow: Flow, encoding: str) -> None:
+    """The pieces a stream holds, counted in a thread and let go; one count at a time
+    (while one runs, the pieces wait for the next). Pieces count on their own, so the
+    counts add up to the count of them all."""
+    if flow.counting is not None and not flow.counting.done():
+        return
+    pieces, flow.output, flow.output_size = flow.output, [], 0
+    flow.counting = asyncio.get_running_loop().create_task(
+        _count_pieces(tokenizer, flow, pieces, encoding, flow.counting))
+
+
+async def _count_pieces(tokenizer: Tokenizer, flow: Flow, pieces: list[bytes], encoding: str,
+                        before: asyncio.Task[None] | None) -> None:
+    if before is not None:
+        await before
+    try:
+        counted = await asyncio.to_thread(
+            lambda: tokenizer.count_all(generated_pieces(pieces), encoding))
+    except EncodingUnavailable:
+        counted = sum(_fallback(text) for text in generated_pieces(pieces))
+    flow.output_counted += counted
+
+
 def _needs_count(api: Api, flow: Flow) -> bool:
     return flow.usage is None and api.generates and bool(flow.backend) and not flow.pending \
-        and bool(flow.output or flow.answer_texts or flow.disconnected)
+        and bool(flow.output or flow.answer_texts or flow.disconnected or flow.counting)
 
 
 def _record(flow: Flow, price: PricingConfig | None) -> None:
@@ -74,7 +103,8 @@ async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: 
     if _needs_count(api, flow):
         prompt = strings(api.prompt_parts(flow.body))
         output = [*flow.answer_texts, *generated_pieces(flow.output)]
-        if tokenizer.loaded(encoding) and len(prompt) + sum(map(len, output)) <= SYNC_CHARS:
+        if flow.counting is None and tokenizer.loaded(encoding) \
+                and len(prompt) + sum(map(len, output)) <= SYNC_CHARS:
             flow.usage = Usage(tokenizer.count(prompt, encoding) + api.prompt_framing(flow.body),
                                tokenizer.count_all(output, encoding), estimated=True)
         else:
@@ -90,8 +120,11 @@ async def finish(tokenizer: Tokenizer, background: Settlements, api: Api, flow: 
 async def _count_and_settle(tokenizer: Tokenizer, api: Api, flow: Flow, chain: PolicyChain,
                             prompt: str, output: list[str], price: PricingConfig | None,
                             encoding: str) -> None:
+    if flow.counting is not None:  # what was counted while the answer streamed
+        await flow.counting
     flow.usage = Usage(await count(tokenizer, prompt, encoding) + api.prompt_framing(flow.body),
-                       await count(tokenizer, output, encoding), estimated=True)
+                       flow.output_counted + await count(tokenizer, output, encoding),
+                       estimated=True)
     _record(flow, price)
     if chain.looks_at_responses:
         await chain.on_response(flow)

@@ -24,6 +24,8 @@ from gateway.core.errors import UpstreamError, UpstreamTimeout
 from gateway.core.flavours import Flavour
 from gateway.core.flow import Flow
 from gateway.core.sse import Decoder, Event, EventTooLarge
+from gateway.core.tokens import DEFAULT, TOKENIZER, Tokenizer
+from gateway.enforcement.accounting import HOLD_BYTES, count_held
 from gateway.translate import StreamTranslator, Target, Translator
 from gateway.upstream.client import response_headers
 from policies import ContentBlocked, PolicyChain, PolicyError
@@ -212,6 +214,7 @@ class StreamRelay:
         self.max_event_bytes, self.max_response_bytes = max_event_bytes, max_response_bytes
         self.done = False
         self.blocked = False
+        self.tokenizer: Tokenizer | None = None
         self.first = b""  # the first and last event sent, to shape a closing event like them
         self.last = b""
         self.received = 0
@@ -237,6 +240,11 @@ class StreamRelay:
             pieces = api.output_text(data)
             if pieces:
                 ex.output += pieces
+                ex.output_size += sum(map(len, pieces))
+                if ex.output_size >= HOLD_BYTES and self.tokenizer is not None:
+                    deployment = ex.routed_to
+                    count_held(self.tokenizer, ex,
+                               DEFAULT if deployment is None else deployment.encoding)
             if ex.span is not None:
                 model, finish = api.stream_facts(data)
                 if model and not ex.response_model:
@@ -324,6 +332,7 @@ class StreamRelay:
             status=200, headers={**STREAM_HEADERS, **response_headers(upstream.headers)}
         )
         await response.prepare(request)
+        self.tokenizer = request.app[TOKENIZER]  # for a long answer's text (count_held)
         decoder = Decoder(self.max_event_bytes)
         ex, api = self.flow, self.api
         try:

@@ -149,9 +149,13 @@ class Row:
 
 def row(scenario: str, target: str, concurrency: int, load: Load, **extra: Any) -> Row:
     lat = load.latencies_ms
-    return Row(scenario, target, concurrency, load.requests, load.errors, round(load.rps, 1),
+    made = Row(scenario, target, concurrency, load.requests, load.errors, round(load.rps, 1),
                round(lat.get("p50", 0), 3), round(lat.get("p90", 0), 3), round(lat.get("p99", 0), 3),
                round(load.ttfb_ms["p50"], 3) if load.ttfb_ms else None, **extra)
+    if load.failures:  # what the errors were, so that a run says it
+        made.note = "errors: " + ", ".join(f"{n} {kind}" for kind, n in sorted(
+            load.failures.items(), key=lambda kv: -kv[1]))
+    return made
 
 
 def compare(gw: Row, floor: Row) -> None:
@@ -404,9 +408,10 @@ def measured(scenario: str, target: Target, concurrency: int, measure: Any) -> R
         r.gateway_peak_rss_mb = round(target.proc.memory_mb("VmHWM"), 1)
         if target.idle_mb:
             r.gateway_idle_rss_mb = round(target.idle_mb, 1)
-            r.note = f"idle RSS {target.idle_mb:.1f} MB"
+            idle = f"idle RSS {target.idle_mb:.1f} MB"
             if len(target.proc.pids()) > 1:
-                r.note += f" (PSS {target.idle_pss_mb:.1f} MB)"
+                idle += f" (PSS {target.idle_pss_mb:.1f} MB)"
+            r.note = ", ".join(filter(None, [idle, r.note]))
     return r
 
 

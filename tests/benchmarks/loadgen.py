@@ -4,6 +4,7 @@ streams (wrk cannot time the first byte of a stream)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import re
 import subprocess
@@ -24,6 +25,7 @@ class Load:
     seconds: float
     latencies_ms: dict[str, float]  # p50, p90, p99
     ttfb_ms: dict[str, float] = field(default_factory=dict)  # streams only
+    failures: dict[str, int] = field(default_factory=dict)  # streams only: errors by kind
 
     @property
     def rps(self) -> float:
@@ -80,21 +82,29 @@ DONE = b"data: [DONE]\n\n"
 
 
 async def _one_stream(session: aiohttp.ClientSession, url: str, body: dict[str, object],
-                      headers: dict[str, str], end: bytes = DONE) -> tuple[float, float, bool]:
+                      headers: dict[str, str], end: bytes = DONE,
+                      failures: collections.Counter[str] | None = None) -> tuple[float, float, bool]:
+    """(ms to the first byte, ms to the end, complete); what went wrong, by kind, into
+    `failures`."""
     started = time.perf_counter()
     first = None
+    why = ""
     try:
         async with session.post(url, json=body, headers=headers) as response:
             ok = response.status == 200
+            why = "" if ok else f"HTTP {response.status}"
             tail = b""
             async for chunk in response.content.iter_any():
                 if first is None:
                     first = time.perf_counter()
                 tail = (tail + chunk)[-4096:]
             last = tail[tail.rstrip(b"\n").rfind(b"\n\n") + 2:] if b"\n\n" in tail.rstrip(b"\n") else tail
-            ok = ok and tail.endswith(b"\n\n") and end in last
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        ok = False
+            if ok and not (tail.endswith(b"\n\n") and end in last):
+                ok, why = False, "stream without its end"
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        ok, why = False, type(exc).__name__
+    if not ok and failures is not None:
+        failures[why] += 1
     end = time.perf_counter()
     return ((first or end) - started) * 1000, (end - started) * 1000, ok
 
@@ -107,12 +117,13 @@ async def _streams(url: str, body: dict[str, object], headers: dict[str, str], c
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=600)
     results: list[tuple[float, float, bool]] = []
+    failures: collections.Counter[str] = collections.Counter()
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
         if total is not None:
             async def delayed(i: int) -> tuple[float, float, bool]:
                 await asyncio.sleep(ramp_s * i / total)
-                return await _one_stream(session, url, body, headers, end)
+                return await _one_stream(session, url, body, headers, end, failures)
 
             results = list(await asyncio.gather(*(delayed(i) for i in range(total))))
         else:
@@ -121,7 +132,7 @@ async def _streams(url: str, body: dict[str, object], headers: dict[str, str], c
 
             async def worker() -> None:
                 while time.perf_counter() < deadline:
-                    results.append(await _one_stream(session, url, body, headers, end))
+                    results.append(await _one_stream(session, url, body, headers, end, failures))
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
@@ -129,6 +140,7 @@ async def _streams(url: str, body: dict[str, object], headers: dict[str, str], c
     return Load(
         requests=len(results), errors=len(results) - len(ok), seconds=elapsed,
         latencies_ms=percentiles([r[1] for r in ok]), ttfb_ms=percentiles([r[0] for r in ok]),
+        failures=dict(failures),
     )
 
 

@@ -243,3 +243,28 @@ async def test_client_errors_do_not_open_the_breaker(make_stack: Any) -> None:
         await call(stack, CHAT, "500")
     status, raw, _ = await call(stack, CHAT)
     assert status == 503 and b"no_healthy_backend" in raw  # backend failures do open it
+
+
+async def test_a_long_stream_without_usage_is_counted_exactly_as_it_streams(make_stack: Any) -> None:
+    """A stream without usage longer than the text the gateway holds (HOLD_BYTES): its
+    pieces are counted as they pile up and let go, and the count is still the count of
+    every piece the client got."""
+    from gateway.core.tokens import load_encoding
+    from gateway.enforcement.accounting import HOLD_BYTES
+
+    stack: Stack = make_stack(default_config)
+    piece = "The gateway counts what it relays, piece by piece, as it streams. " * 16
+    chunks = 2 * HOLD_BYTES // len(piece) + 100  # the text held, let go twice over
+    async with aiohttp.ClientSession() as session, session.post(
+            stack.url + "/v1/chat/completions", json={**CHAT, "stream": True},
+            headers={"api-key": KEY_A, "x-sim-fault": "no-usage", "x-sim-chunks": str(chunks),
+                     "x-sim-token-ms": "0",
+                     "x-sim-chunk": "b64:" + base64.b64encode(piece.encode()).decode()}) as r:
+        raw = await r.read()
+    texts = [orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+             for e in events(raw)[:-1] if orjson.loads(e)["choices"]]
+    assert len(texts) >= chunks and sum(map(len, texts)) > 2 * HOLD_BYTES
+    await until(lambda: len(stack.access_log()) == 1, what="the stream counted")
+    o200k = load_encoding("o200k_base")
+    assert stack.access_log()[0]["completion_tokens"] == sum(
+        len(o200k.encode_ordinary(t)) for t in texts)
