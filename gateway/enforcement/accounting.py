@@ -60,12 +60,21 @@ async def count(tokenizer: Tokenizer, text: str | list[str], encoding: str) -> i
 HOLD_BYTES = 1 << 20
 
 
-def count_held(tokenizer: Tokenizer, flow: Flow, encoding: str) -> None:
+# While a count runs, a stream may hold this much more before it waits for the count:
+# an upstream that generates faster than the gateway counts is slowed to the count's
+# pace rather than held in memory.
+HOLD_MAX_BYTES = 4 * HOLD_BYTES
+
+
+async def count_held(tokenizer: Tokenizer, flow: Flow, encoding: str) -> None:
     """The pieces a stream holds, counted in a thread and let go; one count at a time
-    (while one runs, the pieces wait for the next). Pieces count on their own, so the
-    counts add up to the count of them all."""
-    if flow.counting is not None and not flow.counting.done():
-        return
+    (while one runs, the pieces wait for the next, up to HOLD_MAX_BYTES). Pieces count
+    on their own, so the counts add up to the count of them all."""
+    running = flow.counting
+    if running is not None and not running.done():
+        if flow.output_size < HOLD_MAX_BYTES:
+            return
+        await asyncio.shield(running)
     pieces, flow.output, flow.output_size = flow.output, [], 0
     flow.counting = asyncio.get_running_loop().create_task(
         _count_pieces(tokenizer, flow, pieces, encoding, flow.counting))

@@ -243,8 +243,8 @@ class StreamRelay:
                 ex.output_size += sum(map(len, pieces))
                 if ex.output_size >= HOLD_BYTES and self.tokenizer is not None:
                     deployment = ex.routed_to
-                    count_held(self.tokenizer, ex,
-                               DEFAULT if deployment is None else deployment.encoding)
+                    await count_held(self.tokenizer, ex,
+                                     DEFAULT if deployment is None else deployment.encoding)
             if ex.span is not None:
                 model, finish = api.stream_facts(data)
                 if model and not ex.response_model:
@@ -332,7 +332,7 @@ class StreamRelay:
             status=200, headers={**STREAM_HEADERS, **response_headers(upstream.headers)}
         )
         await response.prepare(request)
-        self.tokenizer = request.app[TOKENIZER]  # for a long answer's text (count_held)
+        self.tokenizer = request.app.get(TOKENIZER)  # for a long answer's text (count_held)
         decoder = Decoder(self.max_event_bytes)
         ex, api = self.flow, self.api
         try:
