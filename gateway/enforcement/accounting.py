@@ -83,11 +83,13 @@ async def count_held(tokenizer: Tokenizer, flow: Flow, encoding: str) -> None:
 async def _count_pieces(tokenizer: Tokenizer, flow: Flow, pieces: list[bytes], encoding: str,
                         before: asyncio.Task[None] | None) -> None:
     if before is not None:
-        await before
+        await before  # it never raises but for cancellation: see below
     try:
         counted = await asyncio.to_thread(
             lambda: tokenizer.count_all(generated_pieces(pieces), encoding))
-    except EncodingUnavailable:
+    except Exception as exc:  # a count that fails must not lose the settlement
+        if not isinstance(exc, EncodingUnavailable):  # its type only: never the text
+            log.warning("token count estimated from size: %s", type(exc).__name__)
         counted = sum(_fallback(text) for text in generated_pieces(pieces))
     flow.output_counted += counted
 

@@ -13,6 +13,7 @@ skip a filter on a screen that did not finish).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import cast
 
@@ -22,6 +23,9 @@ from policies.content.normalize import compile_pattern
 
 # Matches once, at the text's end: present in every answer of a Set that read it all.
 _END = r"\z"
+MAX_MEM = 64 << 20
+
+log = logging.getLogger("policies.content")
 
 
 class Screen:
@@ -36,13 +40,23 @@ class Screen:
             return
         options = re2.Options()
         options.log_errors = False
+        # Room for a large blocklist's program once case folding has grown it (RE2's 8 MB
+        # default refuses one of ~8,000 terms); the automaton's cache grows within it only
+        # as texts need.
+        options.max_mem = MAX_MEM
         screen = re2.Set.SearchSet(options)
         for f, i, pattern, ignore_case in patterns:
             compile_pattern(pattern, ignore_case=ignore_case)  # its error, in its own words
             screen.Add(f"(?i:{pattern})" if ignore_case else pattern)
             self._owner.append((f, i))
         self._end = screen.Add(_END)
-        screen.Compile()
+        try:
+            screen.Compile()
+        except re2.error:
+            # Too large even so: no screen, every filter scans every text (as before it).
+            log.warning("content filters: the patterns are too many to screen in one pass; "
+                        "each filter scans every text")
+            return
         self._set = screen
 
     def hits(self, text: str) -> dict[int, frozenset[int]] | None:

@@ -59,3 +59,32 @@ def test_a_set_that_did_not_read_to_the_end_screens_nothing() -> None:
     assert screen.read([0]) is None  # a match, but not to the end
     complete = screen.hits("zorp")
     assert complete is not None and complete[0] == frozenset({0})
+
+
+async def test_a_large_blocklist_is_screened_too() -> None:
+    """Case folding grows a blocklist's program: 10,000 terms and the PII kinds in one Set
+    need more than RE2's default 8 MB (which refused them: the profile did not load)."""
+    import random
+    import string
+
+    rng = random.Random(7)
+    terms = ["".join(rng.choice(string.ascii_lowercase) for _ in range(10)) for _ in range(10_000)]
+    profile = ContentProfile("large", [BlocklistConfig(type="blocklist", terms=terms),
+                                       PiiConfig(type="pii", action="redact")])
+    assert profile._screen.hits("nothing here") == {}
+    found = await profile.check(f"a {terms[1234]} and x@corp.com", "prompt")
+    assert found.blocked and found.findings[0].start == 2
+
+
+def test_patterns_too_many_for_one_set_leave_every_filter_scanning() -> None:
+    screen = Screen([[("a" * 2_000 + "b", True)] * 4])
+    import policies.content.screen as module
+
+    saved = module.MAX_MEM
+    try:
+        module.MAX_MEM = 1 << 10  # far too little for any Set: Compile refuses
+        tiny = Screen([[("(?:foo|bar)+baz" * 50, True)]])
+    finally:
+        module.MAX_MEM = saved
+    assert tiny.hits("foobaz") is None  # no screen: scan everything
+    assert screen.hits("a" * 2_000 + "B") == {0: frozenset({0, 1, 2, 3})}
