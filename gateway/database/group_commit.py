@@ -32,6 +32,7 @@ class GroupCommit(Generic[T]):
         await asyncio.shield(done)
 
     async def _drain(self) -> None:
+        batch: list[tuple[T, asyncio.Future[None]]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
@@ -52,6 +53,14 @@ class GroupCommit(Generic[T]):
                     continue
                 for _, done in batch:
                     _settle(done, None)
+        except asyncio.CancelledError:
+            # The writer itself was cancelled (the app is closing): its callers learn so,
+            # rather than waiting for good.
+            for _, done in [*batch, *self._waiting]:
+                if not done.done():
+                    done.cancel()
+            self._waiting = []
+            raise
         finally:
             self._writer = None
 

@@ -70,6 +70,19 @@ async def test_a_caller_that_leaves_does_not_cancel_the_write() -> None:
     assert log.batches == [["a"], ["b"]]
 
 
+async def test_callers_learn_of_a_writer_cancelled_under_them() -> None:
+    log = Log()
+    commits = GroupCommit(log.write)
+    writing = asyncio.create_task(commits.add("a"))
+    await log.started.wait()
+    waiting = asyncio.create_task(commits.add("b"))
+    await asyncio.sleep(0)
+    assert commits._writer is not None
+    commits._writer.cancel()  # the app closes
+    results = await asyncio.gather(writing, waiting, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+
+
 async def test_many_stored_responses_at_once_are_all_written_and_ended(tmp_path: Path) -> None:
     engine = make_engine(DatabaseConfig(url=f"sqlite:///{tmp_path}/g.db"))
     try:
