@@ -1,6 +1,7 @@
-"""The recorded wire samples in ../shared/contract (see its README: which file is which,
-what is unconfirmed), and a comparison of shapes, not values: the keys of every object,
-the type of every value, the events of a stream by name and in order.
+"""The recorded wire samples (tests/fixtures/contract, the project's copy of
+../shared/contract; see its README: which file is which, what is unconfirmed), and a
+comparison of shapes, not values: the keys of every object, the type of every value, the
+events of a stream by name and in order.
 
 A simulated answer matches its samples when
 - every key that all the samples of its kind carry is there (what only some carry, a
@@ -16,19 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-CONTRACT = Path(__file__).resolve().parents[4].parent / "shared" / "contract"
+from tests.samples import CONTRACT
 
 
 def sample(name: str) -> Any:
-    path = CONTRACT / name
-    if not path.exists():
-        pytest.skip(f"the recorded samples are not beside this checkout ({CONTRACT})")
-    text = path.read_text()
+    text = (CONTRACT / name).read_text()  # a sample missing here is a failing test
     return json.loads(text) if name.endswith(".json") else text
 
 
