@@ -42,7 +42,8 @@ async def test_a_conversation_is_its_chain_oldest_first(config: DatabaseConfig) 
         assert done is not None and done.status == "completed" and done.response["output"] == []
         await store.delete("resp_gw_2")
         assert await store.chain("resp_gw_4") is None  # an earlier part is gone
-        assert [r.ident for r in await store.chain("resp_gw_1") or []] == ["resp_gw_0", "resp_gw_1"]
+        kept = await store.chain("resp_gw_1")
+        assert kept is not None and [r.ident for r in kept] == ["resp_gw_0", "resp_gw_1"]
         assert await store.get("resp_gw_2") is None
     finally:
         await engine.dispose()

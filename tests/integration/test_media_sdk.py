@@ -35,7 +35,8 @@ def client(request: pytest.FixtureRequest, media: Stack) -> OpenAI:
 
 def test_image_generation_as_base64_and_as_a_url(client: OpenAI, media: Stack) -> None:
     answer = client.images.generate(model="gpt-image-1", prompt="A red hat", quality="low")
-    assert answer.data is not None and base64.b64decode(answer.data[0].b64_json or "").startswith(PNG)
+    assert answer.data is not None and answer.data[0].b64_json is not None
+    assert base64.b64decode(answer.data[0].b64_json).startswith(PNG)
     assert answer.usage is not None and answer.usage.output_tokens == 272
     record = media.sim.records[-1]
     assert record.path.startswith("/openai/deployments/image-east/images/generations?api-version=")

@@ -189,7 +189,9 @@ async def _run_agent(stack: Stack, alias: str, argument: str | None, operation: 
                                                     max_retries=0, default_headers=headers))
     agent = Agent(name="weather", instructions="Use the tool.", tools=[get_weather], model=model)
     result = await Runner.run(agent, "What is the weather in Paris?")
-    assert len(calls) == 1 and (argument is None or calls == [argument])
+    assert len(calls) == 1
+    if argument is not None:  # the Claude alias's simulator calls the tool with this one
+        assert calls == [argument]
     assert isinstance(result.final_output, str) and result.final_output
     assert len([r for r in stack.sim.records if r.operation == operation]) == 2
 

@@ -165,7 +165,8 @@ def test_anthropic_messages_create_with_tool_use(stack: Stack) -> None:
     items = stack.sim.records[-1].body["input"]
     assert items[-1] == {"type": "function_call_output", "call_id": tool_use.id, "output": "Sunny"}  # type: ignore[union-attr]
     line = stack.access_log()[-1]
-    assert line["prompt_tokens"] == second.usage.input_tokens + (second.usage.cache_read_input_tokens or 0)
+    cached = second.usage.cache_read_input_tokens  # Anthropic's usage always says it, 0 or more
+    assert cached is not None and line["prompt_tokens"] == second.usage.input_tokens + cached
     assert line["completion_tokens"] == second.usage.output_tokens
 
 
