@@ -21,6 +21,7 @@ import yaml
 
 from policies.auth import hash_key
 from tests.conftest import RedisServer, free_port, start_gateway, start_simulator
+from tests.waiting import Timeout, until
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "model-gateway.json"
@@ -179,7 +180,6 @@ async def test_panels_and_alerts_against_a_real_prometheus(
     prometheus = Prometheus(tmp_path, url.removeprefix("http://"))
     try:
         await _load(url, redis_server)
-        await asyncio.sleep(2)  # a few more scrapes and rule evaluations
 
         # Every metric the dashboard and the alerts name is one the gateway exposes.
         async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
@@ -189,14 +189,23 @@ async def test_panels_and_alerts_against_a_real_prometheus(
         used |= {name for rule in alert_rules() for name in re.findall(r"gateway_\w+", rule["expr"])}
         assert used and used <= exposed, used - exposed
 
-        empty = []
-        for title, expr in panel_queries():
-            answer = prometheus.query(expr)
-            assert answer["status"] == "success", (title, expr, answer)
-            assert answer["data"]["resultType"] == "vector"
-            if not answer["data"]["result"]:
-                empty.append((title, expr))
-        assert empty == [], empty
+        def empty_panels() -> list[tuple[str, str]]:
+            empty = []
+            for title, expr in panel_queries():
+                answer = prometheus.query(expr)
+                assert answer["status"] == "success", (title, expr, answer)
+                assert answer["data"]["resultType"] == "vector"
+                if not answer["data"]["result"]:
+                    empty.append((title, expr))
+            return empty
+
+        # Each panel has data once Prometheus has scraped the load often enough (rates
+        # need two scrapes): waited for, not slept on.
+        try:
+            await until(lambda: not empty_panels(), timeout=60, interval=0.5,
+                        what="every panel's query to have data")
+        except Timeout:
+            assert empty_panels() == []
 
         for rule in alert_rules():
             answer = prometheus.query(rule["expr"])
