@@ -10,7 +10,6 @@ import asyncio
 import base64
 import itertools
 import random
-import time
 from collections import deque
 from dataclasses import asdict
 from typing import Any
@@ -19,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from gateway.simulator import anthropic, faults, media, responses, shapes
-from gateway.simulator.records import Record
+from gateway.simulator.records import Record, answering, kept_headers
 from gateway.simulator.settings import Fault, SimulatorSettings
 
 OPS = ("chat/completions", "completions", "images/embeddings", "embeddings")
@@ -143,26 +142,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
         path=request.path_qs, shape=shape, operation=op, model=model,
         api_key=request.headers.get("api-key") or request.headers.get("x-api-key"),
         authorization=request.headers.get("Authorization"),
-        # str(): aiohttp's header names are a str subclass that JSON encoders refuse as keys.
-        headers={str(k).lower(): v for k, v in request.headers.items()
-                 if k.lower() not in ("api-key", "authorization", "x-api-key")},
-        body=body, stream=body.get("stream") is True, method=request.method,
+        headers=kept_headers(request.headers), body=body, stream=body.get("stream") is True,
+        method=request.method,
     )
     sim.records.append(record)
-    try:
-        response: web.StreamResponse
+    with answering(record):
         if stored:
-            response = _stored(sim, record, op, deployment or "")
-        else:
-            response = await _serve(request, sim, record, shape, op, body, model)
-        if record.outcome == "open":
-            record.outcome = "complete"
-        return response
-    except (asyncio.CancelledError, ConnectionResetError):
-        record.outcome = "cancelled"
-        raise
-    finally:
-        record.ended = time.monotonic()
+            return _stored(sim, record, op, deployment or "")
+        return await _serve(request, sim, record, shape, op, body, model)
 
 
 def _stored(sim: Simulator, record: Record, op: str, ident: str) -> web.Response:

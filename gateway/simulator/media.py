@@ -23,7 +23,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 
 from gateway.core.audio_length import Meter
 from gateway.simulator import faults, samples, shapes
-from gateway.simulator.records import Record
+from gateway.simulator.records import Record, answering, kept_headers
 
 OPS = frozenset({"images/generations", "images/edits", "audio/transcriptions",
                  "audio/translations", "audio/speech"})
@@ -88,20 +88,11 @@ async def handle(request: web.Request, sim: Any, shape: str, op: str,
     record = Record(
         path=request.path_qs, shape=shape, operation=op, model=deployment or "",
         api_key=request.headers.get("api-key"), authorization=request.headers.get("Authorization"),
-        headers={str(k).lower(): v for k, v in request.headers.items()
-                 if k.lower() not in ("api-key", "authorization", "x-api-key")},
+        headers=kept_headers(request.headers),
         body={}, stream=False)
     sim.records.append(record)
-    try:
-        response = await serve(request, sim, record, shape, op)
-        if record.outcome == "open":
-            record.outcome = "complete"
-        return response
-    except (asyncio.CancelledError, ConnectionResetError):
-        record.outcome = "cancelled"
-        raise
-    finally:
-        record.ended = time.monotonic()
+    with answering(record):
+        return await serve(request, sim, record, shape, op)
 
 
 async def serve(request: web.Request, sim: Any, record: Record, shape: str,

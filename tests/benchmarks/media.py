@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,17 +100,15 @@ async def _speech(session: aiohttp.ClientSession, url: str, model: str,
     return ttfb * 1000, (time.perf_counter() - started) * 1000, rest
 
 
-def measure_upload(base: str, model: str, path: Path, headers: dict[str, str], rounds: int) -> Load:
-    size = path.stat().st_size
-
+def _repeated(rounds: int, one: Callable[[aiohttp.ClientSession], Awaitable[tuple[float, float]]]) -> Load:
+    """`one` request `rounds` times in a row: its time to the first byte and to the end."""
     async def run() -> Load:
         ttfb, total, errors = [], [], 0
         started = time.perf_counter()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
             for _ in range(rounds):
                 try:
-                    first, whole = await _upload(session, base + "/v1/audio/transcriptions", model,
-                                                 path, size, headers)
+                    first, whole = await one(session)
                 except (aiohttp.ClientError, RuntimeError):
                     errors += 1
                     continue
@@ -119,25 +117,20 @@ def measure_upload(base: str, model: str, path: Path, headers: dict[str, str], r
         return Load(len(total), errors, time.perf_counter() - started, percentiles(total),
                     percentiles(ttfb))
     return asyncio.run(run())
+
+
+def measure_upload(base: str, model: str, path: Path, headers: dict[str, str], rounds: int) -> Load:
+    size = path.stat().st_size
+    return _repeated(rounds, lambda session: _upload(
+        session, base + "/v1/audio/transcriptions", model, path, size, headers))
 
 
 def measure_speech(base: str, model: str, headers: dict[str, str], rounds: int) -> Load:
-    async def run() -> Load:
-        ttfb, total, errors = [], [], 0
-        started = time.perf_counter()
-        async with aiohttp.ClientSession() as session:
-            for _ in range(rounds):
-                try:
-                    first, whole, _ = await _speech(session, base + "/v1/audio/speech", model,
-                                                    headers)
-                except (aiohttp.ClientError, RuntimeError):
-                    errors += 1
-                    continue
-                ttfb.append(first)
-                total.append(whole)
-        return Load(len(total), errors, time.perf_counter() - started, percentiles(total),
-                    percentiles(ttfb))
-    return asyncio.run(run())
+    async def one(session: aiohttp.ClientSession) -> tuple[float, float]:
+        first, whole, _ = await _speech(session, base + "/v1/audio/speech", model, headers)
+        return first, whole
+
+    return _repeated(rounds, one)
 
 
 def reset_peak(pid: int) -> None:
