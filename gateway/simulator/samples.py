@@ -10,6 +10,7 @@ import math
 import struct
 import zlib
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 RATE = 24_000  # the speech answers' sample rate
@@ -51,6 +52,20 @@ def pcm(seconds: float, rate: int = RATE) -> bytes:
 def wav(seconds: float, rate: int = RATE) -> bytes:
     body = pcm(seconds, rate)
     return wav_header(len(body) // 2, rate) + body
+
+
+def write_wav(path: Path, size: int) -> None:
+    """A WAV of `size` bytes at `path`, written in blocks (never whole in memory): the
+    large uploads of tests and benchmarks."""
+    frames = (size - 44) // 2
+    block = pcm(1.0)
+    with path.open("wb") as out:
+        out.write(wav_header(frames))
+        left = frames * 2
+        while left:
+            piece = block[:left]
+            out.write(piece)
+            left -= len(piece)
 
 
 def mp3(seconds: float) -> bytes:

@@ -39,14 +39,7 @@ def deployments(sim_port: int) -> list[dict[str, Any]]:
 def wav_file(size: int) -> Path:
     """A WAV of `size` bytes on disk, written in blocks."""
     path = Path(tempfile.mkdtemp(prefix="bench-media-")) / "upload.wav"
-    frames = (size - 44) // 2
-    block = samples.pcm(1.0)
-    with path.open("wb") as out:
-        out.write(samples.wav_header(frames))
-        left = frames * 2
-        while left:
-            out.write(block[:left])
-            left -= min(left, len(block))
+    samples.write_wav(path, size)
     return path
 
 

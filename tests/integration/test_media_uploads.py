@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from aiohttp import web
 
 from gateway.simulator import samples
 from policies.auth import hash_key
@@ -28,7 +27,6 @@ from tests.conftest import (
     KEY_B,
     Stack,
     free_port,
-    serve_in_thread,
     start_simulator,
     wait_up,
 )
@@ -234,19 +232,6 @@ def test_speech_cut_off_upstream_cuts_the_client(make_stack: Callable[..., Stack
 
 
 # --- a gateway process of its own ---------------------------------------------------------
-def _wav_file(path: Path, size: int) -> None:
-    """A WAV of `size` bytes, written in chunks (never whole in memory)."""
-    frames = (size - 44) // 2
-    block = samples.pcm(1.0)
-    with path.open("wb") as out:
-        out.write(samples.wav_header(frames))
-        left = frames * 2
-        while left:
-            piece = block[:left]
-            out.write(piece)
-            left -= len(piece)
-
-
 def _rss_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -290,7 +275,7 @@ def test_a_25_mb_upload_leaves_the_gateways_memory_alone(
         gateway: tuple[str, subprocess.Popen[str], str], tmp_path: Path) -> None:
     url, proc, _ = gateway
     big = tmp_path / "big.wav"
-    _wav_file(big, 25 * MB)
+    samples.write_wav(big, 25 * MB)
     seconds = (25 * MB - 44) // 2 / 24000
     client = openai.OpenAI(base_url=url + "/v1", api_key=KEY_B, max_retries=0, timeout=120)
     # Warm: every code path of an upload is loaded before memory is measured.
@@ -307,16 +292,6 @@ def test_a_25_mb_upload_leaves_the_gateways_memory_alone(
         assert got == -(-seconds // 1)  # the whole file reached the upstream
         grown = (_rss_kb(proc.pid, "VmHWM") - before) / 1024
         assert grown < 5, f"{send}: the gateway's RSS grew by {grown:.1f} MB"
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    r = Receiver()
-    app = web.Application()
-    app.router.add_post("/v1/traces", r.traces)
-    app.router.add_post("/v1/metrics", r.metrics_)
-    with serve_in_thread(app) as url:
-        yield r, url
 
 
 def test_spans_on_the_genai_conventions(receiver: tuple[Receiver, str], tmp_path: Path,

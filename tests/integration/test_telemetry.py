@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -26,7 +24,6 @@ from tests.conftest import (
     KEY_A,
     Stack,
     free_port,
-    serve_in_thread,
     start_simulator,
     wait_up,
 )
@@ -69,16 +66,6 @@ class Receiver:
         return web.Response(
             body=metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString(),
             content_type="application/x-protobuf")
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    r = Receiver()
-    app = web.Application()
-    app.router.add_post("/v1/traces", r.traces)
-    app.router.add_post("/v1/metrics", r.metrics_)
-    with serve_in_thread(app) as url:
-        yield r, url
 
 
 def attributes(span: Any) -> dict[str, Any]:
