@@ -76,14 +76,13 @@ async def count_held(tokenizer: Tokenizer, flow: Flow, encoding: str) -> None:
             return
         await asyncio.shield(running)
     pieces, flow.output, flow.output_size = flow.output, [], 0
+    # The count before this one is over (returned above, or waited for): one at a time.
     flow.counting = asyncio.get_running_loop().create_task(
-        _count_pieces(tokenizer, flow, pieces, encoding, flow.counting))
+        _count_pieces(tokenizer, flow, pieces, encoding))
 
 
-async def _count_pieces(tokenizer: Tokenizer, flow: Flow, pieces: list[bytes], encoding: str,
-                        before: asyncio.Task[None] | None) -> None:
-    if before is not None:
-        await before  # it never raises but for cancellation: see below
+async def _count_pieces(tokenizer: Tokenizer, flow: Flow, pieces: list[bytes],
+                        encoding: str) -> None:
     try:
         counted = await asyncio.to_thread(
             lambda: tokenizer.count_all(generated_pieces(pieces), encoding))

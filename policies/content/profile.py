@@ -67,9 +67,11 @@ class ContentProfile:
                     if normalized is None:
                         normalized = normalize(text)
                         hits = self._screen.hits(normalized.text)
-                    own = None if hits is None or not self._screened[index] else hits.get(index)
-                    if hits is not None and self._screened[index] and own is None:
-                        continue  # none of its patterns matches anywhere in the text
+                    own: frozenset[int] | None = None  # None: scan for everything
+                    if hits is not None and self._screened[index]:
+                        own = hits.get(index)
+                        if own is None:
+                            continue  # none of its patterns matches anywhere in the text
                     findings = [Finding(f.category, *normalized.span(f.start, f.end), f.label,
                                         f.severity)
                                 for f in await flt.scan(normalized.text, stage, own)]
