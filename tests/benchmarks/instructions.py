@@ -3,13 +3,16 @@ noisy machine cannot blur (the same code, inputs and environment give the same
 count, whatever else the machine is doing).
 
     python -m tests.benchmarks.instructions [--requests 500] [--ab REV ...] [--stream]
-                                            [--body-kb N] [--policies]
+                                            [--body-kb N] [--policies] [--case NAME]
 
 For the working tree and each REV (a git worktree, given a config that revision
 accepts), it starts the simulator and the gateway under callgrind with
 instrumentation off, sends `--warm-up` requests (200), then counts the gateway's
 instructions over `--requests` sequential chat requests (one connection, as at
-concurrency 1). Counts include everything the process runs in that window (the loop,
+concurrency 1). `--case` counts one of the translation benchmark's streams instead
+(tests/benchmarks/translation.py: `chat-native`, `chat-messages`, `responses-native`,
+`responses-chat`, and the stored pair's `-stored` forms), so that what a translation adds
+is counted beside its native stream. Counts include everything the process runs in that window (the loop,
 aiohttp, the ledger's spool writes) but the timers that fire by the wall clock, which
 are set out of it; not the kernel. Slow (about 50x under valgrind): by hand, not in CI.
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.benchmarks import translation
 from tests.benchmarks.bench import (
     CHAT,
     KEY,
@@ -38,6 +42,12 @@ from tests.benchmarks.bench import (
     worktree,
 )
 from tests.benchmarks.profile import padded
+
+# --case: the translation benchmark's streams by a short name.
+NAMES = (("chat-native", "chat-messages"), ("responses-native", "responses-chat"),
+         ("responses-native-stored", "responses-chat-stored"))
+CASES = {name: case for pair, names in zip(translation.PAIRS, NAMES, strict=True)
+         for name, case in zip(names, pair, strict=True)}
 
 POLICIES = Variant("gateway + in-process limits + blocklist/PII filter", limits=True, content=True)
 
@@ -52,7 +62,8 @@ async def _send(url: str, body: dict[str, object], n: int) -> None:
 
 
 def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up: int,
-          legacy: bool = False, body_kb: int = 0, policies: bool = False) -> float:
+          legacy: bool = False, body_kb: int = 0, policies: bool = False,
+          case: translation.Case | None = None) -> float:
     """Instructions per request of the gateway in `tree` (None: this checkout), with the
     same config for every revision unless `legacy` (an old one that refuses its keys).
     Timers that would fire a number of times set by the wall clock (the ledger's flush,
@@ -74,6 +85,8 @@ def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         chat = padded(body_kb) if body_kb else CHAT
         body = {**chat, "stream": True} if stream else chat
+        if case is not None:
+            url, body = f"http://127.0.0.1:{port}{case.path}", case.body
         asyncio.run(_send(url, body, warm_up))
         subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
         asyncio.run(_send(url, body, requests))
@@ -103,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="in-process limits and the blocklist and PII filters on prompt and answer")
     p.add_argument("--body-kb", type=int, default=0,
                    help="pad the request with earlier turns to about this size")
+    p.add_argument("--case", choices=sorted(CASES),
+                   help="one of the translation benchmark's streams instead of chat")
     p.add_argument("--legacy-config", action="store_true",
                    help="give the --ab revisions the older config (for revisions before 2026-12)")
     args = p.parse_args(argv)
@@ -110,16 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], None,
                f"http://127.0.0.1:{sim_port}/healthz")
     try:
+        case = CASES[args.case] if args.case else None
         here = count(None, sim_port, args.requests, args.stream, args.warm_up,
-                     body_kb=args.body_kb, policies=args.policies)
-        what = ("streamed chat" if args.stream else "chat") + (
+                     body_kb=args.body_kb, policies=args.policies, case=case)
+        what = args.case or ("streamed chat" if args.stream else "chat") + (
             f", {args.body_kb} KB body" if args.body_kb else "") + (
             ", limits + blocklist + PII" if args.policies else "")
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
         print(f"  this tree: {here / 1000:,.1f} k")
         for rev in args.ab:
             there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up,
-                          args.legacy_config, args.body_kb, args.policies)
+                          args.legacy_config, args.body_kb, args.policies, case)
             print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
     finally:
         sim.stop()
