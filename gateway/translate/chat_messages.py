@@ -317,6 +317,17 @@ class ChatStream(StreamTranslator):
         self.blocks: dict[int, dict[str, Any]] = {}
         self.calls = self.thoughts = 0
         self.ended = self.finished = False
+        self._around: tuple[bytes, bytes] | None = None  # see _text
+
+    def _text(self, text: str) -> Event:
+        """_chunk({"content": text}), byte for byte, from the bytes around the text made
+        once per stream: a text delta is nearly every event of a stream, and building
+        and dumping the whole chunk for each was most of what this translation cost."""
+        if self._around is None:
+            head, tail = self._chunk({"content": ""})[1].split(b'"content":""')
+            self._around = head + b'"content":', tail
+        head, tail = self._around
+        return None, head + orjson.dumps(text) + tail
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> Event:
         return None, orjson.dumps({
@@ -329,16 +340,17 @@ class ChatStream(StreamTranslator):
             return []
         event = parse_event(data)
         kind = event.get("type")
+        if kind == "content_block_delta":  # first: nearly every event is one
+            return self._delta(event)
         if kind == "message_start":
             message = event.get("message") or {}
             self.id = str(message.get("id") or "")
             self.model = str(message.get("model") or self.model)
+            self._around = None
             self.usage.update(message.get("usage") or {})
             return [self._chunk({"role": "assistant", "content": "", "refusal": None})]
         if kind == "content_block_start":
             return self._start(event)
-        if kind == "content_block_delta":
-            return self._delta(event)
         if kind == "content_block_stop":
             return self._stop(event)
         if kind == "message_delta":
@@ -386,11 +398,12 @@ class ChatStream(StreamTranslator):
         return []
 
     def _delta(self, event: dict[str, Any]) -> list[Event]:
-        state = self.blocks.get(_index(event)) or {}
         delta = event.get("delta") or {}
         kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
-            return [self._chunk({"content": delta["text"]})]
+        if kind == "text_delta":
+            text = delta.get("text")
+            return [self._text(text)] if isinstance(text, str) and text else []
+        state = self.blocks.get(_index(event)) or {}
         if kind == "input_json_delta" and delta.get("partial_json") and "call" in state:
             state["sent"] = True
             return [self._chunk({"tool_calls": [{"index": state["call"],

@@ -82,6 +82,8 @@ class _Open:
     key: Any = None  # a chat tool call's `index`, to find it again
     part: dict[str, Any] | None = None  # the content (or summary) part being generated
     pieces: list[str] = field(default_factory=list)  # that part's text so far
+    # An output_text part's delta event around its sequence number and its text (text).
+    around: tuple[bytes, bytes, bytes] | None = None
 
 
 class ResponseBuilder:
@@ -158,8 +160,26 @@ class ResponseBuilder:
                                      part=dict(part))]
 
     def text(self, delta: str) -> list[Event]:
-        events = self._part("output_text")
-        return [*events, self._delta("response.output_text.delta", delta, logprobs=[])]
+        open_ = self.open
+        if open_ is None or open_.part is None or open_.part["type"] != "output_text":
+            events = self._part("output_text")
+            return [*events, self._delta("response.output_text.delta", delta, logprobs=[])]
+        # The part goes on: nearly every event of a stream. Its event is made from the
+        # bytes around its sequence number and its text (the same bytes _delta's would
+        # be), as building and dumping the whole event for each was most of the cost.
+        if open_.around is None:
+            model = orjson.dumps({
+                "type": "response.output_text.delta", "sequence_number": 0,
+                "item_id": open_.item["id"], "output_index": open_.index,
+                "content_index": len(open_.item["content"]) - 1, "delta": "", "logprobs": []})
+            head, _, rest = model.partition(b'"sequence_number":0')
+            middle, _, tail = rest.partition(b'"delta":""')
+            open_.around = head + b'"sequence_number":', middle + b'"delta":', tail
+        head, middle, tail = open_.around
+        open_.pieces.append(delta)
+        self.seq += 1
+        return [(b"response.output_text.delta",
+                 head + str(self.seq - 1).encode() + middle + orjson.dumps(delta) + tail)]
 
     def refusal(self, delta: str) -> list[Event]:
         events = self._part("refusal")
@@ -234,7 +254,7 @@ class ResponseBuilder:
         if open_ is None or open_.part is None:
             return []
         part, text = open_.part, "".join(open_.pieces)
-        open_.part, open_.pieces = None, []
+        open_.part, open_.pieces, open_.around = None, [], None
         ids = {"item_id": open_.item["id"], "output_index": open_.index}
         if part["type"] == "summary_text":
             part["text"] = text

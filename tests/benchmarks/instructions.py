@@ -43,12 +43,6 @@ from tests.benchmarks.bench import (
 )
 from tests.benchmarks.profile import padded
 
-# --case: the translation benchmark's streams by a short name.
-NAMES = (("chat-native", "chat-messages"), ("responses-native", "responses-chat"),
-         ("responses-native-stored", "responses-chat-stored"))
-CASES = {name: case for pair, names in zip(translation.PAIRS, NAMES, strict=True)
-         for name, case in zip(names, pair, strict=True)}
-
 POLICIES = Variant("gateway + in-process limits + blocklist/PII filter", limits=True, content=True)
 
 
@@ -116,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="in-process limits and the blocklist and PII filters on prompt and answer")
     p.add_argument("--body-kb", type=int, default=0,
                    help="pad the request with earlier turns to about this size")
-    p.add_argument("--case", choices=sorted(CASES),
+    p.add_argument("--case", choices=sorted(translation.CASES),
                    help="one of the translation benchmark's streams instead of chat")
     p.add_argument("--legacy-config", action="store_true",
                    help="give the --ab revisions the older config (for revisions before 2026-12)")
@@ -125,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], None,
                f"http://127.0.0.1:{sim_port}/healthz")
     try:
-        case = CASES[args.case] if args.case else None
+        case = translation.CASES[args.case] if args.case else None
         here = count(None, sim_port, args.requests, args.stream, args.warm_up,
                      body_kb=args.body_kb, policies=args.policies, case=case)
         what = args.case or ("streamed chat" if args.stream else "chat") + (

@@ -4,12 +4,14 @@ the share of all samples each took, and the same by cumulative time.
 
     pip install py-spy   # by hand: not a project dependency
     python -m tests.benchmarks.profile [--concurrency 64] [--seconds 20] [--body-kb 1]
-                                       [--policies] [--stream]
+                                       [--policies] [--stream] [--case NAME]
 
 The gateway and the simulator run as in `tests.benchmarks.bench` (the gateway on core 0,
 the simulator and wrk on core 1 when there are two). `--body-kb` pads the chat request
 with earlier turns to about that size (an agent's history); `--policies` is the bench's
-variant with in-process limits and the blocklist and PII filters. By hand, not in CI.
+variant with in-process limits and the blocklist and PII filters; `--case` drives one of
+the translation benchmark's streams (tests/benchmarks/translation.py CASES). By hand,
+not in CI.
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ import argparse
 import collections
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from tests.benchmarks import translation
 from tests.benchmarks.bench import CHAT, KEY, VARIANTS, Proc, free_port, gateway_config
 from tests.benchmarks.loadgen import streams, wrk
+
+# The venv's own (pip install py-spy), else one on the PATH.
+PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
 
 
 def padded(body_kb: int) -> dict[str, object]:
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--responses", metavar="ALIAS",
                    help="streamed Responses (stored) on ALIAS instead of chat: bench (native) "
                         "or bench-chat-only (translated to chat)")
+    p.add_argument("--case", choices=sorted(translation.CASES),
+                   help="one of the translation benchmark's streams instead of chat")
     p.add_argument("--top", type=int, default=10)
     args = p.parse_args(argv)
     two_cores = (os.cpu_count() or 1) >= 2
@@ -99,11 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         wrk(url, body, headers, args.concurrency, 2, load_cores)  # warm up
         # Sampled inside the load's window: when wrk stops, it leaves requests unfinished,
         # and the count of what they had received is not the steady state's cost.
-        spy = subprocess.Popen(["sh", "-c", f"sleep 1; exec py-spy record --pid {gw.popen.pid} "
+        spy = subprocess.Popen(["sh", "-c", f"sleep 1; exec {PY_SPY} record --pid {gw.popen.pid} "
                                 f"--format raw --duration {max(1, round(args.seconds) - 3)} "
                                 f"--rate 250 --nonblocking --output {raw}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if args.responses:
+        if args.case:
+            case = translation.CASES[args.case]
+            load = threading.Thread(target=streams, args=(
+                f"http://127.0.0.1:{port}{case.path}", case.body, headers, args.concurrency,
+                args.seconds), kwargs={"end": case.end})
+            load.start()
+            load.join()
+        elif args.responses:
             body = {"model": args.responses, "stream": True, "input": "Hello there"}
             load = threading.Thread(target=streams, args=(
                 f"http://127.0.0.1:{port}/v1/responses", body, headers, args.concurrency,
@@ -121,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gw.stop()
         sim.stop()
-    print(f"{'streamed ' if args.stream else ''}chat, c={args.concurrency}, "
+    print(f"{args.case or ('streamed ' if args.stream else '') + 'chat'}, c={args.concurrency}, "
           f"{args.body_kb or 'about 0.1'} KB body{', policies' if args.policies else ''}")
     print(summarize(raw, args.top))
     return 0

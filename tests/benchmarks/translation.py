@@ -64,6 +64,12 @@ PAIRS = (
           _responses("bench-chat-only", store=True), b"response.completed")),
 )
 
+# The streams by a short name, for the instruction counter and the profiler (--case).
+NAMES = (("chat-native", "chat-messages"), ("responses-native", "responses-chat"),
+         ("responses-native-stored", "responses-chat-stored"))
+CASES = {name: case for pair, names in zip(PAIRS, NAMES, strict=True)
+         for name, case in zip(names, pair, strict=True)}
+
 
 def rows(measure: Callable[[Case, int], Any], rounds: int, concurrencies: tuple[int, ...],
          median: Callable[[list[Any]], Any], compare: Callable[[Any, Any], None]) -> list[Any]:

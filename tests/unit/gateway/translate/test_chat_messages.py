@@ -364,3 +364,20 @@ def test_an_answer_there_and_back_keeps_every_mappable_field(
         blocks[:] = thoughts + texts  # a refusal carries no calls
     chat = TRANSLATOR.response(json.loads(json.dumps(answer)), target())
     assert BACK.response(chat, target()) == answer
+
+
+@given(st.text(min_size=1, max_size=40), st.text(max_size=20), st.text(max_size=20))
+def test_a_text_delta_takes_the_short_way_to_the_same_bytes(text: str, ident: str, model: str) -> None:
+    """A text delta's chunk is made from bytes kept for the stream (the fast path): it
+    must be the chunk the general path dumps, whatever the text, id and model hold."""
+    stream = TRANSLATOR.stream({}, target())
+    start = {"type": "message_start", "message": {"id": ident, "model": model, "usage": {}}}
+    stream.feed(b"message_start", orjson.dumps(start))
+    delta = {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "text_delta", "text": text}}
+    (name, data), = stream.feed(b"content_block_delta", orjson.dumps(delta))
+    assert name is None
+    assert data == orjson.dumps({
+        "id": ident, "object": "chat.completion.chunk", "created": target().created,
+        "model": model or "claude-sonnet-4-5",
+        "choices": [{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}]})

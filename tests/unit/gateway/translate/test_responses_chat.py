@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.core.errors import UnsupportedParameter
 from gateway.translate.responses_chat import TRANSLATOR
@@ -220,3 +222,43 @@ def test_a_stream_that_stops_without_a_reason_fails_and_an_error_chunk_too() -> 
         {"error": {"code": "rate_limit_exceeded", "message": "Slow down"}}))])
     assert failed[-2]["error"]["code"] == "rate_limit_exceeded"
     assert failed[-1]["response"]["error"] == {"code": "rate_limit_exceeded", "message": "Slow down"}
+
+
+TEXTS = st.text(max_size=40).filter(bool)
+
+
+@given(st.lists(TEXTS, min_size=2, max_size=6))
+def test_text_chunks_take_the_short_way_to_the_same_bytes(texts: list[str]) -> None:
+    """A chunk of text alone after the first is made from bytes kept for its part (the
+    fast path); each must be the event the general path dumps, text and sequence alike,
+    and the part's whole text the pieces joined."""
+    events = [chunk({"role": "assistant", "content": ""}),
+              *[chunk({"content": t}) for t in texts], chunk({}, "stop")]
+    stream = TRANSLATOR.stream(STREAM, TARGET)
+    out = [e for name, data in events for e in stream.feed(name, data)] + stream.close()
+    deltas = [data for name, data in out if name == b"response.output_text.delta"]
+    assert len(deltas) == len(texts)
+    for data, text in zip(deltas, texts, strict=True):
+        event = orjson.loads(data)
+        assert data == orjson.dumps({
+            "type": "response.output_text.delta", "sequence_number": event["sequence_number"],
+            "item_id": event["item_id"], "output_index": 0, "content_index": 0,
+            "delta": text, "logprobs": []})
+    numbers = [orjson.loads(data)["sequence_number"] for _, data in out]
+    assert numbers == list(range(len(out)))
+    done = next(orjson.loads(d) for n, d in out if n == b"response.output_text.done")
+    assert done["text"] == "".join(texts)
+
+
+def test_a_chunk_with_more_than_text_takes_the_general_way() -> None:
+    """Text beside a finish, a refusal or a usage is not the fast path's: each is kept."""
+    events = [chunk({"content": "a"}), chunk({"content": "b", "refusal": "no"}),
+              (None, orjson.dumps({"model": "m2", "choices": [
+                  {"index": 0, "delta": {"content": "c"}, "finish_reason": "stop"}],
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 3}}))]
+    ours = translate_stream(TRANSLATOR, STREAM, events)
+    assert [e["type"] for e in ours if e["type"].endswith(".delta")] == [
+        "response.output_text.delta", "response.output_text.delta", "response.refusal.delta",
+        "response.output_text.delta"]
+    assert ours[-1]["response"]["model"] == "m2"
+    assert ours[-1]["response"]["usage"]["output_tokens"] == 3
