@@ -10,8 +10,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig, ServerConfig, StartupError
-from gateway.core.settings import ProcessSettings
+from gateway.config import GatewayConfig, ServerConfig
+from gateway.database.child import migrate_apart
 from gateway.http.connections import CONNECTIONS, GatewaySite
 from gateway.runtime.live import LIFECYCLE, LIVE
 from gateway.runtime.reload import reload
@@ -157,48 +155,6 @@ async def serve_once(
 
 def _worker(config: GatewayConfig, path: Path | None, parent: int) -> None:
     run_loop(lambda: serve_once(config, path, reuse_port=True, parent=parent))
-
-
-async def prepare_database(config: GatewayConfig) -> None:
-    """Before any worker starts: the schema migrated (or refused) once, here."""
-    from gateway.database import make_engine
-    from gateway.database.migrate import prepare
-
-    engine = make_engine(config.database)
-    try:
-        await prepare(engine, migrate=config.database.migrate == "auto")
-    finally:
-        await engine.dispose()
-
-
-def migrate_apart(config: GatewayConfig) -> None:
-    """prepare_database in a child process: Alembic (and what it brings: Mako, Pygments)
-    never enters the gateway's own memory; by the time the gateway opens the database
-    its schema is at head, and the start-up check reads it with plain SQL. The child
-    gets the config as JSON (names of secrets, never secrets) on its stdin and shares
-    the gateway's stderr, so the migrations it runs are in the gateway's log."""
-    child = subprocess.run(
-        [sys.executable, "-c", "from gateway.server import migrate_child; migrate_child()"],
-        input=config.model_dump_json(), stdout=subprocess.PIPE, text=True, check=False)
-    if child.returncode != 0:
-        why = child.stdout.strip().splitlines()[-1] if child.stdout.strip() else f"exit {child.returncode}"
-        raise StartupError(f"the database cannot be prepared: {why}")
-
-
-def migrate_child() -> None:
-    """The child of migrate_apart: it logs as the gateway does; its last line on stdout
-    is the reason it failed."""
-    logging.basicConfig(level=ProcessSettings().log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = GatewayConfig.model_validate_json(sys.stdin.read())
-    try:
-        asyncio.run(prepare_database(config))
-    except Exception as exc:
-        # One line: SQLAlchemy's messages end in a line that only points to its docs.
-        lines = [line.strip() for line in str(exc).splitlines()
-                 if line.strip() and not line.startswith("(Background on this error")]
-        print(f"{type(exc).__name__}: {'; '.join(lines)}")
-        sys.exit(2)
 
 
 def serve(config: GatewayConfig, workers: int = 1, path: Path | None = None) -> int:
