@@ -55,7 +55,7 @@ class Proc:
 
     def __init__(self, args: list[str], cores: str | None, health: str,
                  module: str = "gateway", cwd: Path | None = None,
-                 wrapper: tuple[str, ...] = (), wait_s: float = 10.0) -> None:
+                 wrapper: tuple[str, ...] = (), wait_s: float = 60.0) -> None:
         """`wrapper`: a command the interpreter runs under (valgrind, say); `wait_s`: how
         long the health URL may take to answer."""
         cmd = [*wrapper, sys.executable, "-m", module, *args]

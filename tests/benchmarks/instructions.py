@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--legacy-config", action="store_true",
                    help="give the --ab revisions the older config (for revisions before 2026-12)")
     args = p.parse_args(argv)
+    if args.case and (args.stream or args.body_kb or args.legacy_config):
+        p.error("--case names its own stream and body, in this config: not with --stream, "
+                "--body-kb or --legacy-config")
     sim_port = free_port()
     sim = Proc(["simulate", "--port", str(sim_port), "--tokens", "20"], None,
                f"http://127.0.0.1:{sim_port}/healthz")
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         case = translation.CASES[args.case] if args.case else None
         here = count(None, sim_port, args.requests, args.stream, args.warm_up,
                      body_kb=args.body_kb, policies=args.policies, case=case)
-        what = args.case or ("streamed chat" if args.stream else "chat") + (
+        what = (args.case or ("streamed chat" if args.stream else "chat")) + (
             f", {args.body_kb} KB body" if args.body_kb else "") + (
             ", limits + blocklist + PII" if args.policies else "")
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")

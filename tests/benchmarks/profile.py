@@ -105,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         body = padded(args.body_kb) if args.body_kb else CHAT
         headers = {"Content-Type": "application/json", "api-key": KEY}
-        wrk(url, body, headers, args.concurrency, 2, load_cores)  # warm up
+        if args.case:  # warm up the path that is sampled
+            case = translation.CASES[args.case]
+            streams(f"http://127.0.0.1:{port}{case.path}", case.body, headers, args.concurrency,
+                    2.0, end=case.end)
+        else:
+            wrk(url, body, headers, args.concurrency, 2, load_cores)
         # Sampled inside the load's window: when wrk stops, it leaves requests unfinished,
         # and the count of what they had received is not the steady state's cost.
         spy = subprocess.Popen(["sh", "-c", f"sleep 1; exec {PY_SPY} record --pid {gw.popen.pid} "

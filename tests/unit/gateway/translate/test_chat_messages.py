@@ -381,3 +381,17 @@ def test_a_text_delta_takes_the_short_way_to_the_same_bytes(text: str, ident: st
         "id": ident, "object": "chat.completion.chunk", "created": target().created,
         "model": model or "claude-sonnet-4-5",
         "choices": [{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}]})
+
+
+def test_the_kept_bytes_follow_the_message_they_belong_to() -> None:
+    """Bytes kept before message_start (a backend that sends a delta first) are made again
+    once it names the message: later chunks carry its id and model."""
+    stream = TRANSLATOR.stream({}, target())
+    delta = orjson.dumps({"type": "content_block_delta", "index": 0,
+                          "delta": {"type": "text_delta", "text": "a"}})
+    (_, early), = stream.feed(b"content_block_delta", delta)
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "claude-x", "usage": {}}}
+    stream.feed(b"message_start", orjson.dumps(start))
+    (_, late), = stream.feed(b"content_block_delta", delta)
+    assert orjson.loads(early)["id"] == ""
+    assert (orjson.loads(late)["id"], orjson.loads(late)["model"]) == ("msg_1", "claude-x")

@@ -262,3 +262,76 @@ def test_a_chunk_with_more_than_text_takes_the_general_way() -> None:
         "response.output_text.delta"]
     assert ours[-1]["response"]["model"] == "m2"
     assert ours[-1]["response"]["usage"]["output_tokens"] == 3
+
+
+def _general(kind: str, seq: int, item: str, output: int, content: int, text: str) -> bytes:
+    """The delta event as the general path makes it, built here independently."""
+    return orjson.dumps({"type": kind, "sequence_number": seq, "item_id": item,
+                         "output_index": output, "content_index": content, "delta": text,
+                         "logprobs": []})
+
+
+def test_the_kept_bytes_follow_each_new_part_and_item() -> None:
+    """Text, a refusal, text again, a tool call, then text once more: every text delta
+    names the part and the item it belongs to now, never those the bytes were first
+    kept for; the model a later chunk names is the final response's."""
+    call = {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                            "function": {"name": "f", "arguments": "{}"}}]}
+    events = [chunk({"content": "a"}), chunk({"content": "b"}), chunk({"refusal": "no"}),
+              chunk({"content": "c"}), chunk({"content": "d"}), chunk(call),
+              chunk({"content": "e"}), chunk({"content": "f"}),
+              (None, orjson.dumps({"model": "m2", "choices": [
+                  {"index": 0, "delta": {"content": "g"}, "finish_reason": None}]})),
+              (None, orjson.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))]
+    stream = TRANSLATOR.stream(STREAM, TARGET)
+    out = [e for name, data in events for e in stream.feed(name, data)] + stream.close()
+    parsed = [orjson.loads(data) for _, data in out]
+    items = {e["output_index"]: e["item"]["id"] for e in parsed
+             if e["type"] == "response.output_item.added"}
+    where: dict[str, tuple[int, int]] = {}  # text -> (output index, content index)
+    for event in parsed:
+        if event["type"] == "response.output_text.delta":
+            where[event["delta"]] = (event["output_index"], event["content_index"])
+    assert where == {"a": (0, 0), "b": (0, 0), "c": (0, 2), "d": (0, 2),
+                     "e": (2, 0), "f": (2, 0), "g": (2, 0)}
+    for (_, data), event in zip(out, parsed, strict=True):
+        if event["type"] == "response.output_text.delta":
+            output, content = where[event["delta"]]
+            assert data == _general("response.output_text.delta", event["sequence_number"],
+                                    items[output], output, content, event["delta"])
+    assert parsed[-1]["response"]["model"] == "m2"
+    texts = [part.get("text") for item in parsed[-1]["response"]["output"]
+             for part in item.get("content") or []]
+    assert texts == ["ab", None, "cd", "efg"]
+
+
+@pytest.mark.parametrize("last", [
+    {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "length"}]},
+    {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": None}],
+     "usage": {"prompt_tokens": 1, "completion_tokens": 7}},
+    {"choices": [{"index": 1, "delta": {"content": "b"}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": None},
+                 {"index": 1, "delta": {"content": "x"}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": None}],
+     "error": {"code": "boom", "message": "failed"}},
+], ids=["finish", "usage", "another-choice", "two-choices", "error"])
+def test_a_text_chunk_with_anything_more_is_read_in_full(last: dict[str, Any]) -> None:
+    """Each of these carries text and something the fast path must not pass over."""
+    finished = last["choices"][0]["finish_reason"] is not None
+    usage = [] if "usage" in last else [(None, orjson.dumps(
+        {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 9}}))]
+    events = [chunk({"content": "a"}), (None, orjson.dumps({"model": "m", **last})),
+              *([] if finished else [chunk({}, "stop")]), *usage]
+    ours = translate_stream(TRANSLATOR, STREAM, events)
+    final = ours[-1]
+    text = "".join(e["delta"] for e in ours if e["type"] == "response.output_text.delta")
+    if "error" in last:
+        assert [e["type"] for e in ours][-2:] == ["error", "response.failed"]
+    elif last["choices"][0]["index"] == 1 and len(last["choices"]) == 1:
+        assert text == "a"  # another choice's text is not this answer's
+    elif "usage" in last:
+        assert text == "ab" and final["response"]["usage"]["output_tokens"] == 7
+    elif last["choices"][0]["finish_reason"] == "length":
+        assert text == "ab" and final["type"] == "response.incomplete"
+    else:
+        assert text == "ab"  # the second choice's text is not this answer's
