@@ -16,6 +16,9 @@ import sys
 
 from gateway.config import GatewayConfig, StartupError
 from gateway.core.settings import ProcessSettings
+from gateway.database.migrate import HEAD
+
+log = logging.getLogger("gateway")
 
 
 async def prepare_database(config: GatewayConfig) -> None:
@@ -30,9 +33,34 @@ async def prepare_database(config: GatewayConfig) -> None:
         await engine.dispose()
 
 
+async def _at_head(config: GatewayConfig) -> bool:
+    """Whether the schema is already this gateway's (plain SQL, no Alembic); False when
+    that cannot be read, for the child to say why."""
+    from gateway.database import make_engine
+    from gateway.database.engine import DatabaseUnavailable, unavailable
+    from gateway.database.migrate import current
+
+    errors: tuple[type[BaseException], ...] = (DatabaseUnavailable, *unavailable())
+    try:
+        engine = make_engine(config.database)
+    except errors:  # a missing password, say: the child's error says which
+        return False
+    try:
+        return await current(engine) == HEAD
+    except errors:
+        return False
+    finally:
+        await engine.dispose()
+
+
 def migrate_apart(config: GatewayConfig) -> None:
     """prepare_database in a child process; by the time the gateway opens the database
-    its schema is at head, and its start-up check reads that with plain SQL."""
+    its schema is at head, and its start-up check reads that with plain SQL. A schema
+    already at head (every start but the first) needs no child: one process less, and
+    about a second of CPU."""
+    if asyncio.run(_at_head(config)):
+        log.info("database schema at %s, this gateway's: nothing to migrate", HEAD)
+        return
     child = subprocess.run(
         [sys.executable, "-c", "from gateway.database.child import main; main()"],
         input=config.model_dump_json(), stdout=subprocess.PIPE, text=True, check=False)

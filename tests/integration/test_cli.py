@@ -204,3 +204,28 @@ def test_db_upgrade_and_a_schema_newer_than_the_gateway(tmp_path: Path, database
     result = run("serve", "--config", str(path))
     assert result.returncode == 2 and "newer than this gateway knows" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_schema_at_head_needs_no_migration_process(tmp_path: Path, database: str) -> None:
+    """The first start migrates (Alembic, in its child process, logs each revision); a
+    start on the schema it left reads the revision with plain SQL and starts no child."""
+    port = free_port()
+    path = write(tmp_path, "auth: {allow_anonymous: true}\n"
+                 f"server: {{host: 127.0.0.1, port: {port}}}\n"
+                 "deployments: [{name: a, model: a, backends: [{url: 'http://127.0.0.1:9', api: openai}]}]\n")
+    logs = []
+    for start_ in ("first", "second"):
+        log = tmp_path / f"{start_}.err"
+        with log.open("w") as err:
+            gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)],
+                                  stdout=subprocess.DEVNULL, stderr=err, text=True)
+            try:
+                wait_up(f"http://127.0.0.1:{port}", gw)
+            finally:
+                gw.send_signal(signal.SIGTERM)
+                assert gw.wait(20) == 0
+        logs.append(log.read_text())
+    first, second = logs
+    assert "Running upgrade  -> 0001" in first and "nothing to migrate" not in first
+    assert "nothing to migrate" in second and "alembic" not in second
+    assert "listening on" in second
