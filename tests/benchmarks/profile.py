@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         body = padded(args.body_kb) if args.body_kb else CHAT
         headers = {"Content-Type": "application/json", "api-key": KEY}
-        if args.case:  # warm up the path that is sampled
-            case = translation.CASES[args.case]
+        case = translation.CASES[args.case] if args.case else None
+        if case is not None:  # warm up the path that is sampled
             streams(f"http://127.0.0.1:{port}{case.path}", case.body, headers, args.concurrency,
                     2.0, end=case.end)
         else:
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"--format raw --duration {max(1, round(args.seconds) - 3)} "
                                 f"--rate 250 --nonblocking --output {raw}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if args.case:
-            case = translation.CASES[args.case]
+        if case is not None:
             load = threading.Thread(target=streams, args=(
                 f"http://127.0.0.1:{port}{case.path}", case.body, headers, args.concurrency,
                 args.seconds), kwargs={"end": case.end})

@@ -8,9 +8,7 @@ settlement of translated streams and aborts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from gateway.simulator import SIMULATOR, Fault, SimulatorSettings, create_simula
 from gateway.simulator.app import chat_problem
 from tests.conftest import KEY_A, OPENAI_KEY, UPSTREAM_KEY, Stack, serve_in_thread
 from tests.integration.test_anthropic_api import with_claude
+from tests.waiting import until
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "contract"
 KEY = {"type": "api-key", "key_env": "TEST_UPSTREAM_KEY"}
@@ -59,17 +58,6 @@ def sent(stack: Stack) -> dict[str, Any]:
     """The body of the last request the simulator got."""
     body: dict[str, Any] = stack.sim.records[-1].body
     return body
-
-
-def wait_for(check: Callable[[], Any], what: str, deadline: float = 30.0) -> Any:
-    """Poll `check` until it returns something true (a busy machine may take a while)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- a chat client on a Claude alias --------------------------------------------------------
@@ -416,8 +404,8 @@ async def test_settlement_is_exact_for_translated_streams_and_aborts(make_stack:
                                headers={"api-key": KEY_A, "x-sim-reply": REPLY, "x-sim-token-ms": "80"})
         seen = await r.content.readuntil(b"word1")
         r.close()
-        await asyncio.to_thread(wait_for, lambda: any(line["status"] == 499 for line in stack.access_log()),
-                                "the aborted request's settlement")
+        await until(lambda: any(line["status"] == 499 for line in stack.access_log()),
+                    what="the aborted request's settlement")
         status, _, headers = await _post(session, url, {**body, "stream": False})
     plain, streamed_line, aborted, _probe = [line for line in stack.access_log()
                                              if line["status"] in (200, 499)]

@@ -5,7 +5,6 @@ client's API and the backend's."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -17,6 +16,7 @@ from openai import OpenAI
 
 from tests.conftest import KEY_A, Stack
 from tests.integration.test_anthropic_api import with_claude
+from tests.waiting import until
 
 BLOCKED = "the forbidden plan"
 
@@ -77,11 +77,8 @@ async def test_the_records_name_the_clients_api_and_the_backends(stack: Stack) -
     client = anthropic.AsyncAnthropic(base_url=stack.url, api_key=KEY_A, max_retries=0)
     await client.messages.create(model="mistral", max_tokens=32,
                                  messages=[{"role": "user", "content": "Hello"}])
-    for _ in range(200):
-        lines = [line for line in stack.access_log() if line["deployment"] == "mistral"]
-        if lines:
-            break
-        await asyncio.sleep(0.05)
+    lines = await until(lambda: [line for line in stack.access_log()
+                                 if line["deployment"] == "mistral"], what="the request logged")
     assert (lines[-1]["api"], lines[-1]["backend_api"]) == ("messages", "chat/completions")
     async with aiohttp.ClientSession() as session, session.get(stack.url + "/metrics") as r:
         metrics = await r.text()

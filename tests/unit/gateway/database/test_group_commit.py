@@ -11,6 +11,7 @@ from gateway.database.engine import make_engine
 from gateway.database.gateway_responses import GatewayResponses
 from gateway.database.group_commit import GroupCommit
 from gateway.database.migrate import prepare
+from tests.waiting import until
 
 
 class Log:
@@ -37,7 +38,7 @@ async def test_writes_behind_one_share_the_next_batch() -> None:
     first = asyncio.create_task(commits.add("a"))
     await log.started.wait()
     rest = [asyncio.create_task(commits.add(x)) for x in ("b", "c", "d")]
-    await asyncio.sleep(0)
+    await until(lambda: len(commits._waiting) == 3, what="the three queued behind the first")
     log.hold.set()
     await asyncio.gather(first, *rest)
     assert log.batches == [["a"], ["b", "c", "d"]]
@@ -64,7 +65,7 @@ async def test_a_caller_that_leaves_does_not_cancel_the_write() -> None:
     await log.started.wait()
     leaving.cancel()
     staying = asyncio.create_task(commits.add("b"))
-    await asyncio.sleep(0)
+    await until(lambda: len(commits._waiting) == 1, what="b queued behind a")
     log.hold.set()
     await staying
     assert log.batches == [["a"], ["b"]]
@@ -76,7 +77,7 @@ async def test_callers_learn_of_a_writer_cancelled_under_them() -> None:
     writing = asyncio.create_task(commits.add("a"))
     await log.started.wait()
     waiting = asyncio.create_task(commits.add("b"))
-    await asyncio.sleep(0)
+    await until(lambda: len(commits._waiting) == 1, what="b queued behind a")
     assert commits._writer is not None
     commits._writer.cancel()  # the app closes
     results = await asyncio.gather(writing, waiting, return_exceptions=True)

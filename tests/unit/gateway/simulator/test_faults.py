@@ -124,7 +124,8 @@ async def test_bad_events_in_the_middle(sim: Client) -> None:
     assert b'data: {"usage": {not json\n\n' in raw
     # Everything else in them is a well-formed stream.
     good = [e for e in raw.split(b"\n\n") if e and b"not json" not in e]
-    assert all(e == b"data: [DONE]" or json.loads(e[6:]) for e in good)
+    assert good[-1] == b"data: [DONE]"
+    assert all(e.startswith(b"data: ") and isinstance(json.loads(e[6:]), dict) for e in good[:-1])
 
 
 async def test_long_line_and_endless(sim: Client) -> None:
