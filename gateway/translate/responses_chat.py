@@ -220,10 +220,7 @@ class ChatStream(StreamTranslator):
                 str(error.get("message") or "The backend failed."))]
         model = chunk.get("model")
         events = self._begin(model)
-        if isinstance(model, str) and model and self.builder.response is not None:
-            # Azure's first event (prompt filter results) names no model: the answer's
-            # final form names the one that answered.
-            self.builder.response["model"] = model
+        self._answered_by(model)
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -254,10 +251,14 @@ class ChatStream(StreamTranslator):
         text = delta.get("content")
         if type(text) is not str or not text:
             return None
-        model = chunk.get("model")
-        if isinstance(model, str) and model:
-            self.builder.response["model"] = model
+        self._answered_by(chunk.get("model"))
         return text
+
+    def _answered_by(self, model: Any) -> None:
+        # Azure's first event (prompt filter results) names no model: the answer's final
+        # form names the one that answered.
+        if isinstance(model, str) and model and self.builder.response is not None:
+            self.builder.response["model"] = model
 
     def close(self) -> list[Event]:
         events = self._begin(None)

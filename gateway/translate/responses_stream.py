@@ -105,6 +105,15 @@ class ResponseBuilder:
         self.seq += 1
         return kind.encode(), orjson.dumps(data)
 
+    def _delta_fields(self, delta: str, **extra: Any) -> dict[str, Any]:
+        """A delta event's fields after its sequence number: where it goes, its text."""
+        assert self.open is not None
+        where = ({"summary_index": len(self.open.item["summary"]) - 1}
+                 if self.open.item["type"] == "reasoning"
+                 else {"content_index": len(self.open.item["content"]) - 1})
+        return {"item_id": self.open.item["id"], "output_index": self.open.index, **where,
+                "delta": delta, **extra}
+
     def _item_id(self, prefix: str) -> str:
         return f"{prefix}_{self.ident.removeprefix('resp_')}{len(self.output):02x}"
 
@@ -168,10 +177,8 @@ class ResponseBuilder:
         # bytes around its sequence number and its text (the same bytes _delta's would
         # be), as building and dumping the whole event for each was most of the cost.
         if open_.around is None:
-            model = orjson.dumps({
-                "type": "response.output_text.delta", "sequence_number": 0,
-                "item_id": open_.item["id"], "output_index": open_.index,
-                "content_index": len(open_.item["content"]) - 1, "delta": "", "logprobs": []})
+            model = orjson.dumps({"type": "response.output_text.delta", "sequence_number": 0,
+                                  **self._delta_fields("", logprobs=[])})
             head, _, rest = model.partition(b'"sequence_number":0')
             middle, _, tail = rest.partition(b'"delta":""')
             open_.around = head + b'"sequence_number":', middle + b'"delta":', tail
@@ -188,11 +195,7 @@ class ResponseBuilder:
     def _delta(self, kind: str, delta: str, **extra: Any) -> Event:
         assert self.open is not None
         self.open.pieces.append(delta)
-        where = ({"summary_index": len(self.open.item["summary"]) - 1}
-                 if self.open.item["type"] == "reasoning"
-                 else {"content_index": len(self.open.item["content"]) - 1})
-        return self._event(kind, item_id=self.open.item["id"], output_index=self.open.index,
-                           **where, delta=delta, **extra)
+        return self._event(kind, **self._delta_fields(delta, **extra))
 
     # --- reasoning ----------------------------------------------------------------------
     def open_reasoning(self, ident: str | None = None) -> list[Event]:
