@@ -37,6 +37,7 @@ from gateway.runtime.live import LIVE
 from gateway.server import start
 from gateway.simulator import SIMULATOR, Simulator, SimulatorSettings, create_simulator
 from policies.auth import hash_key
+from tests.waiting import START_S, wait_for
 
 GATEWAY = [sys.executable, "-m", "gateway"]  # the CLI, as a real process
 KEY_A = "key-team-a"  # may use chat, embed
@@ -269,13 +270,14 @@ class RedisServer:
              "--appendonly", "no", "--dir", self.dir, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        for _ in range(100):
+
+        def pong() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                return s.recv(16).startswith(b"+PONG")
+            return False
+
+        wait_for(pong, START_S, f"redis-server on port {self.port} to answer PING", interval=0.05)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -332,11 +334,13 @@ class PostgresServer:
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
              "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=self.user)
-        for _ in range(200):
+
+        def listening() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("postgres did not start")
+                return True
+            return False
+
+        wait_for(listening, START_S, f"postgres on port {self.port} to listen", interval=0.05)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -368,15 +372,17 @@ class PostgresServer:
 
 
 def wait_up(url: str, proc: subprocess.Popen[str]) -> None:
-    for _ in range(150):
+    """Until the process at `url` answers /healthz (or exits, which fails at once)."""
+    def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"exited early: {proc.communicate()}")
         try:
             urllib.request.urlopen(url + "/healthz", timeout=1)
-            return
+            return True
         except OSError:
-            time.sleep(0.1)
-    raise AssertionError("did not come up")
+            return False
+
+    wait_for(up, START_S, f"{url}/healthz to answer", interval=0.1)
 
 
 def start_simulator(background: list[subprocess.Popen[str]], *extra: str) -> str:

@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 # Long enough for a 2-core machine with both cores busy elsewhere.
 DEADLINE_S = 30.0
+# For a process to start (a gateway imports its packages and may migrate its database
+# first): seconds of CPU that a loaded machine can stretch many times over.
+START_S = 60.0
 
 
 class Timeout(AssertionError):
