@@ -33,22 +33,29 @@ async def prepare_database(config: GatewayConfig) -> None:
         await engine.dispose()
 
 
-async def _at_head(config: GatewayConfig) -> bool:
-    """Whether the schema is already this gateway's (plain SQL, no Alembic); False when
-    that cannot be read, for the child to say why."""
+async def _ready_here(config: GatewayConfig) -> str | None:
+    """What makes the child unneeded, if anything (plain SQL, no Alembic): a schema
+    already this gateway's, or an empty database, made here at head when migrations are
+    allowed. None when neither holds or the database cannot be read, for the child to
+    say why."""
     from gateway.database import make_engine
     from gateway.database.engine import DatabaseUnavailable, unavailable
-    from gateway.database.migrate import current
+    from gateway.database.migrate import create_if_empty, current
 
     errors: tuple[type[BaseException], ...] = (DatabaseUnavailable, *unavailable())
     try:
         engine = make_engine(config.database)
     except errors:  # a missing password, say: the child's error says which
-        return False
+        return None
     try:
-        return await current(engine) == HEAD
+        at = await current(engine)
+        if at == HEAD:
+            return f"database schema at {HEAD}, this gateway's: nothing to migrate"
+        if at is None and config.database.migrate == "auto" and await create_if_empty(engine):
+            return f"database empty: its schema made at {HEAD}"
+        return None
     except errors:
-        return False
+        return None
     finally:
         await engine.dispose()
 
@@ -57,9 +64,10 @@ def migrate_apart(config: GatewayConfig) -> None:
     """prepare_database in a child process; by the time the gateway opens the database
     its schema is at head, and its start-up check reads that with plain SQL. A schema
     already at head (every start but the first) needs no child: one process less, and
-    about a second of CPU."""
-    if asyncio.run(_at_head(config)):
-        log.info("database schema at %s, this gateway's: nothing to migrate", HEAD)
+    about a second of CPU; nor does an empty one (every first start), made at head here."""
+    ready = asyncio.run(_ready_here(config))
+    if ready is not None:
+        log.info("%s", ready)
         return
     child = subprocess.run(
         [sys.executable, "-c", "from gateway.database.child import main; main()"],

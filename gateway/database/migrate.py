@@ -5,7 +5,11 @@ schema it does not understand (during a rollback, say).
 
 Alembic costs ~11 MB: it is imported only to migrate. The start-up check reads the
 revision with plain SQL and compares it with `HEAD` (a test keeps `HEAD` equal to the
-newest script's revision)."""
+newest script's revision). An empty database (no table at all: every first start) needs
+no Alembic either: it gets the tables as `schema.metadata` has them, the rows the
+migrations seed (`SEEDS`) and the revision `HEAD`, in one transaction, which is what the
+migrations make of it (tests/integration/test_database_migrations.py compares the two,
+tables, columns, indexes and rows, on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -27,6 +31,11 @@ SCRIPTS = Path(__file__).parent / "migrations"
 HEAD = "0005"
 # Every revision this gateway knows, oldest first (checked by the same test).
 KNOWN = ("0001", "0002", "0003", "0004", "0005")
+# The rows the migrations insert into a new database (0002: the change counter).
+SEEDS = ("INSERT INTO changes (id, version) VALUES (1, 0)",)
+# Alembic's own table, as Alembic creates it, so that later migrations find it.
+VERSION_TABLE = ("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                 "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
 
 
 class SchemaError(Exception):
@@ -86,6 +95,28 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
     return at
 
 
+async def create_if_empty(engine: AsyncEngine) -> bool:
+    """The schema at head, made in one step, when the database has no table at all; False
+    (nothing done) for any other database. Replicas starting together on one new
+    database: the first creates, the others find it no longer empty under the lock."""
+    from gateway.database.schema import metadata
+
+    with _sqlite_lock(engine):
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                         {"key": ADVISORY_LOCK})
+            if await connection.run_sync(lambda c: bool(inspect(c).get_table_names())):
+                return False
+            await connection.run_sync(metadata.create_all)
+            await connection.execute(text(VERSION_TABLE))
+            await connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                                     {"v": HEAD})
+            for seed in SEEDS:
+                await connection.execute(text(seed))
+    return True
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     import logging
 
@@ -134,4 +165,6 @@ async def prepare(engine: AsyncEngine, *, migrate: bool) -> None:
         raise SchemaError(
             f"the database's schema is at revision {at or 'none'}, this gateway needs {head()}: "
             "run `model-gateway db upgrade` (or set database.migrate: auto)")
+    if at is None and await create_if_empty(engine):
+        return
     await upgrade(engine)

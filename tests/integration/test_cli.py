@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,6 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gateway.config import DatabaseConfig
+from gateway.database.engine import make_engine
+from gateway.database.migrate import HEAD, upgrade
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, free_port, wait_up
 from tests.waiting import wait_for
@@ -206,26 +210,39 @@ def test_db_upgrade_and_a_schema_newer_than_the_gateway(tmp_path: Path, database
     assert "Traceback" not in result.stderr
 
 
-def test_a_schema_at_head_needs_no_migration_process(tmp_path: Path, database: str) -> None:
-    """The first start migrates (Alembic, in its child process, logs each revision); a
-    start on the schema it left reads the revision with plain SQL and starts no child."""
+def test_only_an_older_schema_needs_the_migration_process(tmp_path: Path, database: str) -> None:
+    """A start on an empty database makes its schema at head without Alembic; a start on
+    the schema it left reads the revision with plain SQL; only a schema at an older
+    revision is migrated, by Alembic in its child process (which logs each revision)."""
     port = free_port()
     path = write(tmp_path, "auth: {allow_anonymous: true}\n"
                  f"server: {{host: 127.0.0.1, port: {port}}}\n"
                  "deployments: [{name: a, model: a, backends: [{url: 'http://127.0.0.1:9', api: openai}]}]\n")
+    older = tmp_path / "older.db"
+    asyncio.run(_migrated_to("0004", f"sqlite:///{older}"))
     logs = []
-    for start_ in ("first", "second"):
+    for start_, url in (("first", database), ("second", database), ("older", f"sqlite:///{older}")):
         log = tmp_path / f"{start_}.err"
         with log.open("w") as err:
+            env = {**os.environ, "MODEL_GATEWAY_DATABASE__URL": url}
             gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)],
-                                  stdout=subprocess.DEVNULL, stderr=err, text=True)
+                                  stdout=subprocess.DEVNULL, stderr=err, text=True, env=env)
             try:
                 wait_up(f"http://127.0.0.1:{port}", gw)
             finally:
                 gw.send_signal(signal.SIGTERM)
                 assert gw.wait(20) == 0
         logs.append(log.read_text())
-    first, second = logs
-    assert "Running upgrade  -> 0001" in first and "nothing to migrate" not in first
+    first, second, old = logs
+    assert f"database empty: its schema made at {HEAD}" in first and "alembic" not in first
     assert "nothing to migrate" in second and "alembic" not in second
     assert "listening on" in second
+    assert f"Running upgrade 0004 -> {HEAD}" in old and "Running upgrade  -> 0001" not in old
+
+
+async def _migrated_to(revision: str, url: str) -> None:
+    engine = make_engine(DatabaseConfig(url=url))
+    try:
+        await upgrade(engine, revision)
+    finally:
+        await engine.dispose()

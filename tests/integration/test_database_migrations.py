@@ -1,22 +1,27 @@
 """Schema migrations against real databases (a file SQLite, a PostgreSQL server of the
-test's own): from nothing to the newest schema, from the previous version with its
-data kept, and a schema newer than the gateway refused."""
+test's own): from nothing to the newest schema (made in one step, and the same as
+every migration from nothing), from the previous version with its data kept, and a
+schema newer than the gateway refused."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
+import secrets
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import DatabaseConfig
 from gateway.database.engine import make_engine
-from gateway.database.migrate import HEAD, SchemaError, current, prepare, upgrade
+from gateway.database.migrate import HEAD, SchemaError, create_if_empty, current, prepare, upgrade
 from policies.auth import hash_key
 from tests.conftest import GATEWAY
 
@@ -44,6 +49,70 @@ async def test_from_an_empty_database(config: DatabaseConfig) -> None:
         assert await current(engine) == HEAD
         assert await tables(engine) >= TABLES
         await prepare(engine, migrate=True)  # at head: nothing to do
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def twin(config: DatabaseConfig, request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseConfig:
+    """A second empty database beside `config`'s, on the same kind of server."""
+    if config.url.startswith("sqlite"):
+        return DatabaseConfig(url=f"sqlite:///{tmp_path}/twin.db")
+    server = request.getfixturevalue("postgres_server")
+    url = asyncio.run(server.create_database("t" + secrets.token_hex(6)))
+    return DatabaseConfig(url=url, password_env="PG_TEST_PASSWORD")
+
+
+def _shape(sync: Connection) -> dict[str, Any]:
+    """Every table's columns, keys, indexes and rows, as the database reports them."""
+    seen = inspect(sync)
+    shape: dict[str, Any] = {}
+    for table in sorted(seen.get_table_names()):
+        # By name: PostgreSQL appends a column a migration adds, where the tables made
+        # at once have it in schema.py's order; nothing reads columns by position.
+        columns = sorted((c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                         for c in seen.get_columns(table))
+        indexes = sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                         for i in seen.get_indexes(table))
+        keys = sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+                      for f in seen.get_foreign_keys(table))
+        uniques = sorted(tuple(u["column_names"]) for u in seen.get_unique_constraints(table))
+        primary = tuple(seen.get_pk_constraint(table)["constrained_columns"])
+        rows = sorted(tuple(map(str, r)) for r in sync.execute(text(f"SELECT * FROM {table}")))
+        shape[table] = {"columns": columns, "indexes": indexes, "foreign keys": keys,
+                        "unique": uniques, "primary key": primary, "rows": rows}
+    return shape
+
+
+async def test_an_empty_database_made_at_head_is_what_the_migrations_make(
+        config: DatabaseConfig, twin: DatabaseConfig) -> None:
+    """The first start's shortcut (the tables from schema.py, the seeded rows, the revision)
+    gives the same database as Alembic running every migration from nothing, and Alembic
+    takes it from there."""
+    made, migrated = make_engine(config), make_engine(twin)
+    try:
+        assert await create_if_empty(made)
+        assert await upgrade(migrated) == HEAD  # Alembic, every script from nothing
+        async with made.connect() as a, migrated.connect() as b:
+            assert await a.run_sync(_shape) == await b.run_sync(_shape)
+        assert await upgrade(made) == HEAD  # Alembic reads the revision it was given
+        assert not await create_if_empty(made)  # not empty any more: left alone
+    finally:
+        await made.dispose()
+        await migrated.dispose()
+
+
+async def test_a_database_with_a_table_of_its_own_is_not_made_but_migrated(config: DatabaseConfig) -> None:
+    """A database that holds anything is not empty: the migrations, which create only
+    their own tables, take it; the shortcut leaves it alone."""
+    engine = make_engine(config)
+    try:
+        async with engine.begin() as c:
+            await c.execute(text("CREATE TABLE theirs (id INTEGER PRIMARY KEY)"))
+        assert not await create_if_empty(engine)
+        assert await tables(engine) == {"theirs"}
+        await prepare(engine, migrate=True)
+        assert await current(engine) == HEAD and await tables(engine) >= TABLES | {"theirs"}
     finally:
         await engine.dispose()
 
