@@ -23,7 +23,7 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
                                                       if r["scenario"] == scenario}
     assert any(r["scenario"].startswith("filter worst case") for r in rows)
     for r in rows:
-        assert r["errors"] == 0 and r["requests"] > 0 and r["p50_ms"] > 0
+        assert r["errors"] == 0 and r["requests"] > 0 and r["p50_ms"] > 0, r
         # (A native row of a translation pair is the floor its translated row is compared with.)
         if r["target"] == "gateway" and r["scenario"] != "slow streams (5 x 100 ms)" \
                 and not r["scenario"].endswith(", native"):
