@@ -96,10 +96,14 @@ async def test_never_more_than_capacity_plus_rate_times_t(store: Store) -> None:
         left += 1
     ended = time.monotonic()
     full_refill = 5 / 50
+    # The bucket begins (full) when the store first sees it, which is before the first
+    # answer came back (attempts[1]) but may be well after `started` on a loaded machine:
+    # what it surely earned runs from that answer to the drain.
+    first = attempts[1]
     overflowed = 50 * sum(max(0.0, later - earlier - full_refill)
-                          for earlier, later in itertools.pairwise(attempts))
+                          for earlier, later in itertools.pairwise(attempts[1:]))
     assert admitted + left <= 5 + 50 * (ended - started) + 1
-    assert admitted + left >= 5 + 50 * (draining - started) - overflowed - 2
+    assert admitted + left >= 5 + 50 * (draining - first) - overflowed - 2
     assert admitted > 5  # it refilled while asked
 
 
