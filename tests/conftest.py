@@ -133,6 +133,16 @@ class Stack:
     def access_log(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.getvalue().splitlines()]
 
+    def logged(self, count: int) -> list[dict[str, Any]]:
+        """The access log once it has `count` lines (from a thread or a synchronous test):
+        a stream's line is written after its last byte went out, so a client can hold the
+        whole answer before the line is there."""
+        def enough() -> list[dict[str, Any]] | None:
+            lines = self.access_log()
+            return lines if len(lines) >= count else None
+
+        return wait_for(enough, what=f"{count} access log lines")
+
     @property
     def sim(self) -> Simulator:
         return self.sim_app[SIMULATOR]

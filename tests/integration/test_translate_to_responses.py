@@ -116,7 +116,7 @@ def test_openai_chat_with_a_tool_through_a_full_loop(stack: Stack) -> None:
     assert [i["type"] for i in items] == ["message", "function_call", "function_call_output"]
     assert items[1]["call_id"] == items[2]["call_id"] == call.id
     # Settled from the backend's own usage: the access log says what the client was told.
-    line = stack.access_log()[-1]
+    line = stack.logged(2)[-1]
     assert second.usage is not None and line["prompt_tokens"] == second.usage.prompt_tokens
 
 
@@ -141,7 +141,7 @@ def test_openai_chat_streamed_with_a_tool_through_a_full_loop(stack: Stack) -> N
     text = "".join(c.choices[0].delta.content or "" for c in raw if c.choices)
     assert text and raw[-1].choices[0].finish_reason == "stop"
     assert all(c.usage is None for c in raw)  # not asked for: the gateway's usage chunk removed
-    line = stack.access_log()[-1]
+    line = stack.logged(2)[-1]
     assert line["stream"] is True and line["completion_tokens"] > 0
     assert stack.sim.records[-1].body["input"][-1]["call_id"] == call.id
 
@@ -164,7 +164,7 @@ def test_anthropic_messages_create_with_tool_use(stack: Stack) -> None:
     assert second.stop_reason == "end_turn" and second.content[0].text  # type: ignore[union-attr]
     items = stack.sim.records[-1].body["input"]
     assert items[-1] == {"type": "function_call_output", "call_id": tool_use.id, "output": "Sunny"}  # type: ignore[union-attr]
-    line = stack.access_log()[-1]
+    line = stack.logged(2)[-1]
     cached = second.usage.cache_read_input_tokens  # Anthropic's usage always says it, 0 or more
     assert cached is not None and line["prompt_tokens"] == second.usage.input_tokens + cached
     assert line["completion_tokens"] == second.usage.output_tokens
@@ -183,7 +183,7 @@ def test_anthropic_messages_stream_with_tool_use(stack: Stack) -> None:
     tool_use = next(b for b in first.content if b.type == "tool_use")
     assert tool_use.input == {"location": "New York City"}  # type: ignore[union-attr]
     assert first.usage.output_tokens > 0 and first.usage.input_tokens > 0  # message_delta's
-    line = stack.access_log()[-1]
+    line = stack.logged(1)[-1]
     assert (line["prompt_tokens"], line["completion_tokens"]) == (first.usage.input_tokens,
                                                                   first.usage.output_tokens)
     history += [{"role": "assistant", "content": [b.model_dump() for b in first.content]},
