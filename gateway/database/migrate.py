@@ -106,6 +106,11 @@ async def create_if_empty(engine: AsyncEngine) -> bool:
             if connection.dialect.name == "postgresql":
                 await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                          {"key": ADVISORY_LOCK})
+            else:
+                # Python's sqlite3 begins a transaction only before a row is written, so
+                # each CREATE would commit alone and a start killed midway would leave
+                # half a schema; an explicit BEGIN holds the DDL too, until the commit.
+                await connection.exec_driver_sql("BEGIN")
             if await connection.run_sync(lambda c: bool(inspect(c).get_table_names())):
                 return False
             await connection.run_sync(metadata.create_all)

@@ -1,5 +1,7 @@
 """The tables, as SQLAlchemy Core. A change here comes with a migration in
-`migrations/versions/` (Alembic), which is what actually shapes a database."""
+`migrations/versions/` (Alembic), which shapes every database that exists; a new, empty
+one is made from these tables directly (`migrate.create_if_empty`), so the two must
+agree exactly (tests/integration/test_database_migrations.py compares them)."""
 
 from __future__ import annotations
 

@@ -102,6 +102,24 @@ async def test_an_empty_database_made_at_head_is_what_the_migrations_make(
         await migrated.dispose()
 
 
+async def test_a_schema_made_halfway_leaves_the_database_empty(config: DatabaseConfig,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first start that fails after some tables were made (here: a seed row that cannot
+    be written) leaves no table behind, so that the next start makes the schema again."""
+    from gateway.database import migrate
+
+    monkeypatch.setattr(migrate, "SEEDS", ("INSERT INTO no_such_table VALUES (1)",))
+    engine = make_engine(config)
+    try:
+        with pytest.raises(Exception, match="no_such_table"):
+            await create_if_empty(engine)
+        assert await tables(engine) == set()
+        monkeypatch.undo()
+        assert await create_if_empty(engine) and await current(engine) == HEAD
+    finally:
+        await engine.dispose()
+
+
 async def test_a_database_with_a_table_of_its_own_is_not_made_but_migrated(config: DatabaseConfig) -> None:
     """A database that holds anything is not empty: the migrations, which create only
     their own tables, take it; the shortcut leaves it alone."""
