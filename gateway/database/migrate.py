@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -83,16 +83,28 @@ async def current(engine: AsyncEngine) -> str | None:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
     """Migrate to `revision`; returns the revision the database is at. Replicas starting
     together migrate one at a time: the revision is read again under the lock."""
+    async with _locked(engine) as connection:
+        await connection.run_sync(_check_known)
+        await connection.run_sync(lambda c: _upgrade(c, revision))
+        at = await connection.run_sync(_current)
+    assert at is not None
+    return at
+
+
+@contextlib.asynccontextmanager
+async def _locked(engine: AsyncEngine, sqlite_begin: bool = False) -> AsyncIterator[AsyncConnection]:
+    """A transaction that holds this gateway's migration lock (a file beside a SQLite
+    database, an advisory lock on PostgreSQL) until it ends. `sqlite_begin`: Python's
+    sqlite3 begins a transaction only before a row is written, so each CREATE would
+    commit alone; an explicit BEGIN holds the DDL too, until the commit."""
     with _sqlite_lock(engine):
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                          {"key": ADVISORY_LOCK})
-            await connection.run_sync(_check_known)
-            await connection.run_sync(lambda c: _upgrade(c, revision))
-            at = await connection.run_sync(_current)
-    assert at is not None
-    return at
+            elif sqlite_begin:
+                await connection.exec_driver_sql("BEGIN")
+            yield connection
 
 
 async def create_if_empty(engine: AsyncEngine) -> bool:
@@ -101,24 +113,16 @@ async def create_if_empty(engine: AsyncEngine) -> bool:
     database: the first creates, the others find it no longer empty under the lock."""
     from gateway.database.schema import metadata
 
-    with _sqlite_lock(engine):
-        async with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                         {"key": ADVISORY_LOCK})
-            else:
-                # Python's sqlite3 begins a transaction only before a row is written, so
-                # each CREATE would commit alone and a start killed midway would leave
-                # half a schema; an explicit BEGIN holds the DDL too, until the commit.
-                await connection.exec_driver_sql("BEGIN")
-            if await connection.run_sync(lambda c: bool(inspect(c).get_table_names())):
-                return False
-            await connection.run_sync(metadata.create_all)
-            await connection.execute(text(VERSION_TABLE))
-            await connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
-                                     {"v": HEAD})
-            for seed in SEEDS:
-                await connection.execute(text(seed))
+    # A start killed midway must leave no half schema behind: all of it in one transaction.
+    async with _locked(engine, sqlite_begin=True) as connection:
+        if await connection.run_sync(lambda c: bool(inspect(c).get_table_names())):
+            return False
+        await connection.run_sync(metadata.create_all)
+        await connection.execute(text(VERSION_TABLE))
+        await connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                                 {"v": HEAD})
+        for seed in SEEDS:
+            await connection.execute(text(seed))
     return True
 
 

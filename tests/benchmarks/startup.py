@@ -18,11 +18,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from tests.benchmarks.bench import free_port, worktree
+from tests.conftest import wait_up
 
 
 def _children_cpu() -> float:
@@ -44,16 +43,9 @@ def start_once(tree: Path | None, database: Path) -> float:
         env["PYTHONPATH"] = str(tree)
     before = _children_cpu()
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                            cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not come up") from None
-            time.sleep(0.05)
+                            cwd=tree, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
+    wait_up(f"http://127.0.0.1:{port}", proc)
     proc.send_signal(signal.SIGTERM)
     proc.wait(60)
     return _children_cpu() - before
