@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -13,7 +14,7 @@ from gateway import routes
 from gateway.config import GatewayConfig
 from gateway.console import console_app
 from gateway.core.tokens import TOKENIZER, Tokenizer
-from gateway.database.engine import DATABASE, database_ctx
+from gateway.database.access import DATABASE
 from gateway.enforcement.build import EXTRA_POLICIES
 from gateway.enforcement.limiter import limiter_ctx
 from gateway.http import middleware
@@ -57,12 +58,19 @@ def create_app(
     def config_of(a: web.Application) -> GatewayConfig:
         return a[LIVE].config
 
+    # Without a database (the sidecar) there is no team to read and no ledger (the config
+    # refuses one), and nothing that needs SQLAlchemy is imported.
+    with_database = config.database.enabled
+    database: list[Any] = []
+    if with_database:
+        from gateway.database.engine import database_ctx
+
+        database = [database_ctx(DATABASE, config_of), team_ctx]
     # Start-up in this order, shutdown in reverse: each step needs those before it (the
     # runtime needs credentials, the session, the team and the limiter; the watcher, a
     # runtime to replace).
     app.cleanup_ctx.extend([
-        telemetry_ctx(TELEMETRY), credentials_ctx, session_ctx,
-        database_ctx(DATABASE, config_of), team_ctx,
+        telemetry_ctx(TELEMETRY), credentials_ctx, session_ctx, *database,
         ledger_ctx(LEDGER, make_ledger), limiter_ctx(config_of),
         bus_ctx(lambda a: a[LIVE].config.redis.url, COOLDOWNS),
         runtime_ctx, watch_ctx,
@@ -71,7 +79,7 @@ def create_app(
 
     routes.add(app.router, routes.GATEWAY)
     admin = web.Application()
-    routes.add(admin.router, routes.ADMIN)
+    routes.add(admin.router, routes.admin() if with_database else routes.admin_off())
     app.add_subapp(routes.ADMIN_PREFIX, admin)
     app.add_subapp("/ui", console_app())
     return app

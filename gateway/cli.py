@@ -16,8 +16,7 @@ from policies.ratelimit import LimitsConfig
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.database import SchemaError
-    from gateway.database.engine import DatabaseUnavailable
+    from gateway.database.access import DatabaseUnavailable, SchemaError
     from gateway.server import serve
 
     config = load_config(args.config)
@@ -112,11 +111,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     import asyncio
 
-    from gateway.database import SchemaError, make_engine
-    from gateway.database.engine import DatabaseUnavailable, unavailable
+    from gateway.database.access import DatabaseUnavailable, SchemaError, unavailable
+    from gateway.database.engine import make_engine
     from gateway.database.migrate import current, head, upgrade
 
     config = load_config(args.config).database
+    if not config.enabled:
+        print("model-gateway: this config has no database (database.enabled is false)",
+              file=sys.stderr)
+        return 2
 
     async def run() -> str:
         engine = make_engine(config)
@@ -185,7 +188,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--config", type=Path)
     b.set_defaults(func=cmd_db)
 
-    from gateway.team.cli import add_verbs
+    from gateway.team.verbs import add_verbs
 
     add_verbs(verbs)
 

@@ -13,7 +13,7 @@ from gateway.admin.auth import admin_actor, gateway_app
 from gateway.config.consumers import ConsumerProblem, ConsumerSpec, NewConsumer, check_consumer
 from gateway.core.errors import Conflict, InvalidRequest, RouteNotFound
 from gateway.core.replies import json_response
-from gateway.database.engine import DATABASE
+from gateway.database.access import DATABASE
 from gateway.database.team import Conflict as TakenError
 from gateway.database.team import NotFound as MissingError
 from gateway.database.team import StoredConsumer

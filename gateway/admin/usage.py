@@ -20,8 +20,9 @@ from gateway.admin.auth import admin_actor, gateway_app
 from gateway.core.errors import InvalidRequest, RouteNotFound
 from gateway.core.flow import FLOW
 from gateway.core.replies import json_response
-from gateway.database.engine import DATABASE
-from gateway.database.usage import COUNTS, Counts, group
+from gateway.database.access import DATABASE
+from gateway.database.counts import COUNTS, Counts
+from gateway.database.usage import group
 from gateway.database.usage_rollups import local_midnight
 from gateway.runtime.live import LIVE
 from policies.auth import ConsumerConfig

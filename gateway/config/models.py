@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.config.consumers import ConsumerProblem, check_consumer
+from gateway.core.environment import merged, overrides
 from gateway.core.operations import Operation
 from gateway.core.redis_client import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
 from gateway.providers import PROVIDERS
@@ -100,6 +100,9 @@ class DatabaseConfig(Strict):
     """What must last: stored-response owners, runtime consumers and keys, the usage
     ledger, the audit trail. SQLite unless a PostgreSQL URL is given."""
 
+    # false: no database at all (a sidecar that only forwards): no admin API, no ledger,
+    # and stored responses cannot be followed up (the gateway could not check their owner).
+    enabled: bool = True
     # sqlite:///relative/path.db, sqlite:////absolute/path.db, or postgresql://user@host/db
     url: str = "sqlite:///model-gateway.db"
     # The PostgreSQL password, never in the URL: an environment variable or a file.
@@ -313,13 +316,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class GatewayConfig(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="MODEL_GATEWAY_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-    )
+class GatewayConfig(Strict):
+    """The whole config: the file's keys, with the environment's overrides
+    (`config.environment`) laid over them however the config is made."""
 
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
@@ -337,17 +336,12 @@ class GatewayConfig(BaseSettings):
     # Where quota days and months begin (an IANA zone: "UTC", "Europe/Paris").
     quotas_timezone: str = "UTC"
 
+    @model_validator(mode="before")
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the file (the file arrives as init values).
-        return (env_settings, init_settings)
+    def _environment_wins(cls, given: Any) -> Any:
+        if not isinstance(given, dict):
+            return given
+        return merged(given, overrides(cls.model_fields))
 
     @property
     def has_limits(self) -> bool:
@@ -355,6 +349,17 @@ class GatewayConfig(BaseSettings):
             c.limits or c.limits_by_deployment or c.quotas or c.quotas_by_deployment
             for c in self.consumers
         )
+
+    def _without_database(self) -> None:
+        """What needs the database refuses to start without it, rather than silently
+        keeping nothing."""
+        if self.ledger.enabled:
+            raise ValueError("ledger.enabled needs the database (the usage ledger is kept "
+                             "there): set ledger.enabled: false, or database.enabled: true")
+        if self.admin.api_keys or self.admin.entra is not None:
+            raise ValueError("the admin API needs the database (consumers and keys made at "
+                             "runtime, the audit trail): leave admin out, or set "
+                             "database.enabled: true")
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewayConfig:
@@ -370,6 +375,8 @@ class GatewayConfig(BaseSettings):
         dupes = sorted({n for n in consumers if consumers.count(n) > 1})
         if dupes:
             raise ValueError(f"consumer names must be unique; repeated: {', '.join(dupes)}")
+        if not self.database.enabled:
+            self._without_database()
         known = set(names)
         for d in self.deployments:
             if d.content_filter is not None and d.content_filter not in self.content_filters:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from gateway.database.usage import Counts
+from gateway.database.counts import Counts
 from gateway.database.usage_rollups import Cells, local_midnight, next_month
 from policies.ratelimit.quotas import MICROS
 

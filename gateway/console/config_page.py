@@ -14,7 +14,7 @@ from gateway.console.forms import Cursor, read
 from gateway.console.render import html
 from gateway.console.state import SESSION
 from gateway.core.errors import Conflict, InvalidRequest
-from gateway.database.engine import DATABASE
+from gateway.database.access import DATABASE
 
 PAGE = 50
 

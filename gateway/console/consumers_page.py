@@ -17,7 +17,7 @@ from gateway.console.guard import redirect
 from gateway.console.render import html
 from gateway.console.state import SESSION
 from gateway.core.errors import Conflict, InvalidRequest, RouteNotFound
-from gateway.database.engine import DATABASE
+from gateway.database.access import DATABASE
 from gateway.runtime.live import LIVE
 
 PAGE = 50

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.config import AdminConfig
 from gateway.console.state import Session
-from gateway.database.engine import DATABASE
+from gateway.database.access import DATABASE
 from gateway.runtime.live import LIVE
 
 COOKIE = "mg_console"

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.database.console_sessions import StoredSession
+if TYPE_CHECKING:
+    from gateway.database.console_sessions import StoredSession
 
 
 @dataclass(slots=True)

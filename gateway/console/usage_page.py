@@ -20,7 +20,7 @@ from gateway.console.forms import UsageQuery, read
 from gateway.console.guard import redirect
 from gateway.console.render import html
 from gateway.core.errors import InvalidRequest
-from gateway.database.engine import DATABASE
+from gateway.database.access import DATABASE
 from gateway.runtime.live import LIVE
 
 # Bounds on what one page sums: a day per bar for up to three months, a month per bar

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from gateway.core.environment import setting
 
 
-class ProcessSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MODEL_GATEWAY_", extra="ignore")
+def _config() -> Path | None:
+    path = setting("config")
+    return Path(path) if path else None
 
-    config: Path | None = None  # MODEL_GATEWAY_CONFIG: used when --config is not given
-    log_level: str = "INFO"  # MODEL_GATEWAY_LOG_LEVEL
+
+def _log_level() -> str:
+    return setting("log_level") or "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    config: Path | None = field(default_factory=_config)  # MODEL_GATEWAY_CONFIG, when no --config
+    log_level: str = field(default_factory=_log_level)  # MODEL_GATEWAY_LOG_LEVEL

@@ -3,9 +3,9 @@ a central gateway), its schema and migrations, and the queries each feature make
 Nothing here runs on a model request's hot path; stored-response lookups run on the
 Responses routes that need them.
 
+The package itself imports nothing: a gateway with the database off
+(`database.enabled: false`, the sidecar) loads no SQLAlchemy. `access` is what the
+rest of the gateway holds (the app key, the errors that mean "unavailable"); the other
+modules are imported only where a database is in use.
+
 May import: core, config, policies."""
-
-from gateway.database.engine import Database, database_ctx, make_engine
-from gateway.database.migrate import SchemaError, upgrade
-
-__all__ = ["Database", "SchemaError", "database_ctx", "make_engine", "upgrade"]

@@ -16,14 +16,13 @@ import sys
 
 from gateway.config import GatewayConfig, StartupError
 from gateway.core.settings import ProcessSettings
-from gateway.database.migrate import HEAD
 
 log = logging.getLogger("gateway")
 
 
 async def prepare_database(config: GatewayConfig) -> None:
     """The schema migrated (or refused) once, before any worker starts."""
-    from gateway.database import make_engine
+    from gateway.database.engine import make_engine
     from gateway.database.migrate import prepare
 
     engine = make_engine(config.database)
@@ -38,9 +37,9 @@ async def _ready_here(config: GatewayConfig) -> str | None:
     already this gateway's, or an empty database, made here at head when migrations are
     allowed. None when neither holds or the database cannot be read, for the child to
     say why."""
-    from gateway.database import make_engine
-    from gateway.database.engine import DatabaseUnavailable, unavailable
-    from gateway.database.migrate import create_if_empty, current
+    from gateway.database.access import DatabaseUnavailable, unavailable
+    from gateway.database.engine import make_engine
+    from gateway.database.migrate import HEAD, create_if_empty, current
 
     errors: tuple[type[BaseException], ...] = (DatabaseUnavailable, *unavailable())
     try:
@@ -64,7 +63,10 @@ def migrate_apart(config: GatewayConfig) -> None:
     """prepare_database in a child process; by the time the gateway opens the database
     its schema is at head, and its start-up check reads that with plain SQL. A schema
     already at head (every start but the first) needs no child: one process less, and
-    about a second of CPU; nor does an empty one (every first start), made at head here."""
+    about a second of CPU; nor does an empty one (every first start), made at head here.
+    With the database off there is nothing to prepare."""
+    if not config.database.enabled:
+        return
     ready = asyncio.run(_ready_here(config))
     if ready is not None:
         log.info("%s", ready)

@@ -15,26 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.config import DatabaseConfig, GatewayConfig
-
-
-class DatabaseUnavailable(Exception):
-    """The configured database cannot be opened or used (a missing password, a server
-    that is down, a refused login)."""
-
-    @classmethod
-    def of(cls, exc: BaseException) -> DatabaseUnavailable:
-        """What an operator is told of a driver's error: its first line, never the
-        statement or its parameters (a key's digest, say)."""
-        cause = getattr(exc, "orig", None) or exc
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        return cls(f"{type(cause).__name__}: {first}" if first else type(cause).__name__)
-
-
-def unavailable() -> tuple[type[BaseException], ...]:
-    """The errors that mean the database cannot be reached or used right now."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return (SQLAlchemyError, OSError)
+from gateway.database.access import DatabaseUnavailable, unavailable
 
 
 def engine_url(config: DatabaseConfig) -> URL:
@@ -104,10 +85,13 @@ class Database:
 
 
 def database_ctx(key: web.AppKey[Database], config_of: Callable[[web.Application], GatewayConfig]) -> Any:
+    """Opens the database (migrated or created as `database.migrate` says) under `key`."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         from gateway.database.migrate import prepare
 
         config = config_of(app).database
+
         engine = make_engine(config)
         try:
             await prepare(engine, migrate=config.migrate == "auto")
@@ -122,6 +106,3 @@ def database_ctx(key: web.AppKey[Database], config_of: Callable[[web.Application
         await database.close()
 
     return ctx
-
-
-DATABASE = web.AppKey("database", Database)  # what must last: stored-response owners, ...

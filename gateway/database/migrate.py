@@ -23,6 +23,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.database.access import SchemaError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -36,10 +38,6 @@ SEEDS = ("INSERT INTO changes (id, version) VALUES (1, 0)",)
 # Alembic's own table, as Alembic creates it, so that later migrations find it.
 VERSION_TABLE = ("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
                  "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
-
-
-class SchemaError(Exception):
-    """The database's schema cannot be used by this gateway as it is."""
 
 
 def _config(connection: Connection | None = None) -> Config:

@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import datetime
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.database.access import Owner
 from gateway.database.group_commit import GroupCommit
 from gateway.database.schema import stored_responses
 
 CACHE_ENTRIES = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    consumer: str
-    deployment: str
-    backend: str
-    store_key: str
 
 
 class ResponseOwners:

@@ -20,6 +20,8 @@ from sqlalchemy import (
     Text,
 )
 
+from gateway.database.counts import COUNTS
+
 metadata = MetaData()
 
 # Who created a stored response, and which upstream store holds it: follow-ups,
@@ -87,8 +89,7 @@ audit_log = Table(
 # The ledger's figures, in the order of gateway.database.usage.COUNTS: tokens, cost, and
 # the media units (images, seconds of audio transcribed or translated, characters of
 # speech input).
-FIGURES = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens",
-           "reasoning_tokens", "cost_micros", "images", "audio_seconds", "characters")
+FIGURES = COUNTS
 MEDIA = ("images", "audio_seconds", "characters")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -16,35 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.database.schema import FIGURES, usage, usage_batches, usage_days
-
-COUNTS = FIGURES  # tokens and cost, then the media units
-
-
-@dataclass(slots=True)
-class Counts:
-    requests: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_micros: int = 0
-    images: int = 0
-    audio_seconds: int = 0
-    characters: int = 0
-
-    def add(self, other: Counts) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in COUNTS}
-
-
-# consumer, deployment, hour, then the client API and the backend API (a key of three
-# is read as one without APIs).
-Key = tuple[str, str, datetime.datetime] | tuple[str, str, datetime.datetime, str, str]
+from gateway.database.counts import COUNTS, Counts, Key
+from gateway.database.schema import usage, usage_batches, usage_days
 
 
 def _apis(key: Key) -> tuple[str, str, datetime.datetime, str, str]:

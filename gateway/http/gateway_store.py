@@ -27,30 +27,28 @@ import logging
 import os
 import time
 import weakref
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.apis import Api
 from gateway.core.errors import InvalidRequest, ResponseNotFound
 from gateway.core.flow import Flow
 from gateway.core.operations import Operation
 from gateway.core.replies import json_response
-from gateway.database.engine import DATABASE
-from gateway.database.gateway_responses import GatewayResponses, Record
-from gateway.database.responses import Owner
+from gateway.database.access import DATABASE, Owner, unavailable
 from gateway.http.relay import Remember, StreamRelay, relay_json
 from gateway.runtime.live import LIVE
 from gateway.translate import plan
 from gateway.translate.base import Event, StreamTranslator, Target, Translator
-from gateway.translate.bound import bind
-from gateway.translate.responses_stream import replay
 from gateway.upstream.backends import Backend
 from gateway.upstream.routing import Deployment
+
+if TYPE_CHECKING:
+    from gateway.database.gateway_responses import GatewayResponses, Record
 
 log = logging.getLogger("gateway.http.gateway_store")
 
@@ -143,8 +141,11 @@ def remember_translated(request: web.Request, api: Api, flow: Flow) -> Remember 
     it (and the translator that shows it the answer)."""
     assert flow.translation is not None
     translator, target = flow.translation
+    from gateway.translate.bound import bind  # with the first translated request
+
     bound = bind(translator, flow.body)
-    if api.operation is not Operation.RESPONSES or not api.stores(flow.body):
+    if (api.operation is not Operation.RESPONSES or not api.stores(flow.body)
+            or DATABASE not in request.app):  # no database: stored nowhere, like store: false
         flow.translation = (bound, target)
         return None
     recorder = _Recorder(request, flow)
@@ -172,7 +173,7 @@ class _Recorder:
             await self.store.create(ident, self.previous, str(answer.get("status", "in_progress")),
                                     answer, self.items)
             self.ident = ident
-        except SQLAlchemyError as exc:
+        except unavailable() as exc:
             # The answer was generated (and paid for): it still goes out, but following
             # it up through the gateway will not work.
             log.error("stored response %s not recorded: %s", ident, type(exc).__name__)
@@ -272,6 +273,8 @@ async def answer(request: web.Request, flow: Flow, api: Api, method: str, suffix
     server = request.app[LIVE].config.server
     if flow.stream:
         after = request.query.get("starting_after")
+        from gateway.translate.responses_stream import replay
+
         events = replay(record.response, int(after) if after and after.isdigit() else None)
         data = b"".join(b"event: " + n + b"\ndata: " + d + b"\n\n" for n, d in events if n)
         relay = StreamRelay(api, flow, flow.chain, False, server.max_event_bytes,

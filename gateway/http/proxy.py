@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import aiohttp
 import orjson
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.apis import Api, ModelRoute
 from gateway.core.errors import InvalidRequest, ResponseNotFound, UnsupportedOperation
 from gateway.core.flow import Flow
 from gateway.core.operations import Operation
 from gateway.core.tokens import TOKENIZER
-from gateway.database.engine import DATABASE
-from gateway.database.responses import Owner
+from gateway.database.access import DATABASE, Owner, unavailable
 from gateway.enforcement.accounting import finish
 from gateway.enforcement.limiter import LIMITER
 from gateway.http import count_tokens, gateway_store
@@ -161,9 +160,13 @@ async def _continued_store(request: web.Request, api: Api, deployment: Deploymen
     """A request that continues a stored response (previous_response_id) can only go to
     the upstream store that holds it; None when it continues nothing."""
     previous = api.previous_response(flow.body)
+    database = request.app.get(DATABASE)
+    if database is None and api.operation is Operation.RESPONSES:
+        _refuse_without_database(flow.body, previous)
     if previous is None:
         return None
-    owner = await request.app[DATABASE].responses.owner(previous)
+    assert database is not None  # only the Responses API continues a stored response
+    owner = await database.responses.owner(previous)
     if owner is None or owner.consumer != flow.caller.consumer:
         raise ResponseNotFound(f"Previous response with id '{previous}' not found.",
                                param="previous_response_id")
@@ -177,20 +180,37 @@ async def _continued_store(request: web.Request, api: Api, deployment: Deploymen
     return owner.store_key
 
 
+def _refuse_without_database(body: dict[str, Any], previous: str | None) -> None:
+    """Without a database the gateway cannot record who made a stored response, so it
+    cannot let anyone follow one up: what would need that is refused, never let through
+    unchecked. A response the upstream stores anyway (`store` not false) is created as
+    asked; it just cannot be reached through this gateway."""
+    if previous is not None:
+        raise UnsupportedOperation(
+            "previous_response_id needs stored responses, and this gateway keeps none "
+            "(database.enabled is false): send the conversation in `input` instead.",
+            param="previous_response_id")
+    if body.get("background") is True:
+        raise UnsupportedOperation(
+            "background responses are read back from the gateway's stored responses, and "
+            "this gateway keeps none (database.enabled is false).", param="background")
+
+
 def _rememberer(request: web.Request, api: Api, flow: Flow, backend: Backend) -> Remember | None:
     """What records the owner of a response the upstream will store (or the gateway, for
     a translated backend)."""
     if flow.translation is not None:
         return gateway_store.remember_translated(request, api, flow)
-    if not api.stores(flow.body):
+    database = request.app.get(DATABASE)
+    if database is None or not api.stores(flow.body):
         return None
-    owners = request.app[DATABASE].responses
+    owners = database.responses
     owner = Owner(flow.caller.consumer, flow.deployment, backend.name, backend.store_key)
 
     async def remember(ident: str) -> None:
         try:
             await owners.remember(ident, owner)
-        except SQLAlchemyError as exc:
+        except unavailable() as exc:
             # The answer was generated (and paid for): it still goes out, but following
             # it up through the gateway will not work.
             log.error("owner of stored response %s not recorded: %s", ident, type(exc).__name__)

@@ -17,11 +17,10 @@ from aiohttp import web
 
 from gateway.apis.responses import Responses
 from gateway.config import RoutingConfig
-from gateway.core.errors import InvalidRequest, ResponseNotFound
+from gateway.core.errors import InvalidRequest, ResponseNotFound, UnsupportedOperation
 from gateway.core.flow import NO_POLICIES, Flow
 from gateway.core.operations import Operation
-from gateway.database.engine import DATABASE
-from gateway.database.responses import Owner
+from gateway.database.access import DATABASE, Owner
 from gateway.http import gateway_store
 from gateway.http.admission import Handler, admitted
 from gateway.http.relay import StreamRelay, relay_json
@@ -71,9 +70,14 @@ def not_found(ident: str) -> ResponseNotFound:
 
 async def owned(request: web.Request, caller: Caller, ident: str) -> Owner:
     """The owner of a stored response the caller may reach; else the 404 of a missing id."""
+    database = request.app.get(DATABASE)
+    if database is None:
+        raise UnsupportedOperation(
+            "Stored responses are not kept by this gateway (database.enabled is false).",
+            param="response_id")
     if len(ident) > 200:
         raise not_found(ident[:40] + "...")
-    owner = await request.app[DATABASE].responses.owner(ident)
+    owner = await database.responses.owner(ident)
     if owner is None or owner.consumer != caller.consumer or not caller.may_use(owner.deployment):
         raise not_found(ident)
     return owner

@@ -9,13 +9,15 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from gateway.config import GatewayConfig
-from gateway.database.team import Snapshot
 from gateway.runtime.snapshot import Runtime
+
+if TYPE_CHECKING:
+    from gateway.database.team import Snapshot
 
 
 class Live:

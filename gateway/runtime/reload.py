@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -20,7 +21,6 @@ from pydantic import ValidationError
 
 from gateway.config import ConfigError, GatewayConfig, StartupError, load
 from gateway.core.tokens import TOKENIZER
-from gateway.database.team import Snapshot
 from gateway.enforcement.build import EXTRA_POLICIES, build_policies
 from gateway.enforcement.limiter import LIMITER
 from gateway.enforcement.services import GatewayServices
@@ -33,6 +33,10 @@ from gateway.upstream.cooldowns import COOLDOWNS
 from gateway.upstream.credentials import CREDENTIALS, CredentialUnavailable
 from policies.auth import ConsumerConfig, RuntimeKey
 from policies.auth.entra import FetchJson
+
+if TYPE_CHECKING:
+    from gateway.database.team import Snapshot
+
 
 log = logging.getLogger("gateway.runtime.reload")
 
@@ -110,6 +114,8 @@ def reload(app: web.Application, path: Path | None = None) -> bool:
             new.has_limits and app[LIMITER].store is None
         ):
             raise ConfigError("redis settings, or rate limits where there were none, need a restart")
+        if new.database.enabled != old.database.enabled:
+            raise ConfigError("database.enabled changes only at a restart")
         runtime = build_runtime(app, new)
     except (ConfigError, StartupError) as exc:
         log.error("reload of %s refused, the previous config (version %s) stays: %s", path,

@@ -1,6 +1,7 @@
-"""`model-gateway consumers|keys|usage`: team access from the command line, on the
-same database as the admin API (for operators who do not expose it). Changes are
-audited under `cli:<user>`; running gateways pick them up within admin.refresh_seconds."""
+"""`model-gateway consumers|keys|usage` (their arguments: `team.verbs`): team access
+from the command line, on the same database as the admin API (for operators who do not
+expose it). Changes are audited under `cli:<user>`; running gateways pick them up
+within admin.refresh_seconds."""
 
 from __future__ import annotations
 
@@ -12,17 +13,16 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.config import GatewayConfig, load_config
 from gateway.config.consumers import ConsumerProblem, NewConsumer, check_consumer
-from gateway.database import SchemaError, make_engine
-from gateway.database.engine import DatabaseUnavailable, unavailable
+from gateway.database.access import DatabaseUnavailable, SchemaError, unavailable
+from gateway.database.counts import COUNTS
+from gateway.database.engine import make_engine
 from gateway.database.migrate import prepare
 from gateway.database.team import Conflict, NotFound, Team
-from gateway.database.usage import COUNTS, UsageLedger, group
+from gateway.database.usage import UsageLedger, group
 
 Action = Callable[[GatewayConfig, Team, UsageLedger, argparse.Namespace], Awaitable[int]]
 
@@ -34,6 +34,10 @@ def _actor() -> str:
 def run(action: Action) -> Callable[[argparse.Namespace], int]:
     def verb(args: argparse.Namespace) -> int:
         config = load_config(args.config)
+        if not config.database.enabled:
+            print("model-gateway: this config has no database (database.enabled is false)",
+                  file=sys.stderr)
+            return 2
 
         async def go() -> int:
             engine = make_engine(config.database)
@@ -142,53 +146,3 @@ async def usage(config: GatewayConfig, _: Team, ledger: UsageLedger, args: argpa
     else:
         print(json.dumps(grouped, indent=1))
     return 0
-
-
-def add_verbs(verbs: Any) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", type=Path)
-
-    c = verbs.add_parser("consumers", help="consumers kept in the database")
-    cv = c.add_subparsers(dest="action", required=True)
-    p = cv.add_parser("list")
-    common(p)
-    p.set_defaults(func=run(consumers_list))
-    p = cv.add_parser("create")
-    common(p)
-    p.add_argument("name")
-    p.add_argument("--deployments", nargs="+", required=True)
-    p.add_argument("--spec", type=lambda path: json.loads(Path(path).read_text()),
-                   help="a JSON file with limits, quotas, entra, metadata ...")
-    p.set_defaults(func=run(consumers_create))
-    p = cv.add_parser("delete")
-    common(p)
-    p.add_argument("name")
-    p.set_defaults(func=run(consumers_delete))
-
-    k = verbs.add_parser("keys", help="keys of consumers kept in the database")
-    kv = k.add_subparsers(dest="action", required=True)
-    p = kv.add_parser("create")
-    common(p)
-    p.add_argument("consumer")
-    p.add_argument("--description")
-    p.add_argument("--expires", help="ISO 8601 time (UTC unless it says otherwise)")
-    p.set_defaults(func=run(keys_create))
-    p = kv.add_parser("list")
-    common(p)
-    p.add_argument("consumer")
-    p.set_defaults(func=run(keys_list))
-    p = kv.add_parser("revoke")
-    common(p)
-    p.add_argument("consumer")
-    p.add_argument("key_id")
-    p.set_defaults(func=run(keys_revoke))
-
-    u = verbs.add_parser("usage", help="the usage ledger")
-    common(u)
-    u.add_argument("--from", dest="start", required=True)
-    u.add_argument("--to", dest="end", required=True)
-    u.add_argument("--group-by", choices=("hour", "day", "month"), default="day")
-    u.add_argument("--consumer")
-    u.add_argument("--deployment")
-    u.add_argument("--csv", action="store_true")
-    u.set_defaults(func=run(usage))

@@ -33,16 +33,18 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core.flow import Flow
-from gateway.database.engine import DATABASE
-from gateway.database.usage import COUNTS, Counts, Key, UsageLedger
+from gateway.database.access import DATABASE, unavailable
+from gateway.database.counts import COUNTS, Counts, Key
 from gateway.runtime.live import LIVE
+
+if TYPE_CHECKING:
+    from gateway.database.usage import UsageLedger
 
 log = logging.getLogger("gateway.team.ledger")
 
@@ -227,7 +229,7 @@ class Ledger:
         ident, entries = self._retry
         try:
             await self.database.write(ident, _sum(entries))
-        except (SQLAlchemyError, OSError):
+        except unavailable():
             self.failures += 1
             raise
         self._retry = None
@@ -266,7 +268,7 @@ def ledger_ctx(key: web.AppKey[Ledger], make: Callable[[web.Application], Ledger
             yield
             return
         app[key] = ledger
-        with contextlib.suppress(SQLAlchemyError, OSError):
+        with contextlib.suppress(*unavailable()):
             await ledger.recover()
         task = asyncio.get_running_loop().create_task(_loop(app, ledger))
         yield
@@ -276,7 +278,7 @@ def ledger_ctx(key: web.AppKey[Ledger], make: Callable[[web.Application], Ledger
             try:
                 await ledger.flush()
                 break
-            except (SQLAlchemyError, OSError) as exc:
+            except unavailable() as exc:
                 log.warning("ledger flush at shutdown failed (%s); the spool keeps it",
                             type(exc).__name__)
                 await asyncio.sleep(0.2)
@@ -308,7 +310,7 @@ async def _loop(app: web.Application, ledger: Ledger) -> None:
             if since_orphans >= ORPHANS_EVERY_S:
                 since_orphans = 0.0
                 await ledger.recover()
-        except (SQLAlchemyError, OSError) as exc:
+        except unavailable() as exc:
             log.warning("ledger batch not written (%s); it stays in the spool", type(exc).__name__)
 
 

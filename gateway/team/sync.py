@@ -11,10 +11,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import StartupError
-from gateway.database.engine import DATABASE
+from gateway.database.access import DATABASE, unavailable
 from gateway.runtime.live import LIVE
 from gateway.runtime.reload import rebuild
 
@@ -36,7 +35,7 @@ async def _loop(app: web.Application) -> None:
         await asyncio.sleep(app[LIVE].config.admin.refresh_seconds)
         try:
             await refresh(app)
-        except (SQLAlchemyError, OSError) as exc:
+        except unavailable() as exc:
             log.warning("consumers and keys not refreshed: %s", type(exc).__name__)
         except StartupError as exc:
             log.error("consumers and keys from the database cannot be used: %s", exc)

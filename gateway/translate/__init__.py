@@ -1,5 +1,5 @@
 """Translation between client APIs and backend APIs, one module per pair (the interface:
-`base`), registered in `TRANSLATORS`. A backend that speaks the client's API natively is
+`base`), named in `MODULES`. A backend that speaks the client's API natively is
 used as it is; otherwise the first API in `PREFERENCE` that it speaks and that a
 translator joins. Completions and embeddings are not translated.
 
@@ -7,27 +7,35 @@ May import: core, apis, policies."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Container
 
 from gateway.core.operations import Operation
-from gateway.translate import (
-    chat_messages,
-    chat_responses,
-    compact,
-    messages_chat,
-    messages_responses,
-    responses_chat,
-    responses_messages,
-)
 from gateway.translate.base import StreamTranslator, Target, Translator
 
-# Each pair module's TRANSLATOR, listed here: a new pair is one module and one entry.
-_PAIRS: tuple[Translator, ...] = (
-    chat_messages.TRANSLATOR, messages_chat.TRANSLATOR,
-    chat_responses.TRANSLATOR, messages_responses.TRANSLATOR,
-    responses_chat.TRANSLATOR, responses_messages.TRANSLATOR, *compact.TRANSLATORS,
-)
-TRANSLATORS: dict[tuple[Operation, Operation], Translator] = {(t.client, t.backend): t for t in _PAIRS}
+_C, _M, _R, _X = Operation.CHAT, Operation.MESSAGES, Operation.RESPONSES, Operation.COMPACT
+# Each pair's module (its TRANSLATOR, or TRANSLATORS for several): a new pair is one
+# module and one entry. A module is imported when a request first needs its pair, so
+# that a gateway whose backends all speak their clients' APIs loads none (1.7 MB).
+MODULES: dict[tuple[Operation, Operation], str] = {
+    (_C, _M): "chat_messages", (_M, _C): "messages_chat",
+    (_C, _R): "chat_responses", (_M, _R): "messages_responses",
+    (_R, _C): "responses_chat", (_R, _M): "responses_messages",
+    (_X, _R): "compact", (_X, _C): "compact", (_X, _M): "compact",
+}
+_loaded: dict[tuple[Operation, Operation], Translator] = {}
+
+
+def translator(client: Operation, backend: Operation) -> Translator | None:
+    """The translator of a pair (its module imported on first use); None if there is none."""
+    found = _loaded.get((client, backend))
+    if found is None and (client, backend) in MODULES:
+        module = importlib.import_module(f"gateway.translate.{MODULES[client, backend]}")
+        made: tuple[Translator, ...] = getattr(module, "TRANSLATORS", None) or (module.TRANSLATOR,)
+        _loaded.update({(t.client, t.backend): t for t in made})
+        found = _loaded[client, backend]
+    return found
+
 
 # For a client API, the backend APIs to translate into, best first: the closest shape
 # loses least (a Chat client on a Claude model goes to Messages before Responses).
@@ -47,10 +55,9 @@ def plan(client: Operation, served: Container[Operation]) -> tuple[Operation, Tr
     if client in served:
         return client, None
     for backend in PREFERENCE.get(client, ()):
-        translator = TRANSLATORS.get((client, backend))
-        if translator is not None and backend in served:
-            return backend, translator
+        if (client, backend) in MODULES and backend in served:
+            return backend, translator(client, backend)
     return None
 
 
-__all__ = ["PREFERENCE", "TRANSLATORS", "StreamTranslator", "Target", "Translator", "plan"]
+__all__ = ["MODULES", "PREFERENCE", "StreamTranslator", "Target", "Translator", "plan", "translator"]

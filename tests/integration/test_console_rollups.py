@@ -16,10 +16,11 @@ from sqlalchemy import func, inspect, select, text
 
 from gateway.config import DatabaseConfig
 from gateway.console.charts import periods
+from gateway.database.counts import Counts
 from gateway.database.engine import Database, make_engine
 from gateway.database.migrate import prepare, upgrade
 from gateway.database.schema import usage_days
-from gateway.database.usage import Counts, group
+from gateway.database.usage import group
 from gateway.database.usage_rollups import local_midnight
 
 UTC = datetime.UTC

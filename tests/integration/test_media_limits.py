@@ -23,7 +23,7 @@ import pytest
 from openai import OpenAI
 from sqlalchemy import text
 
-from gateway.database.engine import DATABASE
+from gateway.database.access import DATABASE
 from gateway.simulator import samples
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, KEY_B, Stack

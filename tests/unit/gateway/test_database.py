@@ -10,9 +10,10 @@ import pytest
 
 from gateway.config.models import DatabaseConfig
 from gateway.database import migrate
-from gateway.database.engine import DatabaseUnavailable, engine_url, make_engine
+from gateway.database.access import DatabaseUnavailable, Owner
+from gateway.database.engine import engine_url, make_engine
 from gateway.database.migrate import prepare
-from gateway.database.responses import Owner, ResponseOwners
+from gateway.database.responses import ResponseOwners
 
 
 def test_head_and_known_revisions_match_the_scripts() -> None:

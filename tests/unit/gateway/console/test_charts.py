@@ -7,7 +7,7 @@ import datetime
 from zoneinfo import ZoneInfo
 
 from gateway.console.charts import periods, stacked
-from gateway.database.usage import Counts
+from gateway.database.counts import Counts
 from gateway.database.usage_rollups import Cells
 
 

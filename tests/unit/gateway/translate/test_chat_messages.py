@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from gateway.core.errors import UnsupportedParameter
 from gateway.core.operations import Operation
-from gateway.translate import TRANSLATORS, plan
+from gateway.translate import plan, translator
 from gateway.translate.chat_messages import TRANSLATOR
 from gateway.translate.messages_chat import TRANSLATOR as BACK
 from tests.unit.gateway.translate.anthropic_wire import (
@@ -257,7 +257,7 @@ def test_a_tool_call_without_arguments_gets_an_empty_object() -> None:
 
 
 def test_the_pair_is_listed_and_planned() -> None:
-    assert TRANSLATORS[(Operation.CHAT, Operation.MESSAGES)] is TRANSLATOR
+    assert translator(Operation.CHAT, Operation.MESSAGES) is TRANSLATOR
     served = {Operation.MESSAGES, Operation.COUNT_TOKENS}
     assert plan(Operation.CHAT, served) == (Operation.MESSAGES, TRANSLATOR)
 

@@ -18,7 +18,7 @@ from gateway.apis.chat import CHAT
 from gateway.core.errors import UnsupportedParameter
 from gateway.core.operations import Operation
 from gateway.core.sse import Decoder
-from gateway.translate import TRANSLATORS, Target, plan
+from gateway.translate import Target, plan, translator
 from gateway.translate.chat_responses import TRANSLATOR
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "contract"
@@ -46,7 +46,7 @@ def accumulate(chunks: list[dict[str, Any]]) -> ChatCompletion:
 
 
 def test_registered_for_a_responses_only_backend() -> None:
-    assert TRANSLATORS[(Operation.CHAT, Operation.RESPONSES)] is TRANSLATOR
+    assert translator(Operation.CHAT, Operation.RESPONSES) is TRANSLATOR
     assert plan(Operation.CHAT, {Operation.RESPONSES}) == (Operation.RESPONSES, TRANSLATOR)
     assert plan(Operation.CHAT, {Operation.CHAT, Operation.RESPONSES}) == (Operation.CHAT, None)
 

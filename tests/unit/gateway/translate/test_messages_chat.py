@@ -18,7 +18,7 @@ from anthropic.types import Message, RawMessageStreamEvent
 
 from gateway.core.errors import UnsupportedParameter, UpstreamError
 from gateway.core.operations import Operation
-from gateway.translate import TRANSLATORS, plan
+from gateway.translate import plan, translator
 from gateway.translate.base import Event, Target
 from gateway.translate.chat_messages import TRANSLATOR as THERE
 from gateway.translate.messages_chat import TRANSLATOR
@@ -363,6 +363,6 @@ def test_interleaved_calls_errors_and_a_stream_without_done() -> None:
 
 
 def test_the_pair_is_listed_and_planned() -> None:
-    assert TRANSLATORS[(Operation.MESSAGES, Operation.CHAT)] is TRANSLATOR
+    assert translator(Operation.MESSAGES, Operation.CHAT) is TRANSLATOR
     assert plan(Operation.MESSAGES, {Operation.CHAT, Operation.COMPLETIONS}) == (Operation.CHAT, TRANSLATOR)
     assert plan(Operation.MESSAGES, {Operation.MESSAGES, Operation.CHAT}) == (Operation.MESSAGES, None)

@@ -20,7 +20,7 @@ from gateway.apis.anthropic import MESSAGES
 from gateway.core.errors import UnsupportedParameter
 from gateway.core.operations import Operation
 from gateway.core.sse import Decoder
-from gateway.translate import TRANSLATORS, Target, plan
+from gateway.translate import Target, plan, translator
 from gateway.translate.messages_responses import MARK, TRANSLATOR
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "contract"
@@ -52,7 +52,7 @@ def accumulate(events: list[dict[str, Any]]) -> Message:
 
 
 def test_registered_for_a_responses_only_backend() -> None:
-    assert TRANSLATORS[(Operation.MESSAGES, Operation.RESPONSES)] is TRANSLATOR
+    assert translator(Operation.MESSAGES, Operation.RESPONSES) is TRANSLATOR
     assert plan(Operation.MESSAGES, {Operation.RESPONSES}) == (Operation.RESPONSES, TRANSLATOR)
 
 
