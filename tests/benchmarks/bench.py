@@ -173,6 +173,7 @@ class Variant:
     redis: bool = False
     content: bool = False
     streams: bool = False  # also run the stream scenarios
+    database: bool = True  # false: the sidecar, with no database-backed feature at all
 
 
 VARIANTS = (
@@ -181,6 +182,7 @@ VARIANTS = (
     Variant("gateway + Redis limits", limits=True, redis=True),
     Variant("gateway + blocklist/PII filter", content=True, streams=True),
     Variant("gateway --workers 2", workers=2),
+    Variant("gateway, sidecar (no database)", database=False),
 )
 
 NEWER_STREAMS = (
@@ -222,6 +224,9 @@ def gateway_config(sim_port: int, port: int, variant: Variant, redis_url: str | 
     if quiet_timers:
         config["ledger"] = {"flush_seconds": 300}
         config["server"]["config_watch_seconds"] = 0
+    if not variant.database:
+        config["database"] = {"enabled": False}
+        config["ledger"] = {"enabled": False}
     if variant.limits:
         consumer["limits"] = deployment["limits"] = NEVER_HIT
     if variant.redis:

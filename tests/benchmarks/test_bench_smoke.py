@@ -46,7 +46,11 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     # Every target of issue #7 gets a line: met, not met, or not measured in a smoke run;
     # and each translation's CPU beside the native relay's (issue #22), at each concurrency.
     verdicts = json.loads((tmp_path / "latest.json").read_text())["targets"]
-    assert len(verdicts) == 7 + 6 and "| idle RSS | <= 60 MB |" in report
+    assert len(verdicts) == 8 + 6 and "| idle RSS, sidecar (no database) | <= 60 MB |" in report
+    assert "| idle RSS, with a database | <= 90 MB |" in report
     assert sum("CPU/request vs native" in v["target"] for v in verdicts) == 6
-    idle = next(v for v in verdicts if v["target"] == "idle RSS")
-    assert idle["met"] in (True, False) and idle["measured"].endswith("MB")
+    for target in ("idle RSS, sidecar (no database)", "idle RSS, with a database"):
+        idle = next(v for v in verdicts if v["target"] == target)
+        assert idle["met"] in (True, False) and idle["measured"].endswith("MB")
+    # The sidecar answers the plain scenarios like the others.
+    assert any(r["target"] == "gateway, sidecar (no database)" and r["requests"] > 0 for r in rows)
