@@ -53,7 +53,10 @@ async def _ready_here(config: GatewayConfig) -> str | None:
         if at is None and config.database.migrate == "auto" and await create_if_empty(engine):
             return f"database empty: its schema made at {HEAD}"
         return None
-    except errors:
+    except errors as exc:
+        # Not fatal: the child tries again and, if it fails too, says why and stops the start.
+        log.warning("database not read here (%s): the migration process takes over",
+                    exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable.of(exc))
         return None
     finally:
         await engine.dispose()

@@ -65,20 +65,26 @@ def twin(config: DatabaseConfig, request: pytest.FixtureRequest, tmp_path: Path)
 
 
 def _shape(sync: Connection) -> dict[str, Any]:
-    """Every table's columns, keys, indexes and rows, as the database reports them."""
+    """Every table's columns (types with their time zone), keys (with their names and
+    ON DELETE), indexes and rows, as the database reports them."""
     seen = inspect(sync)
     shape: dict[str, Any] = {}
     for table in sorted(seen.get_table_names()):
         # By name: PostgreSQL appends a column a migration adds, where the tables made
         # at once have it in schema.py's order; nothing reads columns by position.
-        columns = sorted((c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+        # `str(type)` says TIMESTAMP with or without a time zone: the flag is compared too.
+        columns = sorted((c["name"], str(c["type"]), getattr(c["type"], "timezone", None),
+                          c["nullable"], str(c.get("default")))
                          for c in seen.get_columns(table))
         indexes = sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
                          for i in seen.get_indexes(table))
-        keys = sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+        keys = sorted((f["name"] or "", tuple(f["constrained_columns"]), f["referred_table"],
+                       tuple(f["referred_columns"]), str(sorted(f.get("options", {}).items())))
                       for f in seen.get_foreign_keys(table))
-        uniques = sorted(tuple(u["column_names"]) for u in seen.get_unique_constraints(table))
-        primary = tuple(seen.get_pk_constraint(table)["constrained_columns"])
+        uniques = sorted((u["name"] or "", tuple(u["column_names"]))
+                         for u in seen.get_unique_constraints(table))
+        pk = seen.get_pk_constraint(table)
+        primary = (pk.get("name") or "", tuple(pk["constrained_columns"]))
         rows = sorted(tuple(map(str, r)) for r in sync.execute(text(f"SELECT * FROM {table}")))
         shape[table] = {"columns": columns, "indexes": indexes, "foreign keys": keys,
                         "unique": uniques, "primary key": primary, "rows": rows}
