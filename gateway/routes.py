@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.apis import MEDIA_ROUTES, MODEL_ROUTES
 from gateway.core.errors import UnsupportedOperation
+from gateway.core.flow import FLOW
 from gateway.database.access import DATABASE
 from gateway.http import catalog, health, openapi, stored
 from gateway.http.inbound import defer_continue
@@ -39,7 +40,8 @@ async def own_usage(request: web.Request) -> web.StreamResponse:
     """GET /v1/usage, read from the ledger's rollups: with a database only, and its
     module (SQLAlchemy's queries) imported on the first call."""
     if DATABASE not in request.app:
-        await request.app[LIVE].runtime.authenticator.authenticate(request.headers)
+        caller = await request.app[LIVE].runtime.authenticator.authenticate(request.headers)
+        request[FLOW].consumer = caller.consumer
         raise UnsupportedOperation("Usage is read from the ledger, and this gateway keeps none "
                                    "(database.enabled is false).")
     from gateway.admin import usage

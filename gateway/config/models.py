@@ -341,7 +341,7 @@ class GatewayConfig(Strict):
     def _environment_wins(cls, given: Any) -> Any:
         if not isinstance(given, dict):
             return given
-        return merged(given, overrides(cls.model_fields))
+        return merged(given, overrides(cls.model_fields, _MAPPINGS))
 
     @property
     def has_limits(self) -> bool:
@@ -430,3 +430,8 @@ class GatewayConfig(Strict):
                 f"(a sidecar), not {self.server.host!r}"
             )
         return self
+
+
+# The top-level keys that hold mappings (or lists of them): an override may name a key below.
+_MAPPINGS = frozenset(name for name, f in GatewayConfig.model_fields.items()
+                      if f.annotation not in (str, int, float, bool))

@@ -12,7 +12,7 @@ from gateway.core.flow import FLOW
 from gateway.core.replies import json_response
 from gateway.http.inbound import model_name
 from gateway.runtime.live import LIVE
-from gateway.translate import plan
+from gateway.translate import way
 from gateway.upstream.routing import Deployment
 
 MODEL_LISTS = ("/v1/models", "/openai/v1/models")
@@ -41,8 +41,8 @@ def _model(deployment: Deployment) -> dict[str, object]:
     translates it (native wins when some backend has it)."""
     serves: dict[str, str] = {}
     for api in APIS:
-        ways = [plan(api.operation, b.urls) for b in deployment.backends]
-        if any(w is not None and w[1] is None for w in ways):
+        ways = [way(api.operation, b.urls) for b in deployment.backends]
+        if api.operation in ways:
             serves[api.name] = "native"
         elif any(w is not None for w in ways):
             serves[api.name] = "translated"

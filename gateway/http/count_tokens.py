@@ -26,7 +26,7 @@ from gateway.core.operations import Operation
 from gateway.core.replies import json_response
 from gateway.core.tokens import TOKENIZER, encoding_for
 from gateway.enforcement.accounting import count
-from gateway.translate import plan
+from gateway.translate import way
 from gateway.upstream.routing import Deployment
 
 
@@ -76,5 +76,5 @@ async def prompt_tokens(app: web.Application, body: dict[str, Any], model: str) 
 async def answer(request: web.Request, flow: Flow, deployment: Deployment) -> web.Response:
     """The count, for the backend a Messages call to this deployment would go to first."""
     order = deployment.candidates(time.monotonic()) or list(deployment.backends)
-    backend = next((b for b in order if plan(Operation.MESSAGES, b.urls) is not None), order[0])
+    backend = next((b for b in order if way(Operation.MESSAGES, b.urls) is not None), order[0])
     return json_response({"input_tokens": await prompt_tokens(request.app, flow.body, backend.model)})

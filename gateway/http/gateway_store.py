@@ -42,7 +42,7 @@ from gateway.core.replies import json_response
 from gateway.database.access import DATABASE, Owner, unavailable
 from gateway.http.relay import Remember, StreamRelay, relay_json
 from gateway.runtime.live import LIVE
-from gateway.translate import plan
+from gateway.translate import way
 from gateway.translate.base import Event, StreamTranslator, Target, Translator
 from gateway.upstream.backends import Backend
 from gateway.upstream.routing import Deployment
@@ -97,7 +97,7 @@ async def continue_from(request: web.Request, deployment: Deployment, flow: Flow
                         previous: str) -> str:
     """Put the stored conversation before the request's input; the store key that keeps
     the request on translated backends."""
-    if not any(translated(b) and plan(flow.api.operation, b.urls) is not None
+    if not any(translated(b) and way(flow.api.operation, b.urls) is not None
                for b in deployment.backends):
         raise InvalidRequest(
             f"Previous response '{previous}' was stored by the gateway for a translated "

@@ -28,7 +28,7 @@ from gateway.http.relay import Remember, StreamRelay, relay_json
 from gateway.ops.metrics import METRICS
 from gateway.runtime.live import LIVE
 from gateway.runtime.snapshot import Runtime
-from gateway.translate import Target, plan
+from gateway.translate import Target, plan, way
 from gateway.upstream.backends import Backend
 from gateway.upstream.exchange import Request, exchange
 from gateway.upstream.routing import Deployment
@@ -141,11 +141,11 @@ def _backends(deployment: Deployment, api: Api, store: str | None) -> list[Backe
     continued response lives in); the error when there are none."""
     now = time.monotonic()
     tries = [b for b in deployment.candidates(now)
-             if plan(api.operation, b.urls) is not None and (store is None or b.store_key == store or (
+             if way(api.operation, b.urls) is not None and (store is None or b.store_key == store or (
                  store == gateway_store.STORE_KEY and gateway_store.translated(b)))]
     if tries:
         return tries
-    if not any(plan(api.operation, b.urls) is not None for b in deployment.backends):
+    if not any(way(api.operation, b.urls) is not None for b in deployment.backends):
         if api.operation is Operation.COUNT_TOKENS:
             return []  # no Anthropic backend: the gateway counts (http/count_tokens)
         providers = ", ".join(sorted({b.provider.name for b in deployment.backends}))
@@ -161,11 +161,10 @@ async def _continued_store(request: web.Request, api: Api, deployment: Deploymen
     the upstream store that holds it; None when it continues nothing."""
     previous = api.previous_response(flow.body)
     database = request.app.get(DATABASE)
-    if database is None and api.operation is Operation.RESPONSES:
-        _refuse_without_database(flow.body, previous)
-    if previous is None:
+    if database is None:  # Responses and its compaction: what would need an owner is refused
+        _refuse_without_database(flow.body, previous, api.operation is Operation.RESPONSES)
+    if previous is None or database is None:
         return None
-    assert database is not None  # only the Responses API continues a stored response
     owner = await database.responses.owner(previous)
     if owner is None or owner.consumer != flow.caller.consumer:
         raise ResponseNotFound(f"Previous response with id '{previous}' not found.",
@@ -180,7 +179,7 @@ async def _continued_store(request: web.Request, api: Api, deployment: Deploymen
     return owner.store_key
 
 
-def _refuse_without_database(body: dict[str, Any], previous: str | None) -> None:
+def _refuse_without_database(body: dict[str, Any], previous: str | None, responses: bool) -> None:
     """Without a database the gateway cannot record who made a stored response, so it
     cannot let anyone follow one up: what would need that is refused, never let through
     unchecked. A response the upstream stores anyway (`store` not false) is created as
@@ -190,7 +189,7 @@ def _refuse_without_database(body: dict[str, Any], previous: str | None) -> None
             "previous_response_id needs stored responses, and this gateway keeps none "
             "(database.enabled is false): send the conversation in `input` instead.",
             param="previous_response_id")
-    if body.get("background") is True:
+    if responses and body.get("background") is True:
         raise UnsupportedOperation(
             "background responses are read back from the gateway's stored responses, and "
             "this gateway keeps none (database.enabled is false).", param="background")

@@ -49,15 +49,25 @@ PREFERENCE: dict[Operation, tuple[Operation, ...]] = {
 }
 
 
-def plan(client: Operation, served: Container[Operation]) -> tuple[Operation, Translator | None] | None:
-    """How a backend serving `served` answers a `client` request: (the operation it is
-    sent, the translator on the way or None when native); None when it cannot."""
+def way(client: Operation, served: Container[Operation]) -> Operation | None:
+    """What a backend serving `served` is sent for a `client` request: the client's own
+    operation when native, else the first of `PREFERENCE` a pair joins; None when it
+    cannot. Imports no translator (the catalog asks this of every API)."""
     if client in served:
-        return client, None
+        return client
     for backend in PREFERENCE.get(client, ()):
         if (client, backend) in MODULES and backend in served:
-            return backend, translator(client, backend)
+            return backend
     return None
 
 
-__all__ = ["MODULES", "PREFERENCE", "StreamTranslator", "Target", "Translator", "plan", "translator"]
+def plan(client: Operation, served: Container[Operation]) -> tuple[Operation, Translator | None] | None:
+    """How a backend serving `served` answers a `client` request: (the operation it is
+    sent, the translator on the way or None when native); None when it cannot."""
+    sent = way(client, served)
+    if sent is None:
+        return None
+    return sent, None if sent is client else translator(client, sent)
+
+
+__all__ = ["MODULES", "PREFERENCE", "StreamTranslator", "Target", "Translator", "plan", "translator", "way"]

@@ -10,7 +10,8 @@ from gateway.core.environment import merged, overrides, setting
 from gateway.core.settings import ProcessSettings
 from policies.auth import hash_key
 
-KEYS = ("server", "redis", "deployments")
+KEYS = ("server", "redis", "deployments", "quotas_timezone")
+MAPPINGS = ("server", "redis", "deployments")
 
 
 def test_nesting_case_and_json() -> None:
@@ -19,13 +20,23 @@ def test_nesting_case_and_json() -> None:
            "MODEL_GATEWAY_REDIS": '{"url": "redis://r:6379/0"}',
            "MODEL_GATEWAY_REDIS__CLUSTER": "true",
            "MODEL_GATEWAY_CONFIG": "/etc/gw.yaml", "MODEL_GATEWAY_KEY": "a client's key",
-           "OTHER__PORT": "1", "MODEL_GATEWAY_SERVER__": "empty last part"}
-    assert overrides(KEYS, env) == {
+           "OTHER__PORT": "1", "MODEL_GATEWAY_SERVER__": "empty last part",
+           # Below a scalar key a name means nothing: left alone, as pydantic-settings did.
+           "MODEL_GATEWAY_QUOTAS_TIMEZONE__X": "1"}
+    assert overrides(KEYS, MAPPINGS, env) == {
         "server": {"port": "9000", "host": "::1", "forward_request_headers": ["x-a", "x-b"]},
         "redis": {"url": "redis://r:6379/0", "cluster": "true"}}
     # Text that only looks like JSON stays text, for the model to judge under its key.
-    assert overrides(KEYS, {"MODEL_GATEWAY_SERVER__HOST": "{not json"}) == {
+    assert overrides(KEYS, MAPPINGS, {"MODEL_GATEWAY_SERVER__HOST": "{not json"}) == {
         "server": {"host": "{not json"}}
+    # JSON after blanks; null clears an optional block; a mapping's JSON comes before its
+    # keys whatever the case of either name.
+    assert overrides(KEYS, MAPPINGS, {"MODEL_GATEWAY_SERVER__FORWARD_REQUEST_HEADERS": ' ["x"]',
+                                      "MODEL_GATEWAY_REDIS": "null"}) == {
+        "server": {"forward_request_headers": ["x"]}, "redis": None}
+    assert overrides(KEYS, MAPPINGS, {"MODEL_GATEWAY_SERVER__PORT": "9002",
+                                      "model_gateway_server": '{"host": "::1"}'}) == {
+        "server": {"host": "::1", "port": "9002"}}
 
 
 def test_laid_over_the_file_mapping_into_mapping() -> None:
@@ -44,7 +55,11 @@ def test_the_config_takes_them_however_it_is_made(monkeypatch: pytest.MonkeyPatc
             "[{url: 'https://e.example', api: openai}]}]\n")
     config = parse(text)
     assert config.server.port == 9123 and config.database.enabled is False
-    assert GatewayConfig.model_validate_json(config.model_dump_json()).server.port == 9123
+    # The migration child gets the config as JSON: the environment applies there too.
+    monkeypatch.setenv("MODEL_GATEWAY_SERVER__PORT", "9124")
+    assert GatewayConfig.model_validate_json(config.model_dump_json()).server.port == 9124
+    monkeypatch.setenv("MODEL_GATEWAY_QUOTAS_TIMEZONE__X", "1")  # ignored, as before
+    assert parse(text).quotas_timezone == "UTC"
     monkeypatch.setenv("MODEL_GATEWAY_SERVER__BOGUS", "1")
     with pytest.raises(ConfigError, match=r"server\.bogus: unknown key"):
         parse(text, "gw.yaml")

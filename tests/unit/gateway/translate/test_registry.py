@@ -23,15 +23,16 @@ def test_each_entry_names_the_module_that_makes_its_pair() -> None:
         assert all((client, b) in MODULES for b in backends), client
 
 
-def test_a_native_plan_imports_no_translator() -> None:
+def test_a_native_plan_and_a_way_import_no_translator() -> None:
     script = (
         "import sys\n"
         "from gateway.core.operations import Operation as O\n"
-        "from gateway.translate import plan\n"
+        "from gateway.translate import plan, way\n"
         "assert plan(O.CHAT, {O.CHAT, O.RESPONSES}) == (O.CHAT, None)\n"
+        "assert way(O.CHAT, {O.MESSAGES}) is O.MESSAGES and way(O.CHAT, {O.EMBEDDINGS}) is None\n"
         "print(sorted(m for m in sys.modules if m.startswith('gateway.translate.')))\n"
-        "way = plan(O.CHAT, {O.MESSAGES})\n"
-        "print(way[0].name, type(way[1]).__module__)\n")
+        "route = plan(O.CHAT, {O.MESSAGES})\n"
+        "print(route[0].name, type(route[1]).__module__)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert out[0] == "['gateway.translate.base']"
