@@ -44,6 +44,7 @@ from tests.benchmarks.bench import (
 from tests.benchmarks.profile import padded
 
 POLICIES = Variant("gateway + in-process limits + blocklist/PII filter", limits=True, content=True)
+SIDECAR = next(v for v in VARIANTS if not v.database)
 
 
 async def _send(url: str, body: dict[str, object], n: int) -> None:
@@ -57,14 +58,14 @@ async def _send(url: str, body: dict[str, object], n: int) -> None:
 
 def count(tree: Path | None, sim_port: int, requests: int, stream: bool, warm_up: int,
           legacy: bool = False, body_kb: int = 0, policies: bool = False,
-          case: translation.Case | None = None) -> float:
+          case: translation.Case | None = None, sidecar: bool = False) -> float:
     """Instructions per request of the gateway in `tree` (None: this checkout), with the
     same config for every revision unless `legacy` (an old one that refuses its keys).
     Timers that would fire a number of times set by the wall clock (the ledger's flush,
     the config watch) are pushed out of the window: under valgrind a busy machine slows
     the run, more of them would fire, and the A/B would measure the machine's load."""
     port = free_port()
-    variant = POLICIES if policies else VARIANTS[0]
+    variant = POLICIES if policies else (SIDECAR if sidecar else VARIANTS[0])
     config = gateway_config(sim_port, port, variant, None, legacy=legacy, quiet_timers=True)
     out = Path(tempfile.mkdtemp(prefix="callgrind-")) / "gw.out"
     # The main thread only: the event loop, where every request's work is. Other threads
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="pad the request with earlier turns to about this size")
     p.add_argument("--case", choices=sorted(translation.CASES),
                    help="one of the translation benchmark's streams instead of chat")
+    p.add_argument("--sidecar", action="store_true",
+                   help="the gateway without a database (database.enabled: false, no ledger)")
     p.add_argument("--legacy-config", action="store_true",
                    help="give the --ab revisions the older config (for revisions before 2026-12)")
     args = p.parse_args(argv)
@@ -124,15 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         case = translation.CASES[args.case] if args.case else None
         here = count(None, sim_port, args.requests, args.stream, args.warm_up,
-                     body_kb=args.body_kb, policies=args.policies, case=case)
+                     body_kb=args.body_kb, policies=args.policies, case=case,
+                     sidecar=args.sidecar)
         what = (args.case or ("streamed chat" if args.stream else "chat")) + (
             f", {args.body_kb} KB body" if args.body_kb else "") + (
-            ", limits + blocklist + PII" if args.policies else "")
+            ", limits + blocklist + PII" if args.policies else "") + (
+            ", sidecar (no database)" if args.sidecar else "")
         print(f"{what}, instructions per request (callgrind, {args.requests} requests):")
         print(f"  this tree: {here / 1000:,.1f} k")
         for rev in args.ab:
             there = count(worktree(rev), sim_port, args.requests, args.stream, args.warm_up,
-                          args.legacy_config, args.body_kb, args.policies, case)
+                          args.legacy_config, args.body_kb, args.policies, case, args.sidecar)
             print(f"  {rev}: {there / 1000:,.1f} k  (this tree {100 * (here / there - 1):+.1f} %)")
     finally:
         sim.stop()
