@@ -454,6 +454,24 @@ def median_row(runs: list[Row]) -> Row:
     return merged
 
 
+BARE = "minimal proxy, aiohttp client"
+BODY_TARGETS = ("gateway", "gateway + blocklist/PII filter", BARE)
+
+
+def cpu_against_bare(rows: list[Row]) -> list[Row]:
+    """Each gateway row's CPU per request as a multiple of the bare pass-through's in the
+    same scenario (in its note), when the bare one ran (`--baselines`)."""
+    bare = next((r for r in rows if r.target == BARE), None)
+    for r in rows:
+        if bare is None or r is bare or not r.gateway_cpu_us_per_request \
+                or not bare.gateway_cpu_us_per_request:
+            continue
+        ratio = r.gateway_cpu_us_per_request / bare.gateway_cpu_us_per_request
+        r.note = ", ".join(filter(None, [r.note, f"CPU/request {r.gateway_cpu_us_per_request:g} us, "
+                                                 f"{ratio:.2f}x bare"]))
+    return rows
+
+
 def repeated(rounds: int, targets: list[Target], one: Any) -> list[Row]:
     """Every target measured `rounds` times, interleaved (a slow minute of the machine
     then touches all targets alike); the first target is the floor the others are
@@ -501,6 +519,16 @@ def scenarios(targets: list[Target], slow_target: Target, seconds: float,
             rows += repeated(rounds, filtered, lambda t, b=bait, n=name: measured(
                 f"filter worst case: {n}", t, 1, lambda: wrk(t.url, b, headers, 1, plain_s,
                                                              load_cores)))
+    # How the cost grows with the body (issue #27): an agent's turn with its history, and
+    # 1 MB, one client, CPU per request beside the bare pass-through's.
+    from tests.benchmarks.profile import padded  # (profile imports this module)
+
+    sized = [targets[0], *[t for t in targets if t.name in BODY_TARGETS]]
+    for kb in (64,) if smoke else (64, 1024):
+        body = padded(kb)
+        found = repeated(rounds, sized, lambda t, b=body, k=kb: measured(
+            f"chat, {k} KB body", t, 1, lambda: wrk(t.url, b, headers, 1, plain_s, load_cores)))
+        rows += cpu_against_bare(found)
     # Many slow streams open at once, through the plain gateway only: memory and fairness.
     tokens, gap = (5, 100) if smoke else (20, 500)
     slow = {**headers, "x-sim-token-ms": str(gap), "x-sim-tokens": str(tokens)}

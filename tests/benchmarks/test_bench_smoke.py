@@ -17,6 +17,9 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "latest.json").read_text())["rows"]
     targets = {(r["scenario"], r["target"]) for r in rows}
     assert ("chat", "simulator (direct)") in targets and ("chat", "gateway") in targets
+    # The growth with the body: a 64 KB agent turn through the gateway, its CPU counted.
+    sized = [r for r in rows if r["scenario"] == "chat, 64 KB body" and r["target"] == "gateway"]
+    assert sized and sized[0]["gateway_cpu_us_per_request"] > 0
     assert any(r["scenario"] == "stream 20 chunks" and r["target"] == "gateway" for r in rows)
     for scenario in ("responses stream 20 chunks", "anthropic stream 20 chunks"):
         assert {("simulator (direct)"), "gateway"} <= {r["target"] for r in rows
