@@ -160,6 +160,14 @@ async def _continued_store(request: web.Request, api: Api, deployment: Deploymen
     """A request that continues a stored response (previous_response_id) can only go to
     the upstream store that holds it; None when it continues nothing."""
     previous = api.previous_response(flow.body)
+    if api.operation is Operation.RESPONSES and flow.body.get("conversation") is not None:
+        # An upstream conversation is kept under the organisation's credential, and the
+        # gateway serves no Conversations API that could record whose one it is: letting
+        # an id through would let any consumer read any conversation it learns the id of.
+        raise UnsupportedOperation(
+            "conversation is not served by this gateway (it cannot check whose a "
+            "conversation is): send the conversation in `input`, or continue a response "
+            "with previous_response_id.", param="conversation")
     database = request.app.get(DATABASE)
     if database is None:  # Responses and its compaction: what would need an owner is refused
         _refuse_without_database(flow.body, previous, api.operation is Operation.RESPONSES)

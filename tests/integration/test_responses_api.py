@@ -144,3 +144,15 @@ async def test_openai_agents_sdk_runs_an_agent_with_a_function_tool(stack: Stack
     assert calls == ["New York City"]  # the simulated model's choice of argument
     assert isinstance(result.final_output, str) and result.final_output
     assert len([r for r in stack.sim.records if r.operation == "responses"]) == 2
+
+
+@pytest.mark.parametrize("model", ["gpt-5-mini", "mistral"])  # native, and translated to chat
+def test_an_upstream_conversation_is_refused(stack: Stack, model: str) -> None:
+    """The gateway cannot tell whose an upstream conversation is (it serves no
+    Conversations API to record it): a conversation id is refused, never passed on."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client(stack, key=KEY_B).responses.create(model=model, input="Go on.",
+                                                  conversation="conv_68d5f6b0a3c48190")
+    body: dict[str, Any] = err.value.body  # type: ignore[assignment]
+    assert body["param"] == "conversation", body
+    assert not [r for r in stack.sim.records if "conversation" in r.body]
