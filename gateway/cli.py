@@ -16,7 +16,7 @@ from policies.ratelimit import LimitsConfig
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.database.access import DatabaseUnavailable, SchemaError
+    from gateway.database.errors import DatabaseUnavailable, SchemaError
     from gateway.server import serve
 
     config = load_config(args.config)
@@ -111,8 +111,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     import asyncio
 
-    from gateway.database.access import DatabaseUnavailable, SchemaError, unavailable
     from gateway.database.engine import make_engine
+    from gateway.database.errors import DatabaseUnavailable, SchemaError, unavailable
     from gateway.database.migrate import current, head, upgrade
 
     config = load_config(args.config).database

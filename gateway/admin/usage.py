@@ -21,9 +21,9 @@ from gateway.core.errors import InvalidRequest, RouteNotFound
 from gateway.core.flow import FLOW
 from gateway.core.replies import json_response
 from gateway.database.access import DATABASE
-from gateway.database.counts import COUNTS, Counts
 from gateway.database.usage import group
 from gateway.database.usage_rollups import local_midnight
+from gateway.database.values import COUNTS, Counts
 from gateway.runtime.live import LIVE
 from policies.auth import ConsumerConfig
 from policies.ratelimit.quotas import MICROS, QUOTA_FIELDS, QuotasConfig, period

@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from gateway.database.counts import Counts
 from gateway.database.usage_rollups import Cells, local_midnight, next_month
+from gateway.database.values import Counts
 from policies.ratelimit.quotas import MICROS
 
 TOP = 9

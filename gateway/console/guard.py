@@ -18,7 +18,7 @@ from gateway.admin.auth import admin_listener
 from gateway.console import sessions
 from gateway.console.state import SESSION, Handler
 from gateway.core.errors import GatewayError, RequestTooLarge
-from gateway.database.access import DatabaseUnavailable, unavailable
+from gateway.database.errors import DatabaseUnavailable, unavailable
 from policies import PermissionDenied, PolicyError, Unauthenticated
 
 log = logging.getLogger("gateway.console")

@@ -4,8 +4,8 @@ Nothing here runs on a model request's hot path; stored-response lookups run on 
 Responses routes that need them.
 
 The package itself imports nothing: a gateway with the database off
-(`database.enabled: false`, the sidecar) loads no SQLAlchemy. `access` is what the
-rest of the gateway holds (the app key, the errors that mean "unavailable"); the other
-modules are imported only where a database is in use.
+(`database.enabled: false`, the sidecar) loads no SQLAlchemy. `access` (the app key),
+`errors` and `values` are what the rest of the gateway holds; the other modules are
+imported only where a database is in use.
 
 May import: core, config, policies."""

@@ -37,8 +37,8 @@ async def _ready_here(config: GatewayConfig) -> str | None:
     already this gateway's, or an empty database, made here at head when migrations are
     allowed. None when neither holds or the database cannot be read, for the child to
     say why."""
-    from gateway.database.access import DatabaseUnavailable, unavailable
     from gateway.database.engine import make_engine
+    from gateway.database.errors import DatabaseUnavailable, unavailable
     from gateway.database.migrate import HEAD, create_if_empty, current
 
     errors: tuple[type[BaseException], ...] = (DatabaseUnavailable, *unavailable())

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.config import DatabaseConfig, GatewayConfig
-from gateway.database.access import DatabaseUnavailable, unavailable
+from gateway.database.errors import DatabaseUnavailable, unavailable
 
 
 def engine_url(config: DatabaseConfig) -> URL:

@@ -23,7 +23,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.database.access import SchemaError
+from gateway.database.errors import SchemaError
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -15,9 +15,9 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.database.access import Owner
 from gateway.database.group_commit import GroupCommit
 from gateway.database.schema import stored_responses
+from gateway.database.values import Owner
 
 CACHE_ENTRIES = 10_000
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
     Text,
 )
 
-from gateway.database.counts import COUNTS
+from gateway.database.values import COUNTS
 
 metadata = MetaData()
 
@@ -86,7 +86,7 @@ audit_log = Table(
     Column("detail", JSON, nullable=False),
 )
 
-# The ledger's figures, in the order of gateway.database.counts.COUNTS: tokens, cost, and
+# The ledger's figures, in the order of gateway.database.values.COUNTS: tokens, cost, and
 # the media units (images, seconds of audio transcribed or translated, characters of
 # speech input).
 FIGURES = COUNTS

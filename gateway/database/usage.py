@@ -15,8 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.database.counts import COUNTS, Counts, Key
 from gateway.database.schema import usage, usage_batches, usage_days
+from gateway.database.values import COUNTS, Counts, Key
 
 
 def _apis(key: Key) -> tuple[str, str, datetime.datetime, str, str]:

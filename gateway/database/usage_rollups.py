@@ -19,8 +19,8 @@ from typing import Any, Literal
 from sqlalchemy import Column, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.database.counts import COUNTS, Counts
 from gateway.database.schema import usage, usage_days
+from gateway.database.values import COUNTS, Counts
 
 Dimension = Literal["consumer", "deployment"]
 Cells = dict[tuple[int, tuple[str, ...]], Counts]  # (period index, group values) -> counts

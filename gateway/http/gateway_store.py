@@ -39,7 +39,9 @@ from gateway.core.errors import InvalidRequest, ResponseNotFound
 from gateway.core.flow import Flow
 from gateway.core.operations import Operation
 from gateway.core.replies import json_response
-from gateway.database.access import DATABASE, Owner, unavailable
+from gateway.database.access import DATABASE
+from gateway.database.errors import unavailable
+from gateway.database.values import Owner
 from gateway.http.relay import Remember, StreamRelay, relay_json
 from gateway.runtime.live import LIVE
 from gateway.translate import way

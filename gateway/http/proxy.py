@@ -18,7 +18,9 @@ from gateway.core.errors import InvalidRequest, ResponseNotFound, UnsupportedOpe
 from gateway.core.flow import Flow
 from gateway.core.operations import Operation
 from gateway.core.tokens import TOKENIZER
-from gateway.database.access import DATABASE, Owner, unavailable
+from gateway.database.access import DATABASE
+from gateway.database.errors import unavailable
+from gateway.database.values import Owner
 from gateway.enforcement.accounting import finish
 from gateway.enforcement.limiter import LIMITER
 from gateway.http import count_tokens, gateway_store

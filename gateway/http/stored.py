@@ -20,7 +20,8 @@ from gateway.config import RoutingConfig
 from gateway.core.errors import InvalidRequest, ResponseNotFound, UnsupportedOperation
 from gateway.core.flow import NO_POLICIES, Flow
 from gateway.core.operations import Operation
-from gateway.database.access import DATABASE, Owner
+from gateway.database.access import DATABASE
+from gateway.database.values import Owner
 from gateway.http import gateway_store
 from gateway.http.admission import Handler, admitted
 from gateway.http.relay import StreamRelay, relay_json

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import GatewayConfig, load_config
 from gateway.config.consumers import ConsumerProblem, NewConsumer, check_consumer
-from gateway.database.access import DatabaseUnavailable, SchemaError, unavailable
-from gateway.database.counts import COUNTS
 from gateway.database.engine import make_engine
+from gateway.database.errors import DatabaseUnavailable, SchemaError, unavailable
 from gateway.database.migrate import prepare
 from gateway.database.team import Conflict, NotFound, Team
 from gateway.database.usage import UsageLedger, group
+from gateway.database.values import COUNTS
 
 Action = Callable[[GatewayConfig, Team, UsageLedger, argparse.Namespace], Awaitable[int]]
 

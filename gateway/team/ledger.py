@@ -39,8 +39,9 @@ import orjson
 from aiohttp import web
 
 from gateway.core.flow import Flow
-from gateway.database.access import DATABASE, unavailable
-from gateway.database.counts import COUNTS, Counts, Key
+from gateway.database.access import DATABASE
+from gateway.database.errors import unavailable
+from gateway.database.values import COUNTS, Counts, Key
 from gateway.runtime.live import LIVE
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.config import StartupError
-from gateway.database.access import DATABASE, unavailable
+from gateway.database.access import DATABASE
+from gateway.database.errors import unavailable
 from gateway.runtime.live import LIVE
 from gateway.runtime.reload import rebuild
 

@@ -16,12 +16,12 @@ from sqlalchemy import func, inspect, select, text
 
 from gateway.config import DatabaseConfig
 from gateway.console.charts import periods
-from gateway.database.counts import Counts
 from gateway.database.engine import Database, make_engine
 from gateway.database.migrate import prepare, upgrade
 from gateway.database.schema import usage_days
 from gateway.database.usage import group
 from gateway.database.usage_rollups import local_midnight
+from gateway.database.values import Counts
 
 UTC = datetime.UTC
 START = datetime.datetime(2026, 3, 1, tzinfo=UTC)

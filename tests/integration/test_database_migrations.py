@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import DatabaseConfig
-from gateway.database.access import SchemaError
 from gateway.database.engine import make_engine
+from gateway.database.errors import SchemaError
 from gateway.database.migrate import HEAD, create_if_empty, current, prepare, upgrade
 from policies.auth import hash_key
 from tests.conftest import GATEWAY

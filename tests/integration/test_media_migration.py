@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import DatabaseConfig
-from gateway.database.counts import Counts
 from gateway.database.engine import make_engine
 from gateway.database.migrate import HEAD, upgrade
 from gateway.database.usage import UsageLedger
+from gateway.database.values import Counts
 
 HOUR = datetime.datetime(2026, 12, 2, 10, tzinfo=datetime.UTC)
 OLD = "requests, errors, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cost_micros"

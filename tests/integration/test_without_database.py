@@ -17,7 +17,7 @@ from openai import OpenAI
 
 from policies.auth import hash_key
 from tests.conftest import GATEWAY, KEY_A, KEY_B, Stack, free_port, wait_up
-from tests.integration.test_cli import get, run, start, write
+from tests.integration.test_cli import GOOD, get, run, start, write
 from tests.integration.test_responses_api import with_responses
 
 
@@ -99,19 +99,9 @@ def test_usage_and_the_admin_api_say_there_is_no_database(stack: Stack) -> None:
         assert status == 404 and "admin API is not enabled" in body["error"]["message"], path
 
 
-SIDECAR = """\
-server: {host: 127.0.0.1, port: PORT}
-database: {enabled: false}
-ledger: {enabled: false}
-consumers:
-  - {name: app, api_keys: ["DIGEST"], deployments: ["*"]}
-deployments:
-  - name: gpt-4o-mini
-    model: gpt-4o-mini
-    backends:
-      - {url: "SIM", api: azure-openai, deployment: gpt4o-mini,
-         auth: {type: api-key, key_env: WEST_KEY}}
-"""
+# The CLI tests' config, with the database and the ledger off.
+SIDECAR = GOOD.replace("consumers:\n", "database: {enabled: false}\nledger: {enabled: false}\n"
+                       "consumers:\n", 1)
 
 
 def mapped(pid: int) -> str:
@@ -126,7 +116,7 @@ def test_the_sidecar_process_loads_no_database_code(
     sim_port, port = free_port(), free_port()
     sim = start(background, "simulate", "--port", str(sim_port), "--accept", "upstream-k")
     wait_up(f"http://127.0.0.1:{sim_port}", sim)
-    path = write(tmp_path, SIDECAR, PORT=port, DIGEST=hash_key("app-key"),
+    path = write(tmp_path, SIDECAR, PORT=port, DIGEST=hash_key("team-key"),
                  SIM=f"http://127.0.0.1:{sim_port}")
     gw = subprocess.Popen([*GATEWAY, "serve", "--config", str(path)], cwd=tmp_path,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -134,7 +124,7 @@ def test_the_sidecar_process_loads_no_database_code(
     background.append(gw)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, gw)
-    status, body = get(url + "/v1/chat/completions", {"api-key": "app-key"},
+    status, body = get(url + "/v1/chat/completions", {"api-key": "team-key"},
                        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
     assert status == 200 and body["choices"][0]["message"]["content"]
     maps = mapped(gw.pid)
@@ -143,7 +133,7 @@ def test_the_sidecar_process_loads_no_database_code(
     assert not list(tmp_path.glob("*.db*"))
 
     # The verbs that work on the database say there is none, and change nothing.
-    for verb in (("db", "upgrade"), ("consumers", "list"), ("keys", "list", "app"),
+    for verb in (("db", "upgrade"), ("consumers", "list"), ("keys", "list", "team-search"),
                  ("usage", "--from", "2026-01-01", "--to", "2026-02-01")):
         done = run(*verb, "--config", str(path))
         assert done.returncode == 2, (verb, done.stderr)

@@ -10,10 +10,11 @@ import pytest
 
 from gateway.config.models import DatabaseConfig
 from gateway.database import migrate
-from gateway.database.access import DatabaseUnavailable, Owner
 from gateway.database.engine import engine_url, make_engine
+from gateway.database.errors import DatabaseUnavailable
 from gateway.database.migrate import prepare
 from gateway.database.responses import ResponseOwners
+from gateway.database.values import Owner
 
 
 def test_head_and_known_revisions_match_the_scripts() -> None:

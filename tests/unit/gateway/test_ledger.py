@@ -86,7 +86,7 @@ async def test_a_failed_write_is_sent_again_as_it_was(db: Database, tmp_path: Pa
 
 
 async def test_a_batch_sent_twice_counts_once(db: Database, tmp_path: Path) -> None:
-    from gateway.database.counts import Counts
+    from gateway.database.values import Counts
 
     rows = {("team-a", "chat", at(HOUR)): Counts(requests=1, prompt_tokens=4)}
     assert await db.usage.write("host-1-abc:1-1", rows) is True

@@ -7,8 +7,8 @@ import datetime
 from zoneinfo import ZoneInfo
 
 from gateway.console.charts import periods, stacked
-from gateway.database.counts import Counts
 from gateway.database.usage_rollups import Cells
+from gateway.database.values import Counts
 
 
 def test_days_and_months_of_a_range_in_a_zone() -> None:

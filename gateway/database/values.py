@@ -1,6 +1,7 @@
-"""What the usage ledger counts (`Counts`, in the order `COUNTS` names them) and the key
-it counts them under: plain values without SQLAlchemy, shared by the ledger's spool, the
-database and the reports, so that a gateway with the database off loads none of it."""
+"""The plain values the rest of the gateway exchanges with the database: what the usage
+ledger counts (`Counts`, in the order `COUNTS` names them) and the key it counts them
+under, and who owns a stored response (`Owner`). No SQLAlchemy, so that a gateway with
+the database off loads none of it."""
 
 from __future__ import annotations
 
@@ -37,3 +38,14 @@ class Counts:
 # consumer, deployment, hour, then the client API and the backend API (a key of three
 # is read as one without APIs).
 Key = tuple[str, str, datetime.datetime] | tuple[str, str, datetime.datetime, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who made a stored response, and the store (an upstream's, or the gateway's) that
+    holds it: what the request path records and checks."""
+
+    consumer: str
+    deployment: str
+    backend: str
+    store_key: str
