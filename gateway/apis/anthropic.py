@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, StoresNothing
+from gateway.apis.base import Api, JsonObject, ModelRoute, StoresNothing
 from gateway.apis.shapes import as_int, items, loads, named_event, schema_slots, string_slots
 from gateway.core.errors import anthropic_type
 from gateway.core.flavours import Flavour
@@ -35,11 +35,11 @@ KNOWN = frozenset({
 class MessagesBody(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: StrictStr | None = None
-    messages: list[dict[str, Any]]
-    system: StrictStr | list[dict[str, Any]] | None = None
+    messages: list[JsonObject]
+    system: StrictStr | list[JsonObject] | None = None
     max_tokens: StrictInt
     stream: StrictBool | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[JsonObject] | None = None
 
 
 class CountTokensBody(MessagesBody):

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, StoresNothing
+from gateway.apis.base import Api, JsonObject, ModelRoute, StoresNothing
 from gateway.apis.shapes import (
     as_int,
     data_event,
@@ -55,10 +55,10 @@ class Generation(BaseModel):
 
 
 class ChatBody(Generation):
-    messages: list[dict[str, Any]]
+    messages: list[JsonObject]
     max_completion_tokens: StrictInt | None = None
-    tools: list[dict[str, Any]] | None = None
-    functions: list[dict[str, Any]] | None = None
+    tools: list[JsonObject] | None = None
+    functions: list[JsonObject] | None = None
 
 
 COMMON = frozenset({"model", "user", "stream", "stream_options", "n", "seed", "stop",

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 
-from gateway.apis.base import Api, ModelRoute, NeverStreams
+from gateway.apis.base import Api, JsonObject, ModelRoute, NeverStreams
 from gateway.apis.responses import RESPONSES, responses_usage
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
@@ -29,7 +29,7 @@ class CompactBody(BaseModel):
     input: StrictStr | list[Any] | None = None
     instructions: StrictStr | None = None
     previous_response_id: StrictStr | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[JsonObject] | None = None
     parallel_tool_calls: StrictBool | None = None
 
 

@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from gateway.apis import shapes
-from gateway.apis.base import Api, ModelRoute
+from gateway.apis.base import Api, JsonObject, ModelRoute
 from gateway.apis.shapes import as_int, loads, named_event, schema_slots, usage_counts
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
@@ -39,7 +39,7 @@ class ResponsesBody(BaseModel):
     store: StrictBool | None = None
     background: StrictBool | None = None
     previous_response_id: StrictStr | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[JsonObject] | None = None
     user: StrictStr | None = None
 
 

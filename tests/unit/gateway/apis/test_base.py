@@ -12,6 +12,7 @@ import pytest
 from gateway.apis import APIS, MEDIA_ROUTES, MODEL_ROUTES
 from gateway.apis.base import Api, GeneratesNothing, NeverStreams, StoresNothing
 from gateway.apis.chat import ChatCompletions
+from gateway.core.errors import InvalidRequest
 from gateway.core.flavours import Flavour
 from gateway.core.operations import Operation
 from policies.wire import WireApi
@@ -108,3 +109,17 @@ def test_an_api_that_never_streams_says_so_loudly() -> None:
         embeddings.encode(None, b"{}")
     with pytest.raises(AssertionError, match="no streams"):
         embeddings.end()
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"messages": [{"role": "user", "content": "hi"}, "hi"]}, "messages.1"),
+    ({"messages": [], "tools": [[]]}, "tools.0"),
+])
+def test_a_list_item_that_is_not_an_object_is_named_in_the_clients_words(
+        body: dict[str, Any], param: str) -> None:
+    # Checked without a copy of each object (base.JsonObject): the words are still the
+    # client's, not the name of a Python class.
+    with pytest.raises(InvalidRequest) as caught:
+        ChatCompletions().validate(body)
+    assert caught.value.param == param
+    assert str(caught.value) == f"Invalid value for '{param}': Input should be a JSON object."
