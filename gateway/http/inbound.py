@@ -49,43 +49,40 @@ _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 # Below this size two counts over the body cost less than copying its structure out.
 _SMALL = 8192
-# A body with fewer quotes than one per this many bytes (prose: a conversation) is cut at
-# its quotes, which C finds as fast as memory is read; a denser one (many short strings)
-# takes the per-byte pass instead, whose cost does not grow with the number of strings.
-_SPARSE = 64
 
 
 def check_shape(raw: bytes, max_depth: int, max_items: int) -> None:
     """Refuse JSON nested too deep or holding too many values before any parser (or
     Python code walking the result) spends time on it. Values are counted as the
     commas and opening brackets outside strings, plus one (every value but an empty
-    container's absence). Only C-level bytes operations, one pass over the whole body:
-    what lies outside strings (the even pieces between quotes, once escaped backslashes
-    and quotes are dropped) is a few per cent of a body, and every count is over that."""
+    container's absence). Only C-level bytes operations, and one pass over the whole
+    body where it can be: the structure (quotes, brackets, commas) is kept by one
+    `translate`, prose shrinks to a few per cent of itself, and every count after it is
+    over that; the exact count only when the bounds cannot decide."""
     if len(raw) <= min(max_items, _SMALL) and raw.count(b"[") + raw.count(b"{") <= max_depth:
         return  # every value takes a byte; most requests are small, and this is cheapest
-    text = raw
-    if b"\\" in text:
+    flat = raw.translate(None, _NOT_STRUCTURE)
+    openers = flat.count(b"[") + flat.count(b"{")
+    if openers <= max_depth and (len(raw) <= max_items
+                                 or openers + flat.count(b",") + 1 <= max_items):
+        return
+    if b"\\" in raw:
         # Escapes decide which quotes end a string: escaped backslashes, then escaped
         # quotes, are dropped first (each only when present: a search is cheaper than
-        # a copy).
-        if b"\\\\" in text:
-            text = text.replace(b"\\\\", b"")
-        if b'\\"' in text:
-            text = text.replace(b'\\"', b"")
-    pieces = len(text) // _SPARSE + 2
-    parts = text.split(b'"', pieces)
-    if len(parts) <= pieces:
-        outside = b"".join(parts[::2]).translate(None, _NOT_STRUCTURE)
-    else:  # dense: the structure first, then the pieces of that
-        outside = b"".join(text.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
-    openers = outside.count(b"[") + outside.count(b"{")
-    if openers + outside.count(b",") + 1 > max_items:
+        # a copy), and the structure kept again.
+        cleaned = raw.replace(b"\\\\", b"") if b"\\\\" in raw else raw
+        if b'\\"' in cleaned:
+            cleaned = cleaned.replace(b'\\"', b"")
+        if cleaned is not raw:
+            flat = cleaned.translate(None, _NOT_STRUCTURE)
+    # What lies outside strings: the even pieces between quotes.
+    outside = b"".join(flat.split(b'"')[::2])
+    if outside.count(b",") + outside.count(b"[") + outside.count(b"{") + 1 > max_items:
         raise _too_many(max_items)
-    if openers > max_depth:
-        brackets = outside.translate(None, b",")
-        if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > max_depth:
-            raise _too_deep(max_depth)
+    # The depth walks Python over each bracket: commas, as many again, dropped first.
+    brackets = outside.translate(None, b",")
+    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > max_depth:
+        raise _too_deep(max_depth)
 
 
 def _too_many(limit: int) -> InvalidRequest:

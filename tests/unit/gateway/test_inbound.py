@@ -46,8 +46,7 @@ def accepted(raw: bytes, max_depth: int, max_items: int) -> bool:
 
 
 # What pads a body past the small bodies' shortcut: none; prose (a long string with an
-# escaped quote every few bytes, quotes sparse once those are dropped: cut at the quotes);
-# a list of short strings (quotes dense: the per-byte pass).
+# escaped quote every few bytes); a list of short strings (quotes and commas dense).
 PADS: dict[str, Any] = {"none": None, "prose": 'a\\"b' * 2250, "strings": ["ab"] * 2250}
 
 
@@ -55,7 +54,7 @@ PADS: dict[str, Any] = {"none": None, "prose": 'a\\"b' * 2250, "strings": ["ab"]
 @given(VALUES, st.sampled_from([(",", ":"), (", ", ": ")]), st.sampled_from(sorted(PADS)))
 def test_the_check_agrees_with_the_parsed_value(value: Any, separators: tuple[str, str],
                                                 pad: str) -> None:
-    # All three ways of counting are held to the parsed value.
+    # Each way of counting (the shortcut, the bounds, the exact walk) is held to the parse.
     body = {"m": value} if PADS[pad] is None else {"m": value, "pad": PADS[pad]}
     raw = json.dumps(body, separators=separators, ensure_ascii=False).encode()
     d, n = depth(body), values(body) + 1
